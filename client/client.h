@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* What the verbs of pycqueue share: the global options, the exit codes of
+ * DESIGN §4, and one entry point per verb. A verb returns an exit code;
+ * it has printed whatever the user needs to know about a failure. */
+
+#include <stdbool.h>
+
+#include "connection.h"
+#include "protocol.h"
+
+#define PROGRAM_NAME "pycqueue"
+#define DEFAULT_SOCKET_PATH "/run/pycqueue/socket"
+
+typedef enum ExitCode {
+        EXIT_OK = 0,
+        EXIT_FILES_FAILED = 1, /* some file failed to compile */
+        EXIT_USAGE = 2,
+        EXIT_UNREACHABLE = 3, /* daemon not running or connection lost */
+        EXIT_PERMISSION = 4,
+        EXIT_OTHER = 5,
+} ExitCode;
+
+typedef struct ClientOptions {
+        const char *socket_path; /* resolved: --socket, $PYCQUEUE_SOCKET or the default */
+        bool json;
+        bool quiet;
+        bool verbose;
+        bool autostart;
+        int argc; /* the whole command line, sent as context */
+        char **argv;
+} ClientOptions;
+
+/* Global options may also follow the verb ("pycqueue status --json"):
+ * every verb's getopt table includes GLOBAL_LONG_OPTIONS and "qv" and hands
+ * what it does not know itself to client_parse_global_option(), which
+ * returns true when it consumed @opt. */
+enum {
+        OPT_GLOBAL_SOCKET = 0x1000,
+        OPT_GLOBAL_JSON,
+        OPT_GLOBAL_NO_AUTOSTART,
+        OPT_GLOBAL_VERSION,
+        OPT_VERB_BASE = 0x1100, /* verbs number their long-only options from here */
+};
+/* clang-format off */
+#define GLOBAL_LONG_OPTIONS \
+        { "socket", required_argument, NULL, OPT_GLOBAL_SOCKET }, \
+        { "json", no_argument, NULL, OPT_GLOBAL_JSON }, \
+        { "quiet", no_argument, NULL, 'q' }, \
+        { "verbose", no_argument, NULL, 'v' }, \
+        { "no-autostart", no_argument, NULL, OPT_GLOBAL_NO_AUTOSTART }
+/* clang-format on */
+bool client_parse_global_option(ClientOptions *o, int opt, const char *arg);
+
+/* Reports a getopt failure ('?' or ':') with the usage hint for @verb (NULL
+ * for the global parser); returns EXIT_USAGE. */
+int client_getopt_error(const char *verb, int opt, char **argv);
+
+/* Connects to the daemon, starting it when @autostart and nothing listens.
+ * On failure prints why and returns the exit code; EXIT_OK on success. */
+int client_connect(const ClientOptions *o, bool autostart, Connection **ret);
+/* Adds the client context (tool, dpkg package, command line) to a request. */
+void client_put_context(MsgWriter *w, const ClientOptions *o);
+/* Prints why a request failed and returns the exit code: for a MSG_ERROR
+ * reply, and for a negative errno from sending or receiving. */
+int client_request_error(MsgReader *m);
+int client_io_error(int r);
+
+int verb_compile(ClientOptions *o, int argc, char **argv);
+int verb_status(ClientOptions *o, int argc, char **argv);
+int verb_wait(ClientOptions *o, int argc, char **argv);

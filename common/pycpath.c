@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: MIT */
+/* Source → cache path mapping. importlib splits the file name at its last
+ * dot and inserts the interpreter's cache tag and, for optimization levels
+ * above zero, ".opt-N"; we follow it byte for byte, including its handling of
+ * names without a stem, so our targets are the ones the importer looks for. */
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "macro.h"
+#include "pycpath.h"
+
+bool pycpath_is_source_name(const char *name) {
+        size_t n = strlen(name);
+        return n > 3 && strcmp(name + n - 3, ".py") == 0;
+}
+
+int pycpath_cache_name(const char *name, const char *cache_tag, unsigned opt_level, char **ret) {
+        const char *dot;
+        char opt[16] = "";
+        size_t stem;
+        char *r;
+
+        if (!cache_tag || !*cache_tag || opt_level > 2 || !*name || strchr(name, '/'))
+                return -EINVAL;
+
+        /* tail.rpartition('.'): "base.rest" → base, or the whole name when no dot */
+        dot = strrchr(name, '.');
+        if (dot && dot != name)
+                stem = (size_t)(dot - name);
+        else if (dot)
+                stem = 0;
+        else
+                stem = strlen(name);
+        if (opt_level > 0)
+                snprintf(opt, sizeof(opt), ".opt-%u", opt_level);
+
+        if (stem > 0) {
+                if (asprintf(&r, "%.*s.%s%s.pyc", (int)stem, name, cache_tag, opt) < 0)
+                        return -ENOMEM;
+        } else if (dot) {
+                /* ".py": base is empty, so importlib uses the rest ("py"). */
+                if (asprintf(&r, "%s.%s%s.pyc", dot + 1, cache_tag, opt) < 0)
+                        return -ENOMEM;
+        } else {
+                if (asprintf(&r, "%s%s%s.pyc", name, cache_tag, opt) < 0)
+                        return -ENOMEM;
+        }
+        *ret = r;
+        return 0;
+}
+
+int pycpath_cache_path(const char *source, const char *cache_tag, unsigned opt_level, char **ret) {
+        _cleanup_free_ char *name = NULL;
+        const char *slash = strrchr(source, '/');
+        const char *base = slash ? slash + 1 : source;
+        int dirlen = slash ? (int)(slash - source) : 0;
+        char *r;
+        int k;
+
+        k = pycpath_cache_name(base, cache_tag, opt_level, &name);
+        if (k < 0)
+                return k;
+        if (slash)
+                k = asprintf(&r, "%.*s/" PYCACHE_DIR "/%s", dirlen, source, name);
+        else
+                k = asprintf(&r, PYCACHE_DIR "/%s", name);
+        if (k < 0)
+                return -ENOMEM;
+        *ret = r;
+        return 0;
+}
+
+bool pycpath_is_cache_name(const char *name) {
+        size_t n = strlen(name);
+        const char *end, *p;
+
+        if (n < 5 || strcmp(name + n - 4, ".pyc") != 0)
+                return false;
+        end = name + n - 4;
+        /* optional ".opt-N" */
+        if (end - name > 6 && strncmp(end - 6, ".opt-", 5) == 0 && end[-1] >= '1' && end[-1] <= '2')
+                end -= 6;
+        /* ".TAG" with a non-empty stem before it */
+        for (p = end - 1; p > name && *p != '.'; p--)
+                ;
+        return p > name && p < end - 1;
+}

@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: MIT */
+/* Configuration parsing. The file is a flat list of "key = value" lines with
+ * "#" comments; every key is also documented in pycqueued(8). Unknown keys
+ * are errors, not warnings: a typo in a system daemon's config should stop
+ * it from starting rather than silently run with defaults. */
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+
+#include "config.h"
+#include "log.h"
+#include "macro.h"
+#include "util.h"
+
+void config_init(Config *c) {
+        *c = (Config){
+                .workers = 0,
+                .idle_exit_usec = 0,
+                .log_level = LOG_INFO,
+                .job_timeout_usec = 60 * 1000000ULL,
+                .worker_memory_limit = 4ULL << 30,
+                .max_connections = 1024,
+                .max_connections_per_uid = 64,
+                .max_paths_per_request = 100000,
+                .max_files_per_request = 1000000,
+                .max_source_size = 64ULL << 20,
+                .lock_retry_usec = 5 * 1000000ULL,
+                .io_threads = 4,
+                .durable = true,
+        };
+}
+
+void config_done(Config *c) {
+        free(c->socket_path);
+        free(c->state_dir);
+        free(c->worker_user);
+        *c = (Config){};
+}
+
+static int set_string(char **field, const char *value) {
+        char *s = strdup(value);
+        if (!s)
+                return -ENOMEM;
+        free(*field);
+        *field = s;
+        return 0;
+}
+
+static int set_unsigned(unsigned *field, const char *value, unsigned min, unsigned max) {
+        unsigned v;
+        int r = safe_atou(value, &v);
+        if (r < 0 || v < min || v > max)
+                return -EINVAL;
+        *field = v;
+        return 0;
+}
+
+static int set_u64(uint64_t *field, const char *value, uint64_t min) {
+        uint64_t v;
+        int r = safe_atou64(value, &v);
+        if (r < 0 || v < min)
+                return -EINVAL;
+        *field = v;
+        return 0;
+}
+
+static int set_seconds(uint64_t *field, const char *value) {
+        return parse_seconds_usec(value, field);
+}
+
+int config_set(Config *c, const char *key, const char *value) {
+        if (strcmp(key, "workers") == 0)
+                return set_unsigned(&c->workers, value, 1, 256);
+        if (strcmp(key, "job_timeout") == 0) {
+                int r = set_seconds(&c->job_timeout_usec, value);
+                return r < 0 || c->job_timeout_usec == 0 ? -EINVAL : 0;
+        }
+        if (strcmp(key, "idle_exit") == 0)
+                return set_seconds(&c->idle_exit_usec, value);
+        if (strcmp(key, "worker_user") == 0)
+                return *value ? set_string(&c->worker_user, value) : -EINVAL;
+        if (strcmp(key, "worker_memory_limit") == 0)
+                return set_u64(&c->worker_memory_limit, value, 64ULL << 20);
+        if (strcmp(key, "max_connections") == 0)
+                return set_unsigned(&c->max_connections, value, 1, 65536);
+        if (strcmp(key, "max_connections_per_uid") == 0)
+                return set_unsigned(&c->max_connections_per_uid, value, 1, 65536);
+        if (strcmp(key, "max_paths_per_request") == 0)
+                return set_unsigned(&c->max_paths_per_request, value, 1, 1000000);
+        if (strcmp(key, "max_files_per_request") == 0)
+                return set_unsigned(&c->max_files_per_request, value, 1, 100000000);
+        if (strcmp(key, "max_source_size") == 0)
+                return set_u64(&c->max_source_size, value, 1);
+        if (strcmp(key, "lock_retry") == 0)
+                return set_seconds(&c->lock_retry_usec, value);
+        if (strcmp(key, "io_threads") == 0)
+                return set_unsigned(&c->io_threads, value, 1, 64);
+        if (strcmp(key, "log_level") == 0) {
+                int l = log_level_from_string(value);
+                if (l < 0)
+                        return l;
+                c->log_level = l;
+                return 0;
+        }
+        if (strcmp(key, "durability") == 0) {
+                if (strcmp(value, "full") == 0)
+                        c->durable = true;
+                else if (strcmp(value, "none") == 0)
+                        c->durable = false;
+                else
+                        return -EINVAL;
+                return 0;
+        }
+        return -ENOKEY;
+}
+
+static char *strip(char *s) {
+        char *e;
+
+        while (isspace((unsigned char)*s))
+                s++;
+        e = s + strlen(s);
+        while (e > s && isspace((unsigned char)e[-1]))
+                *--e = '\0';
+        return s;
+}
+
+int config_load_file(Config *c, const char *path, bool must_exist, char **ret_error) {
+        _cleanup_free_ char *line = NULL;
+        size_t allocated = 0;
+        unsigned lineno = 0;
+        FILE *f;
+        int r = 0;
+
+        f = fopen(path, "re");
+        if (!f) {
+                if (errno == ENOENT && !must_exist)
+                        return 0;
+                r = negative_errno();
+                if (asprintf(ret_error, "%s: %s", path, strerror(-r)) < 0)
+                        *ret_error = NULL;
+                return r;
+        }
+
+        while (getline(&line, &allocated, f) >= 0) {
+                char *s, *eq, *key, *value;
+
+                lineno++;
+                s = strip(line);
+                if (*s == '\0' || *s == '#' || *s == ';')
+                        continue;
+                eq = strchr(s, '=');
+                if (!eq) {
+                        if (asprintf(ret_error, "%s:%u: expected \"key = value\"", path, lineno) < 0)
+                                *ret_error = NULL;
+                        r = -EINVAL;
+                        break;
+                }
+                *eq = '\0';
+                key = strip(s);
+                value = strip(eq + 1);
+                r = config_set(c, key, value);
+                if (r < 0) {
+                        if (asprintf(ret_error, r == -ENOKEY ? "%s:%u: unknown key \"%s\""
+                                                             : "%s:%u: invalid value \"%s\" for %s",
+                                     path, lineno, r == -ENOKEY ? key : value, key) < 0)
+                                *ret_error = NULL;
+                        r = -EINVAL;
+                        break;
+                }
+        }
+        fclose(f);
+        return r;
+}

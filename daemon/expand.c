@@ -1,0 +1,353 @@
+/* SPDX-License-Identifier: MIT */
+/* Expansion of a compile request, as compileall walks a tree: directories
+ * recursively in sorted order, "__pycache__" skipped, symlinked directories
+ * not entered, files named "*.py" taken, the -x regexes matched against the
+ * full path. Every requested directory is canonicalized first (for a file,
+ * its directory) and directories are opened with O_NOFOLLOW from there on
+ * (safepath.c). A symlinked source file is compiled where the link is, as
+ * compileall does.
+ *
+ * For each source and each (interpreter, optimization level) the walk also
+ * reads the header of the existing .pyc and records whether it is current;
+ * the pool re-checks that under the source's lock before skipping a job, so
+ * the hint only saves work and never decides correctness. Stale temporary
+ * files of a killed daemon are removed from each __pycache__ passed. */
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "expand.h"
+#include "job.h"
+#include "macro.h"
+#include "pycpath.h"
+#include "safepath.h"
+#include "util.h"
+#include "writer.h"
+
+#define EXPAND_MAX_DEPTH 256
+
+
+typedef struct Walk {
+        const ExpandInput *in;
+        ExpandResult *res;
+} Walk;
+
+static ExpandEntry *add_entry(Walk *w) {
+        ExpandResult *res = w->res;
+        ExpandEntry *e;
+
+        if (res->n_entries == res->allocated) {
+                size_t n = MAX(res->allocated * 2, (size_t)64);
+                ExpandEntry *ne = realloc(res->entries, n * sizeof(*ne));
+                if (!ne)
+                        return NULL;
+                res->entries = ne;
+                res->allocated = n;
+        }
+        e = &res->entries[res->n_entries++];
+        *e = (ExpandEntry){};
+        return e;
+}
+
+static int add_error(Walk *w, const char *path, const char *type, const char *message) {
+        ExpandEntry *e = add_entry(w);
+
+        if (!e)
+                return -ENOMEM;
+        e->source = strdup(path);
+        e->error_type = strdup(type);
+        e->error_message = strdup(message);
+        return e->source && e->error_type && e->error_message ? 0 : -ENOMEM;
+}
+
+static bool excluded(Walk *w, const char *path) {
+        for (size_t i = 0; i < w->in->n_excludes; i++)
+                if (regexec(&w->in->excludes[i], path, 0, NULL, 0) == 0)
+                        return true;
+        return false;
+}
+
+/* Reads the header of @name in @cache_fd and compares. */
+static bool target_is_current(Walk *w, int cache_fd, const char *name, const ExpandInterpreter *ip,
+                              const struct stat *st, const uint8_t *data, size_t size) {
+        _cleanup_close_ int fd = -1;
+        uint8_t buf[PYC_HEADER_SIZE];
+        struct stat tst;
+        PycHeader h;
+
+        if (cache_fd < 0)
+                return false;
+        fd = openat(cache_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+        if (fd < 0 || fstat(fd, &tst) < 0 || !S_ISREG(tst.st_mode) || tst.st_size <= (off_t)PYC_HEADER_SIZE)
+                return false;
+        if (loop_read(fd, buf, sizeof(buf)) != (ssize_t)sizeof(buf) || pyc_header_parse(buf, sizeof(buf), &h) < 0)
+                return false;
+        return pyc_header_is_current(&h, ip->magic, ip->hash_algo, w->in->mode,
+                                     pyc_mtime_field(st->st_mtim.tv_sec, st->st_mtim.tv_nsec),
+                                     (uint32_t)((uint64_t)st->st_size & 0xffffffffu), data, size);
+}
+
+/* Adds canonical source @path (in directory @dir_fd, file @name). */
+static int add_source(Walk *w, int dir_fd, int cache_fd, const char *path, const char *name) {
+        const ExpandInput *in = w->in;
+        size_t n_targets = in->n_interpreters * in->n_opt_levels;
+        _cleanup_free_ uint8_t *data = NULL;
+        size_t size = 0;
+        struct stat st;
+        ExpandEntry *e;
+        bool have_stat;
+
+        if (w->res->n_entries >= in->max_files) {
+                w->res->error = -E2BIG;
+                return -E2BIG;
+        }
+        e = add_entry(w);
+        if (!e)
+                return -ENOMEM;
+        e->source = strdup(path);
+        e->targets = calloc(n_targets, sizeof(ExpandTarget));
+        if (!e->source || !e->targets)
+                return -ENOMEM;
+
+        have_stat = fstatat(dir_fd, name, &st, 0) == 0 && S_ISREG(st.st_mode);
+        if (have_stat && !in->force && in->mode != INVALIDATION_TIMESTAMP && cache_fd >= 0) {
+                _cleanup_close_ int fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+                if (fd < 0 || read_full_fd(fd, 64u << 20, &data, &size) < 0)
+                        have_stat = false;
+        }
+
+        for (size_t i = 0; i < in->n_interpreters; i++)
+                for (size_t k = 0; k < in->n_opt_levels; k++) {
+                        ExpandTarget *t = &e->targets[i * in->n_opt_levels + k];
+                        const char *base;
+                        int r;
+
+                        r = pycpath_cache_path(path, in->interpreters[i].cache_tag, in->opt_levels[k], &t->path);
+                        if (r < 0)
+                                return r;
+                        base = strrchr(t->path, '/') + 1;
+                        t->up_to_date = have_stat && !in->force &&
+                                        target_is_current(w, cache_fd, base, &in->interpreters[i], &st, data, size);
+                }
+        return 0;
+}
+
+static int cmp_names(const void *a, const void *b) {
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int walk_dir(Walk *w, int dir_fd, const char *path, unsigned depth) {
+        _cleanup_close_ int cache_fd = -1;
+        char **names = NULL;
+        size_t n_names = 0, allocated = 0;
+        struct dirent *de;
+        DIR *d;
+        int fd, r = 0;
+
+        if (depth > EXPAND_MAX_DEPTH)
+                return 0;
+        fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return add_error(w, path, "PermissionError", "cannot list directory");
+        d = fdopendir(fd);
+        if (!d) {
+                safe_close(fd);
+                return -ENOMEM;
+        }
+        while ((de = readdir(d))) {
+                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                        continue;
+                if (strcmp(de->d_name, PYCACHE_DIR) == 0)
+                        continue;
+                if (n_names == allocated) {
+                        size_t n = MAX(allocated * 2, (size_t)32);
+                        char **nn = realloc(names, n * sizeof(char *));
+                        if (!nn) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                        names = nn;
+                        allocated = n;
+                }
+                names[n_names] = strdup(de->d_name);
+                if (!names[n_names]) {
+                        r = -ENOMEM;
+                        break;
+                }
+                n_names++;
+        }
+        closedir(d);
+        if (r < 0)
+                goto finish;
+        qsort(names, n_names, sizeof(char *), cmp_names);
+
+        if (writer_open_cache_dir(dir_fd, false, &cache_fd) >= 0)
+                (void)writer_remove_stale_temps(cache_fd);
+
+        for (size_t i = 0; i < n_names && r >= 0; i++) {
+                _cleanup_free_ char *full = path_join(path, names[i]);
+                struct stat st;
+
+                if (!full) {
+                        r = -ENOMEM;
+                        break;
+                }
+                if (fstatat(dir_fd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        continue; /* vanished meanwhile */
+                if (S_ISDIR(st.st_mode)) {
+                        _cleanup_close_ int sub = openat(dir_fd, names[i],
+                                                         O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                        if (sub >= 0)
+                                r = walk_dir(w, sub, full, depth + 1);
+                        continue;
+                }
+                if (!pycpath_is_source_name(names[i]) || excluded(w, full))
+                        continue;
+                if (S_ISREG(st.st_mode))
+                        r = add_source(w, dir_fd, cache_fd, full, names[i]);
+                else if (S_ISLNK(st.st_mode)) {
+                        /* compileall compiles a symlinked module where the
+                         * link is; so do we, reading through the link. */
+                        struct stat rst;
+
+                        if (fstatat(dir_fd, names[i], &rst, 0) == 0 && S_ISREG(rst.st_mode))
+                                r = add_source(w, dir_fd, cache_fd, full, names[i]);
+                }
+        }
+
+finish:
+        for (size_t i = 0; i < n_names; i++)
+                free(names[i]);
+        free(names);
+        return r;
+}
+
+/* Canonicalizes @requested: fully for a directory, and for a file only its
+ * directory, so that a symlinked module keeps its own name and its .pyc
+ * lands beside the link, as with py_compile. */
+static int canonicalize_request(const char *requested, char **ret) {
+        _cleanup_free_ char *dir = NULL, *real = NULL;
+        const char *slash = strrchr(requested, '/');
+        struct stat st;
+        int r;
+
+        if (stat(requested, &st) == 0 && S_ISDIR(st.st_mode))
+                return safepath_canonicalize(requested, ret);
+        if (!slash || slash[1] == '\0' || strcmp(slash + 1, ".") == 0 || strcmp(slash + 1, "..") == 0)
+                return safepath_canonicalize(requested, ret);
+        dir = strndup(requested, slash == requested ? 1 : (size_t)(slash - requested));
+        if (!dir)
+                return -ENOMEM;
+        r = safepath_canonicalize(dir, &real);
+        if (r < 0)
+                return r;
+        *ret = path_join(real, slash + 1);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static int expand_path(Walk *w, const char *requested) {
+        _cleanup_free_ char *real = NULL;
+        _cleanup_close_ int fd = -1, cache_fd = -1;
+        const char *name;
+        char msg[512];
+        struct stat st;
+        int r;
+
+        r = canonicalize_request(requested, &real);
+        if (r >= 0 && stat(real, &st) < 0)
+                r = negative_errno();
+        if (r < 0) {
+                snprintf(msg, sizeof(msg), "cannot resolve path: %s", strerror(-r));
+                return add_error(w, requested, errno_to_exception(r), msg);
+        }
+        if (S_ISDIR(st.st_mode)) {
+                r = safepath_open_dir(real, &fd);
+                if (r < 0) {
+                        snprintf(msg, sizeof(msg), "cannot open directory: %s", strerror(-r));
+                        return add_error(w, requested, errno_to_exception(r), msg);
+                }
+                return walk_dir(w, fd, real, 0);
+        }
+        if (!S_ISREG(st.st_mode))
+                return add_error(w, requested, "OSError", "not a regular file or directory");
+        if (!pycpath_is_source_name(real))
+                return add_error(w, requested, "ValueError", "not a Python source file (its name must end in .py)");
+        r = safepath_open_parent(real, &fd, &name);
+        if (r < 0) {
+                snprintf(msg, sizeof(msg), "cannot open the source's directory: %s", strerror(-r));
+                return add_error(w, requested, errno_to_exception(r), msg);
+        }
+        (void)writer_open_cache_dir(fd, false, &cache_fd);
+        return add_source(w, fd, cache_fd, real, name);
+}
+
+static int cmp_entries(const void *a, const void *b) {
+        const ExpandEntry *x = a, *y = b;
+        int c = strcmp(x->source, y->source);
+        if (c != 0)
+                return c;
+        return (x->error_type != NULL) - (y->error_type != NULL);
+}
+
+static void entry_done(ExpandEntry *e, size_t n_targets) {
+        if (e->targets)
+                for (size_t i = 0; i < n_targets; i++)
+                        free(e->targets[i].path);
+        free(e->targets);
+        free(e->source);
+        free(e->error_type);
+        free(e->error_message);
+}
+
+ExpandResult *expand_run(const ExpandInput *in) {
+        ExpandResult *res = calloc(1, sizeof(*res));
+        Walk w = { .in = in, .res = res };
+        size_t kept = 0;
+
+        if (!res)
+                return NULL;
+        res->n_targets_per_entry = in->n_interpreters * in->n_opt_levels;
+        for (size_t i = 0; i < in->n_paths; i++) {
+                int r = expand_path(&w, in->paths[i]);
+                if (r == -E2BIG) {
+                        if (asprintf(&res->error_message, "the request names more than %zu files", in->max_files) < 0)
+                                res->error_message = NULL;
+                        return res;
+                }
+                if (r < 0) {
+                        res->error = r;
+                        return res;
+                }
+        }
+
+        /* The same source named twice (directly, through a symlink, or in two
+         * overlapping directories) is one entry. Keep the first. */
+        qsort(res->entries, res->n_entries, sizeof(ExpandEntry), cmp_entries);
+        for (size_t i = 0; i < res->n_entries; i++) {
+                if (kept > 0 && !res->entries[i].error_type && !res->entries[kept - 1].error_type &&
+                    strcmp(res->entries[kept - 1].source, res->entries[i].source) == 0) {
+                        entry_done(&res->entries[i], res->n_targets_per_entry);
+                        continue;
+                }
+                res->entries[kept++] = res->entries[i];
+        }
+        res->n_entries = kept;
+        return res;
+}
+
+ExpandResult *expand_result_free(ExpandResult *r) {
+        if (!r)
+                return NULL;
+        for (size_t i = 0; i < r->n_entries; i++)
+                entry_done(&r->entries[i], r->n_targets_per_entry);
+        free(r->entries);
+        free(r->error_message);
+        free(r);
+        return NULL;
+}

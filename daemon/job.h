@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* A job: compile one source into one target .pyc (see job.c). */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "iopool.h"
+#include "pycheader.h"
+#include "protocol.h"
+
+typedef struct Pool Pool;
+typedef struct Request Request;
+
+typedef enum JobState {
+        JOB_QUEUED,      /* waiting in its pool's FIFO */
+        JOB_PREPARING,   /* on an I/O thread: open, lock, read, up-to-date check */
+        JOB_PREPARED,    /* source in memory and locked, waiting for a worker */
+        JOB_COMPILING,   /* on a worker */
+        JOB_COMMITTING,  /* on an I/O thread: atomic write */
+        JOB_DONE,
+} JobState;
+
+typedef struct JobWaiter {
+        Request *request;
+        bool coalesced;  /* joined a job another request created */
+} JobWaiter;
+
+/* What the I/O thread needs, copied in before submission so the thread
+ * never reads loop-owned state. */
+typedef struct JobParams {
+        uint8_t magic[4];
+        PycHashAlgo hash_algo;
+        bool force;
+        bool durable;
+        uint64_t max_source_size;
+} JobParams;
+
+typedef struct Job {
+        uint64_t id;
+        char *target;          /* absolute .pyc path: the queue key */
+        char *source;          /* canonical absolute source path */
+        const char *target_name; /* points into @target, after "__pycache__/" */
+        Pool *pool;
+        unsigned opt_level;
+        InvalidationMode mode;
+        JobState state;
+        unsigned attempts;     /* worker attempts so far */
+        uint64_t lock_deadline;
+        struct Job *next;      /* pool FIFO link */
+
+        JobWaiter *waiters;
+        size_t n_waiters, allocated_waiters;
+
+        /* Owned by whichever thread the state says. */
+        IoWork io;
+        JobParams params;
+        int dir_fd;            /* the source's directory */
+        int source_fd;         /* holds flock(LOCK_EX) until the commit is done */
+        uint8_t *data;         /* source bytes, then pyc bytes */
+        size_t data_size;
+        uint32_t mtime, size;
+        mode_t pyc_mode;
+        int io_result;         /* negative errno from the last I/O stage */
+        bool up_to_date;
+
+        /* The result, once JOB_DONE. */
+        Outcome outcome;
+        char *error_type;
+        char *error_message;
+        uint32_t error_line;
+        uint64_t start_usec, end_usec;
+} Job;
+
+int job_new(uint64_t id, const char *source, const char *target, Pool *pool, unsigned opt_level,
+            InvalidationMode mode, Job **ret);
+Job *job_free(Job *j);
+int job_add_waiter(Job *j, Request *r, bool coalesced);
+
+/* Thread-side stages; set @io_result, never touch loop state. */
+void job_prepare_run(IoWork *w);
+void job_commit_run(IoWork *w);
+/* Drops the source data and closes the fds (releasing the lock). */
+void job_release(Job *j);
+
+/* Records a failure; @type is a Python-style exception name. */
+int job_set_error(Job *j, const char *type, uint32_t line, const char *message);
+/* Records a failure from a negative errno, with a Python-style name for it. */
+int job_set_errno(Job *j, int error, const char *what);
+const char *errno_to_exception(int error);
+
+static inline Job *job_from_io(IoWork *w) {
+        return (Job *)((char *)w - offsetof(Job, io));
+}

@@ -1,0 +1,162 @@
+/* SPDX-License-Identifier: MIT */
+/* pycqueued: command line, configuration, and handing over to the Manager. */
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "macro.h"
+#include "manager.h"
+#include "util.h"
+
+#define EXIT_USAGE 2
+
+static void help(void) {
+        printf("Usage: pycqueued [OPTION]...\n"
+               "The pycqueue daemon: serialises Python byte-compilation on this machine.\n\n"
+               "      --socket=PATH        listen on PATH (default %s) unless systemd passes a socket\n"
+               "      --state-dir=DIR      state directory (default %s)\n"
+               "      --config=FILE        configuration file (default %s; a missing default is fine)\n"
+               "      --workers=N          workers per interpreter (default: online CPUs)\n"
+               "      --idle-exit=SECONDS  exit after SECONDS without clients or jobs (0 = never)\n"
+               "      --log-level=LEVEL    err, warning, notice, info or debug (default info)\n"
+               "      --version            print the version and exit\n"
+               "  -h, --help               print this help and exit\n\n"
+               "SIGTERM stops accepting, finishes accepted work and exits 0. See pycqueued(8).\n",
+               CONFIG_DEFAULT_SOCKET, CONFIG_DEFAULT_STATE_DIR, CONFIG_DEFAULT_PATH);
+}
+
+typedef struct Args {
+        const char *config_path;
+        const char *socket_path;
+        const char *state_dir;
+        const char *workers;
+        const char *idle_exit;
+        const char *log_level;
+} Args;
+
+static int parse_args(int argc, char **argv, Args *a) {
+        enum { ARG_SOCKET = 0x100, ARG_STATE_DIR, ARG_CONFIG, ARG_WORKERS, ARG_IDLE_EXIT, ARG_LOG_LEVEL, ARG_VERSION };
+        static const struct option options[] = {
+                { "socket", required_argument, NULL, ARG_SOCKET },
+                { "state-dir", required_argument, NULL, ARG_STATE_DIR },
+                { "config", required_argument, NULL, ARG_CONFIG },
+                { "workers", required_argument, NULL, ARG_WORKERS },
+                { "idle-exit", required_argument, NULL, ARG_IDLE_EXIT },
+                { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
+                { "version", no_argument, NULL, ARG_VERSION },
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        int c;
+
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+                switch (c) {
+                case ARG_SOCKET:
+                        a->socket_path = optarg;
+                        break;
+                case ARG_STATE_DIR:
+                        a->state_dir = optarg;
+                        break;
+                case ARG_CONFIG:
+                        a->config_path = optarg;
+                        break;
+                case ARG_WORKERS:
+                        a->workers = optarg;
+                        break;
+                case ARG_IDLE_EXIT:
+                        a->idle_exit = optarg;
+                        break;
+                case ARG_LOG_LEVEL:
+                        a->log_level = optarg;
+                        break;
+                case ARG_VERSION:
+                        printf("pycqueued %s\n", PACKAGE_VERSION);
+                        return 0;
+                case 'h':
+                        help();
+                        return 0;
+                default:
+                        fprintf(stderr, "Try 'pycqueued --help' for more information.\n");
+                        return -EINVAL;
+                }
+        if (optind < argc) {
+                fprintf(stderr, "pycqueued: unexpected argument '%s'\nTry 'pycqueued --help'.\n", argv[optind]);
+                return -EINVAL;
+        }
+        return 1;
+}
+
+static int apply(Config *c, const char *key, const char *value, const char *option) {
+        int r;
+
+        if (!value)
+                return 0;
+        r = config_set(c, key, value);
+        if (r < 0)
+                fprintf(stderr, "pycqueued: invalid value '%s' for %s\n", value, option);
+        return r;
+}
+
+static int run(int argc, char **argv) {
+        _cleanup_free_ char *error = NULL;
+        Args a = {};
+        Config config;
+        Manager *m = NULL;
+        int r;
+
+        r = parse_args(argc, argv, &a);
+        if (r <= 0)
+                return r < 0 ? EXIT_USAGE : EXIT_SUCCESS;
+
+        config_init(&config);
+        r = config_load_file(&config, a.config_path ? a.config_path : CONFIG_DEFAULT_PATH, a.config_path != NULL,
+                             &error);
+        if (r < 0) {
+                fprintf(stderr, "pycqueued: %s\n", error ? error : strerror(-r));
+                config_done(&config);
+                return EXIT_USAGE;
+        }
+        if (apply(&config, "workers", a.workers, "--workers") < 0 ||
+            apply(&config, "idle_exit", a.idle_exit, "--idle-exit") < 0 ||
+            apply(&config, "log_level", a.log_level, "--log-level") < 0) {
+                config_done(&config);
+                return EXIT_USAGE;
+        }
+        config.socket_path = strdup(a.socket_path ? a.socket_path : CONFIG_DEFAULT_SOCKET);
+        config.state_dir = strdup(a.state_dir ? a.state_dir : CONFIG_DEFAULT_STATE_DIR);
+        if (!config.socket_path || !config.state_dir) {
+                config_done(&config);
+                return EXIT_FAILURE;
+        }
+        log_set_max_level(config.log_level);
+
+        if (mkdir(config.state_dir, 0755) < 0 && errno != EEXIST)
+                log_warning_errno(-errno, "Cannot create state directory %s: %m", config.state_dir);
+
+        r = manager_new(&config, &m);
+        if (r < 0) {
+                log_error_errno(r, "Failed to start: %m");
+                config_done(&config);
+                return EXIT_FAILURE;
+        }
+        r = manager_run(m);
+        manager_free(m);
+        config_done(&config);
+        if (r < 0) {
+                log_error_errno(r, "Failed: %m");
+                return EXIT_FAILURE;
+        }
+        return r;
+}
+
+int main(int argc, char **argv) {
+        log_setup("pycqueued", !isatty(STDERR_FILENO));
+        return run(argc, argv);
+}

@@ -1,0 +1,424 @@
+/* SPDX-License-Identifier: MIT */
+/* The Manager: one sd-event loop that owns every source of the daemon.
+ *
+ * Only non-blocking work happens on the loop: reading and writing client
+ * and worker pipes, queue bookkeeping, timers. Everything that may wait on
+ * a disk runs on the I/O thread pool and comes back through its eventfd.
+ *
+ * Stopping (SIGTERM, SIGINT, or --idle-exit): stop accepting, tell systemd
+ * STOPPING=1, let every accepted request finish, then leave the loop. */
+
+#include <errno.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "connection.h"
+#include "listener.h"
+#include "log.h"
+#include "macro.h"
+#include "manager.h"
+#include "pool.h"
+#include "request.h"
+#include "util.h"
+
+#define MANAGER_MAX_JOBS (4u * 1024u * 1024u)
+#define MANAGER_MAX_POOLS 16
+#define MANAGER_STATUS_INTERVAL_USEC (500 * 1000)
+
+static int manager_on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Manager *m = userdata;
+
+        if (m->stopping) {
+                log_notice("Second signal: exiting without waiting for the queue");
+                sd_event_exit(m->event, 1);
+                return 0;
+        }
+        log_info("Received %s; finishing the accepted work, then exiting", strsignal((int)si->ssi_signo));
+        manager_stop(m);
+        return 0;
+}
+
+int manager_new(Config *config, Manager **ret) {
+        Manager *m;
+        sigset_t mask;
+        int r;
+
+        m = calloc(1, sizeof(*m));
+        if (!m)
+                return -ENOMEM;
+        m->config = config;
+        m->start_usec = now_usec(CLOCK_MONOTONIC);
+        m->worker_uid = (uid_t)-1;
+        m->worker_gid = (gid_t)-1;
+        m->workers_per_pool = config->workers;
+        if (m->workers_per_pool == 0) {
+                long n = sysconf(_SC_NPROCESSORS_ONLN);
+                m->workers_per_pool = n > 0 ? (unsigned)MIN(n, 64L) : 1;
+        }
+
+        if (geteuid() == 0) {
+                const char *user = config->worker_user ? config->worker_user : "nobody";
+                struct passwd *pw = getpwnam(user);
+
+                if (!pw || pw->pw_uid == 0) {
+                        log_error("Worker user \"%s\" %s", user,
+                                  pw ? "is root; workers must not run as root" : "does not exist");
+                        free(m);
+                        return -EINVAL;
+                }
+                m->worker_uid = pw->pw_uid;
+                m->worker_gid = pw->pw_gid;
+        }
+
+        /* Block the signals sd-event handles before any thread exists. */
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGCHLD);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        signal(SIGPIPE, SIG_IGN);
+
+        r = sd_event_default(&m->event);
+        if (r < 0)
+                goto fail;
+        r = sd_event_add_signal(m->event, NULL, SIGTERM, manager_on_signal, m);
+        if (r >= 0)
+                r = sd_event_add_signal(m->event, NULL, SIGINT, manager_on_signal, m);
+        if (r < 0)
+                goto fail;
+        r = queue_new(MANAGER_MAX_JOBS, &m->queue);
+        if (r < 0)
+                goto fail;
+        r = iopool_new(m->event, config->io_threads, &m->iopool);
+        if (r < 0)
+                goto fail;
+        *ret = m;
+        return 0;
+fail:
+        manager_free(m);
+        return r;
+}
+
+Manager *manager_free(Manager *m) {
+        if (!m)
+                return NULL;
+        while (m->connections)
+                connection_free(m->connections);
+        while (m->requests) {
+                Request *r = m->requests;
+                m->requests = r->next;
+                request_free(r);
+        }
+        m->listener = listener_free(m->listener);
+        /* Threads first: they may still hold jobs. */
+        m->iopool = iopool_free(m->iopool);
+        for (size_t i = 0; i < m->n_pools; i++)
+                pool_free(m->pools[i]);
+        free(m->pools);
+        queue_free(m->queue);
+        for (unsigned i = 0; i < MANAGER_RECENT_ERRORS; i++) {
+                free(m->recent[i].source);
+                free(m->recent[i].type);
+                free(m->recent[i].message);
+        }
+        sd_event_source_disable_unref(m->idle_source);
+        sd_event_source_disable_unref(m->status_source);
+        sd_event_unref(m->event);
+        free(m->last_status);
+        free(m);
+        return NULL;
+}
+
+int manager_get_pool(Manager *m, const char *interpreter, Pool **ret) {
+        Pool *p, **np;
+        int r;
+
+        for (size_t i = 0; i < m->n_pools; i++)
+                if (strcmp(m->pools[i]->interpreter, interpreter) == 0) {
+                        *ret = m->pools[i];
+                        return 0;
+                }
+        if (m->n_pools >= MANAGER_MAX_POOLS)
+                return -EMFILE;
+        np = realloc(m->pools, (m->n_pools + 1) * sizeof(Pool *));
+        if (!np)
+                return -ENOMEM;
+        m->pools = np;
+        r = pool_new(m, interpreter, m->workers_per_pool, &p);
+        if (r < 0)
+                return r;
+        m->pools[m->n_pools++] = p;
+        log_debug("Starting %u worker(s) for %s", m->workers_per_pool, interpreter);
+        *ret = p;
+        return 0;
+}
+
+void manager_pool_changed(Manager *m, Pool *p) {
+        Request *r, *next;
+
+        for (r = m->requests; r; r = next) {
+                next = r->next;
+                for (size_t i = 0; i < r->n_pools; i++)
+                        if (r->pools[i] == p) {
+                                request_pools_changed(r);
+                                break;
+                        }
+        }
+}
+
+void manager_request_finished(Manager *m, Request *finished) {
+        Request *r, *next;
+
+        if (finished->kind == REQUEST_COMPILE)
+                for (r = m->requests; r; r = next) {
+                        next = r->next;
+                        request_check_wait(r);
+                }
+        manager_status_changed(m);
+        manager_check_idle(m);
+}
+
+static void rate_advance(Manager *m) {
+        uint64_t sec = now_usec(CLOCK_MONOTONIC) / 1000000u;
+
+        if (sec - m->rate_second >= MANAGER_RATE_SLOTS)
+                memset(m->rate, 0, sizeof(m->rate));
+        else
+                for (uint64_t s = m->rate_second + 1; s <= sec; s++)
+                        m->rate[s % MANAGER_RATE_SLOTS] = 0;
+        m->rate_second = sec;
+}
+
+void manager_count_compiled(Manager *m) {
+        m->totals.compiled++;
+        rate_advance(m);
+        m->rate[m->rate_second % MANAGER_RATE_SLOTS]++;
+}
+
+void manager_record_failure(Manager *m, const char *source, const char *type, uint32_t line,
+                            const char *message) {
+        RecentError *e = &m->recent[m->recent_next];
+
+        m->totals.failed++;
+        free(e->source);
+        free(e->type);
+        free(e->message);
+        e->source = strdup(source);
+        e->type = strdup(type);
+        e->message = strdup(message);
+        e->line = line;
+        e->realtime_usec = now_usec(CLOCK_REALTIME);
+        m->recent_next = (m->recent_next + 1) % MANAGER_RECENT_ERRORS;
+        if (m->n_recent < MANAGER_RECENT_ERRORS)
+                m->n_recent++;
+        log_debug("%s:%u: %s: %s", source, line, type, message);
+}
+
+bool manager_busy(Manager *m) {
+        if (queue_size(m->queue) > 0 || iopool_pending(m->iopool) > 0)
+                return true;
+        for (Request *r = m->requests; r; r = r->next)
+                if (r->kind == REQUEST_COMPILE)
+                        return true;
+        return false;
+}
+
+static int manager_on_idle(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+
+        if (m->n_connections == 0 && !manager_busy(m)) {
+                log_info("Idle for %.0f s; exiting", (double)m->config->idle_exit_usec / 1e6);
+                manager_stop(m);
+        }
+        return 0;
+}
+
+void manager_check_idle(Manager *m) {
+        bool idle = !manager_busy(m);
+
+        if (m->stopping) {
+                if (idle) {
+                        /* Connections may still be open: they get EOF. */
+                        sd_event_exit(m->event, m->exit_code);
+                }
+                return;
+        }
+        if (m->config->idle_exit_usec == 0)
+                return;
+        if (idle && m->n_connections == 0) {
+                if (m->idle_source) {
+                        (void)sd_event_source_set_time_relative(m->idle_source, m->config->idle_exit_usec);
+                        (void)sd_event_source_set_enabled(m->idle_source, SD_EVENT_ONESHOT);
+                } else
+                        (void)sd_event_add_time_relative(m->event, &m->idle_source, CLOCK_MONOTONIC,
+                                                         m->config->idle_exit_usec, 100000, manager_on_idle, m);
+        } else if (m->idle_source)
+                (void)sd_event_source_set_enabled(m->idle_source, SD_EVENT_OFF);
+}
+
+void manager_stop(Manager *m) {
+        if (m->stopping)
+                return;
+        m->stopping = true;
+        (void)sd_notify(false, "STOPPING=1\nSTATUS=Finishing accepted work, then exiting");
+        m->listener = listener_free(m->listener);
+        if (m->idle_source)
+                (void)sd_event_source_set_enabled(m->idle_source, SD_EVENT_OFF);
+        manager_check_idle(m);
+}
+
+static unsigned manager_in_flight(Manager *m) {
+        unsigned n = 0;
+        for (size_t i = 0; i < m->n_pools; i++)
+                n += m->pools[i]->n_compiling + m->pools[i]->n_committing;
+        return n;
+}
+
+static void manager_update_status(Manager *m) {
+        char buf[256];
+        size_t queued = queue_size(m->queue);
+
+        if (m->stopping)
+                return;
+        if (queued == 0)
+                snprintf(buf, sizeof(buf), "Idle; %llu compiled, %llu failed since start",
+                         (unsigned long long)m->totals.compiled, (unsigned long long)m->totals.failed);
+        else
+                snprintf(buf, sizeof(buf), "%zu queued, %u in flight; %llu compiled, %llu failed since start",
+                         queued - MIN(queued, (size_t)manager_in_flight(m)), manager_in_flight(m),
+                         (unsigned long long)m->totals.compiled, (unsigned long long)m->totals.failed);
+        if (m->last_status && strcmp(m->last_status, buf) == 0)
+                return;
+        free(m->last_status);
+        m->last_status = strdup(buf);
+        (void)sd_notifyf(false, "STATUS=%s", buf);
+}
+
+static int manager_on_status_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        manager_update_status(userdata);
+        return 0;
+}
+
+void manager_status_changed(Manager *m) {
+        /* Coalesce updates: at most one sd_notify per interval. */
+        if (!m->status_source)
+                return;
+        int enabled = SD_EVENT_OFF;
+        (void)sd_event_source_get_enabled(m->status_source, &enabled);
+        if (enabled != SD_EVENT_OFF)
+                return;
+        (void)sd_event_source_set_time_relative(m->status_source, MANAGER_STATUS_INTERVAL_USEC);
+        (void)sd_event_source_set_enabled(m->status_source, SD_EVENT_ONESHOT);
+}
+
+static void put_u64(MsgWriter *w, const char *key, uint64_t v) {
+        char buf[32];
+        snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);
+        msg_put_stat(w, key, 'n', buf);
+}
+
+int manager_status_reply(Manager *m, uint8_t **ret_frame, size_t *ret_size) {
+        char key[64], buf[128];
+        _cleanup_free_ char *db = NULL;
+        struct stat st;
+        uint64_t sum = 0;
+        MsgWriter w;
+        int r;
+
+        r = msg_writer_init(&w, MSG_STATUS_REPLY);
+        if (r < 0)
+                return r;
+        put_u64(&w, "pid", (uint64_t)getpid());
+        msg_put_stat(&w, "version", 's', PACKAGE_VERSION);
+        snprintf(buf, sizeof(buf), "%.3f", (double)(now_usec(CLOCK_MONOTONIC) - m->start_usec) / 1e6);
+        msg_put_stat(&w, "uptime_seconds", 'n', buf);
+        msg_put_stat(&w, "state", 's', m->stopping ? "stopping" : "running");
+        msg_put_stat(&w, "socket_activated", 'b', m->listener && listener_is_activated(m->listener) ? "true" : "false");
+        put_u64(&w, "queue_length", queue_size(m->queue));
+        put_u64(&w, "in_flight", manager_in_flight(m));
+        put_u64(&w, "connections", m->n_connections);
+        for (size_t i = 0; i < m->n_pools; i++) {
+                Pool *p = m->pools[i];
+                static const char *const states[] = { "starting", "ready", "failed" };
+
+#define K(name) (snprintf(key, sizeof(key), "workers.%zu." name, i), key)
+                msg_put_stat(&w, K("interpreter"), 's', p->interpreter);
+                msg_put_stat(&w, K("state"), 's', states[p->state]);
+                if (p->state == POOL_READY) {
+                        msg_put_stat(&w, K("implementation"), 's', p->info.implementation);
+                        msg_put_stat(&w, K("version"), 's', p->info.version);
+                        msg_put_stat(&w, K("cache_tag"), 's', p->info.cache_tag);
+                        snprintf(buf, sizeof(buf), "%02x%02x%02x%02x", p->info.magic[0], p->info.magic[1],
+                                 p->info.magic[2], p->info.magic[3]);
+                        msg_put_stat(&w, K("magic"), 's', buf);
+                }
+                if (p->state == POOL_FAILED && p->error)
+                        msg_put_stat(&w, K("error"), 's', p->error);
+                put_u64(&w, K("count"), p->n_workers);
+                put_u64(&w, K("busy"), pool_busy_workers(p));
+                put_u64(&w, K("queued"), pool_jobs(p));
+#undef K
+        }
+        put_u64(&w, "totals.requests", m->totals.requests);
+        put_u64(&w, "totals.compiled", m->totals.compiled);
+        put_u64(&w, "totals.up_to_date", m->totals.up_to_date);
+        put_u64(&w, "totals.coalesced", m->totals.coalesced);
+        put_u64(&w, "totals.failed", m->totals.failed);
+        put_u64(&w, "totals.worker_restarts", m->totals.worker_restarts);
+        rate_advance(m);
+        for (unsigned i = 0; i < MANAGER_RATE_SLOTS; i++)
+                sum += m->rate[i];
+        snprintf(buf, sizeof(buf), "%.1f", (double)sum / MANAGER_RATE_SLOTS);
+        msg_put_stat(&w, "throughput_files_per_second", 'n', buf);
+
+        if (m->config->state_dir) {
+                db = path_join(m->config->state_dir, "provenance.db");
+                if (db) {
+                        msg_put_stat(&w, "database.path", 's', db);
+                        put_u64(&w, "database.size_bytes", stat(db, &st) == 0 ? (uint64_t)st.st_size : 0);
+                }
+        }
+        for (unsigned i = 0; i < m->n_recent; i++) {
+                /* newest first */
+                RecentError *e = &m->recent[(m->recent_next + MANAGER_RECENT_ERRORS - 1 - i) % MANAGER_RECENT_ERRORS];
+#define K(name) (snprintf(key, sizeof(key), "recent_errors.%u." name, i), key)
+                msg_put_stat(&w, K("source"), 's', e->source ? e->source : "");
+                msg_put_stat(&w, K("type"), 's', e->type ? e->type : "");
+                put_u64(&w, K("line"), e->line);
+                msg_put_stat(&w, K("message"), 's', e->message ? e->message : "");
+                put_u64(&w, K("time"), e->realtime_usec / 1000000u);
+#undef K
+        }
+        return msg_writer_finish(&w, ret_frame, ret_size);
+}
+
+int manager_run(Manager *m) {
+        int r;
+
+        r = listener_new(m, m->config->socket_path, &m->listener);
+        if (r < 0)
+                return r;
+        r = sd_event_add_time_relative(m->event, &m->status_source, CLOCK_MONOTONIC, MANAGER_STATUS_INTERVAL_USEC,
+                                       100000, manager_on_status_timer, m);
+        if (r < 0)
+                return r;
+        (void)sd_event_source_set_enabled(m->status_source, SD_EVENT_OFF);
+
+        (void)sd_notify(false, "READY=1\nSTATUS=Idle; 0 compiled, 0 failed since start");
+        log_info("pycqueued %s ready on %s (%u worker(s) per interpreter%s)", PACKAGE_VERSION,
+                 listener_is_activated(m->listener) ? "a socket passed by systemd" : m->config->socket_path,
+                 m->workers_per_pool, geteuid() == 0 ? ", workers run unprivileged" : "");
+        manager_check_idle(m);
+
+        r = sd_event_loop(m->event);
+        if (r < 0)
+                return r;
+        return r;
+}

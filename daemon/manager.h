@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* The Manager owns the event loop and every long-lived object of the
+ * daemon: listener, connections, requests, the queue, the worker pools and
+ * the I/O thread pool (see manager.c). */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <systemd/sd-event.h>
+
+#include "config.h"
+#include "iopool.h"
+#include "queue.h"
+
+typedef struct Listener Listener;
+typedef struct Connection Connection;
+typedef struct Request Request;
+typedef struct Pool Pool;
+
+#define MANAGER_RECENT_ERRORS 10
+#define MANAGER_RATE_SLOTS 10
+
+typedef struct RecentError {
+        char *source;
+        char *type;
+        char *message;
+        uint32_t line;
+        uint64_t realtime_usec;
+} RecentError;
+
+typedef struct Counters {
+        uint64_t requests;
+        uint64_t compiled;     /* .pyc files written */
+        uint64_t up_to_date;
+        uint64_t coalesced;
+        uint64_t failed;
+        uint64_t worker_restarts;
+} Counters;
+
+typedef struct Manager {
+        sd_event *event;
+        Config *config;
+        IoPool *iopool;
+        Queue *queue;
+        Listener *listener;
+
+        Pool **pools;
+        size_t n_pools;
+        Connection *connections;   /* list */
+        unsigned n_connections;
+        Request *requests;         /* list of requests not yet answered */
+
+        bool stopping;
+        int exit_code;
+        uint64_t start_usec;       /* CLOCK_MONOTONIC */
+        uint64_t next_job_id;
+        uid_t worker_uid;
+        gid_t worker_gid;
+        unsigned workers_per_pool;
+
+        Counters totals;
+        uint32_t rate[MANAGER_RATE_SLOTS]; /* files compiled per second, ring */
+        uint64_t rate_second;
+        RecentError recent[MANAGER_RECENT_ERRORS];
+        unsigned n_recent, recent_next;
+
+        sd_event_source *idle_source;
+        sd_event_source *status_source;
+        char *last_status;
+} Manager;
+
+int manager_new(Config *config, Manager **ret);
+Manager *manager_free(Manager *m);
+/* Sets up the listener and signal handling, notifies readiness and runs the
+ * loop until the daemon stops; returns the exit code. */
+int manager_run(Manager *m);
+
+/* Stops accepting, lets accepted work finish, then exits. */
+void manager_stop(Manager *m);
+
+/* The pool for canonical interpreter path @interpreter, started if new. */
+int manager_get_pool(Manager *m, const char *interpreter, Pool **ret);
+/* A pool became ready or failed: requests waiting for it go on. */
+void manager_pool_changed(Manager *m, Pool *p);
+/* A request has been answered and detached from the list. */
+void manager_request_finished(Manager *m, Request *r);
+void manager_count_compiled(Manager *m);
+void manager_record_failure(Manager *m, const char *source, const char *type, uint32_t line,
+                            const char *message);
+/* Re-evaluates idleness (for --idle-exit and the drain on stop). */
+void manager_check_idle(Manager *m);
+/* Marks the sd_notify STATUS= line stale. */
+void manager_status_changed(Manager *m);
+/* Builds the MSG_STATUS_REPLY frame. */
+int manager_status_reply(Manager *m, uint8_t **ret_frame, size_t *ret_size);
+/* True while anything is queued, in flight or being expanded. */
+bool manager_busy(Manager *m);

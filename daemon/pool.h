@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* A pool of warm workers for one interpreter (see pool.c). */
+
+#include <stdbool.h>
+
+#include "job.h"
+#include "worker.h"
+
+typedef struct Manager Manager;
+typedef struct WorkerSlot WorkerSlot;
+
+typedef enum PoolState {
+        POOL_STARTING,  /* no worker has completed its handshake yet */
+        POOL_READY,
+        POOL_FAILED,    /* the interpreter cannot be used; @error says why */
+} PoolState;
+
+typedef struct Pool {
+        Manager *manager;
+        char *interpreter;       /* canonical path */
+        PoolState state;
+        char *error;
+        WorkerInfo info;         /* from the first handshake */
+
+        WorkerSlot **workers;
+        unsigned n_workers, max_workers;
+        unsigned failed_starts;  /* consecutive deaths before a handshake */
+
+        Job *queued_head, *queued_tail;
+        Job *prepared_head, *prepared_tail;
+        unsigned n_queued, n_preparing, n_prepared, n_compiling, n_committing;
+
+        sd_event_source *defer_source; /* frees dead workers, schedules */
+        WorkerSlot **dead;
+        unsigned n_dead;
+} Pool;
+
+int pool_new(Manager *m, const char *interpreter, unsigned n_workers, Pool **ret);
+Pool *pool_free(Pool *p);
+
+/* Takes a new job (already in the manager's queue) into this pool's FIFO. */
+void pool_enqueue(Pool *p, Job *j);
+/* Jobs anywhere in this pool, for status and idleness. */
+unsigned pool_jobs(const Pool *p);
+unsigned pool_busy_workers(const Pool *p);

@@ -1,0 +1,588 @@
+/* SPDX-License-Identifier: MIT */
+/* Requests.
+ *
+ * A compile request goes through: waiting for its interpreters' pools to
+ * complete their handshake (their cache tag and magic name the targets);
+ * expansion of its paths on an I/O thread; then, on the loop, one pass over
+ * the targets that either reports "up to date", coalesces onto the job
+ * already queued or in flight for that target, or creates a job. The request
+ * then only counts: each finished job reports to every request waiting on
+ * it, and when nothing is outstanding the summary goes out.
+ *
+ * A request outlives its connection: a client that disconnects does not
+ * cancel jobs another client may be waiting on. A wait request is answered
+ * once no compile request (of its package, if it named one) is left. */
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "connection.h"
+#include "expand.h"
+#include "log.h"
+#include "macro.h"
+#include "manager.h"
+#include "pool.h"
+#include "request.h"
+#include "safepath.h"
+#include "util.h"
+
+#define REQUEST_MAX_EXCLUDES 64
+#define REQUEST_MAX_PYTHONS 8
+#define REQUEST_PROGRESS_INTERVAL_USEC (100 * 1000)
+
+static int request_alloc(Manager *m, Connection *c, RequestKind kind, Request **ret) {
+        Request *r = calloc(1, sizeof(*r));
+
+        if (!r)
+                return -ENOMEM;
+        r->manager = m;
+        r->connection = c;
+        r->kind = kind;
+        r->mode = INVALIDATION_TIMESTAMP;
+        if (c) {
+                r->uid = c->uid;
+                r->pid = c->pid;
+        }
+        *ret = r;
+        return 0;
+}
+
+Request *request_free(Request *r) {
+        if (!r)
+                return NULL;
+        for (size_t i = 0; i < r->n_paths; i++)
+                free(r->paths[i]);
+        free(r->paths);
+        for (size_t i = 0; i < r->n_excludes; i++)
+                regfree(&r->excludes[i]);
+        free(r->excludes);
+        free(r->pools);
+        free(r->package);
+        free(r->tool);
+        free(r->dpkg_package);
+        expand_result_free(r->expanded);
+        free(r);
+        return NULL;
+}
+
+static int take_string(const MsgField *f, char **field) {
+        char *s;
+        int k = field_strdup(f, &s);
+
+        if (k < 0)
+                return k;
+        free(*field);
+        *field = s;
+        return 0;
+}
+
+static int append_path(Request *r, const MsgField *f, size_t max, char **ret_message) {
+        char *s, **np;
+        int k;
+
+        if (r->n_paths >= max) {
+                if (asprintf(ret_message, "the request names more than %zu paths", max) < 0)
+                        *ret_message = NULL;
+                return -E2BIG;
+        }
+        if (f->size == 0 || f->size >= PATH_MAX)
+                return -EINVAL;
+        k = field_strdup(f, &s);
+        if (k < 0)
+                return k;
+        if (!path_is_absolute(s)) {
+                free(s);
+                return -EINVAL;
+        }
+        np = realloc(r->paths, (r->n_paths + 1) * sizeof(char *));
+        if (!np) {
+                free(s);
+                return -ENOMEM;
+        }
+        r->paths = np;
+        r->paths[r->n_paths++] = s;
+        return 0;
+}
+
+static int append_exclude(Request *r, const MsgField *f, char **ret_message) {
+        _cleanup_free_ char *s = NULL;
+        regex_t *nx;
+        int k;
+
+        if (r->n_excludes >= REQUEST_MAX_EXCLUDES)
+                return -E2BIG;
+        k = field_strdup(f, &s);
+        if (k < 0)
+                return k;
+        nx = realloc(r->excludes, (r->n_excludes + 1) * sizeof(regex_t));
+        if (!nx)
+                return -ENOMEM;
+        r->excludes = nx;
+        k = regcomp(&r->excludes[r->n_excludes], s, REG_EXTENDED | REG_NOSUB);
+        if (k != 0) {
+                char err[256];
+                regerror(k, &r->excludes[r->n_excludes], err, sizeof(err));
+                if (asprintf(ret_message, "invalid exclude pattern \"%s\": %s", s, err) < 0)
+                        *ret_message = NULL;
+                return -EINVAL;
+        }
+        r->n_excludes++;
+        return 0;
+}
+
+static int append_python(Request *r, const MsgField *f, char **ret_message) {
+        _cleanup_free_ char *s = NULL, *real = NULL;
+        Pool *p, **np;
+        int k;
+
+        if (r->n_pools >= REQUEST_MAX_PYTHONS)
+                return -E2BIG;
+        k = field_strdup(f, &s);
+        if (k < 0)
+                return k;
+        if (!path_is_absolute(s))
+                return -EINVAL;
+        k = safepath_canonicalize(s, &real);
+        if (k < 0) {
+                if (asprintf(ret_message, "interpreter %s: %s", s, strerror(-k)) < 0)
+                        *ret_message = NULL;
+                return k;
+        }
+        for (size_t i = 0; i < r->n_pools; i++)
+                if (strcmp(r->pools[i]->interpreter, real) == 0)
+                        return 0; /* the same interpreter twice */
+        k = manager_get_pool(r->manager, real, &p);
+        if (k < 0)
+                return k;
+        np = realloc(r->pools, (r->n_pools + 1) * sizeof(Pool *));
+        if (!np)
+                return -ENOMEM;
+        r->pools = np;
+        r->pools[r->n_pools++] = p;
+        return 0;
+}
+
+static int parse_compile(Request *r, const MsgReader *msg, char **ret_message) {
+        Manager *m = r->manager;
+        MsgReader rd = *msg;
+        MsgField f;
+        uint64_t v;
+        int k;
+
+        while ((k = msg_next(&rd, &f)) > 0) {
+                switch (f.tag) {
+                case TAG_PATH:
+                        k = append_path(r, &f, m->config->max_paths_per_request, ret_message);
+                        break;
+                case TAG_EXCLUDE:
+                        k = append_exclude(r, &f, ret_message);
+                        break;
+                case TAG_PYTHON:
+                        k = append_python(r, &f, ret_message);
+                        break;
+                case TAG_OPT_LEVEL:
+                        k = field_u64(&f, &v);
+                        if (k >= 0 && v > 2)
+                                k = -EINVAL;
+                        if (k >= 0) {
+                                bool seen = false;
+                                for (size_t i = 0; i < r->n_opt_levels; i++)
+                                        seen = seen || r->opt_levels[i] == v;
+                                if (!seen)
+                                        r->opt_levels[r->n_opt_levels++] = (unsigned)v;
+                        }
+                        break;
+                case TAG_INVALIDATION:
+                        k = field_u64(&f, &v);
+                        if (k >= 0 && v >= _INVALIDATION_MAX)
+                                k = -EINVAL;
+                        if (k >= 0)
+                                r->mode = (InvalidationMode)v;
+                        break;
+                case TAG_FORCE:
+                        k = field_u64(&f, &v);
+                        r->force = k >= 0 && v != 0;
+                        break;
+                case TAG_REPORT_ALL:
+                        k = field_u64(&f, &v);
+                        r->report_all = k >= 0 && v != 0;
+                        break;
+                case TAG_PACKAGE:
+                        k = take_string(&f, &r->package);
+                        break;
+                case TAG_CTX_TOOL:
+                        k = take_string(&f, &r->tool);
+                        break;
+                case TAG_CTX_DPKG_PACKAGE:
+                        k = take_string(&f, &r->dpkg_package);
+                        break;
+                case TAG_ROOT:
+                        if (asprintf(ret_message, "--root is not supported by this pycqueued yet") < 0)
+                                *ret_message = NULL;
+                        return -EOPNOTSUPP;
+                case TAG_NO_WAIT:
+                        k = field_u64(&f, &v);
+                        if (k >= 0 && v != 0) {
+                                if (asprintf(ret_message, "--no-wait is not supported by this pycqueued yet") < 0)
+                                        *ret_message = NULL;
+                                return -EOPNOTSUPP;
+                        }
+                        break;
+                default:
+                        k = 0; /* unknown or context-only fields are fine */
+                }
+                if (k < 0)
+                        return k;
+        }
+        if (r->n_paths == 0) {
+                if (asprintf(ret_message, "no paths to compile") < 0)
+                        *ret_message = NULL;
+                return -EINVAL;
+        }
+        if (r->n_opt_levels == 0)
+                r->opt_levels[r->n_opt_levels++] = 0;
+        if (r->n_pools == 0) {
+                MsgField def = { .tag = TAG_PYTHON, .data = (const uint8_t *)"/usr/bin/python3", .size = 16 };
+                k = append_python(r, &def, ret_message);
+                if (k < 0)
+                        return k;
+        }
+        return 0;
+}
+
+int request_new_compile(Manager *m, Connection *c, const MsgReader *msg, Request **ret, char **ret_message) {
+        Request *r;
+        int k;
+
+        *ret_message = NULL;
+        k = request_alloc(m, c, REQUEST_COMPILE, &r);
+        if (k < 0)
+                return k;
+        k = parse_compile(r, msg, ret_message);
+        if (k < 0) {
+                if (!*ret_message && asprintf(ret_message, "invalid compile request: %s", strerror(-k)) < 0)
+                        *ret_message = NULL;
+                request_free(r);
+                return k;
+        }
+        *ret = r;
+        return 0;
+}
+
+int request_new_wait(Manager *m, Connection *c, const MsgReader *msg, Request **ret) {
+        MsgReader rd = *msg;
+        MsgField f;
+        Request *r;
+        int k;
+
+        k = request_alloc(m, c, REQUEST_WAIT, &r);
+        if (k < 0)
+                return k;
+        while ((k = msg_next(&rd, &f)) > 0)
+                if (f.tag == TAG_PACKAGE && (k = take_string(&f, &r->package)) < 0)
+                        break;
+        if (k < 0) {
+                request_free(r);
+                return k;
+        }
+        *ret = r;
+        return 0;
+}
+
+static void request_send(Request *r, MsgWriter *w, bool droppable) {
+        uint8_t *frame;
+        size_t size;
+
+        if (!r->connection) {
+                msg_writer_done(w);
+                return;
+        }
+        if (msg_writer_finish(w, &frame, &size) < 0)
+                return;
+        connection_send(r->connection, frame, size, droppable);
+}
+
+static void request_send_counts(Request *r, uint16_t type) {
+        MsgWriter w;
+
+        if (msg_writer_init(&w, type) < 0)
+                return;
+        msg_put_u64(&w, TAG_COUNT_TOTAL, r->total);
+        msg_put_u64(&w, TAG_COUNT_DONE, r->done);
+        msg_put_u64(&w, TAG_COUNT_COMPILED, r->compiled);
+        msg_put_u64(&w, TAG_COUNT_UP_TO_DATE, r->up_to_date);
+        msg_put_u64(&w, TAG_COUNT_COALESCED, r->coalesced);
+        msg_put_u64(&w, TAG_COUNT_FAILED, r->failed);
+        request_send(r, &w, type == MSG_PROGRESS);
+}
+
+static void request_send_result(Request *r, const char *source, const char *target, Outcome outcome,
+                                const char *type, uint32_t line, const char *message) {
+        MsgWriter w;
+
+        if (!r->connection || (outcome != OUTCOME_FAILED && !r->report_all))
+                return;
+        if (msg_writer_init(&w, MSG_RESULT) < 0)
+                return;
+        msg_put_string(&w, TAG_RESULT_SOURCE, source);
+        if (target)
+                msg_put_string(&w, TAG_RESULT_TARGET, target);
+        msg_put_u64(&w, TAG_RESULT_OUTCOME, outcome);
+        if (outcome == OUTCOME_FAILED) {
+                msg_put_string(&w, TAG_ERROR_TYPE, type ? type : "OSError");
+                msg_put_u64(&w, TAG_ERROR_LINE, line);
+                msg_put_string(&w, TAG_ERROR_MESSAGE, message ? message : "failed");
+        }
+        request_send(r, &w, false);
+}
+
+/* Answers and retires the request. */
+static void request_finish(Request *r, int error, const char *message) {
+        Manager *m = r->manager;
+
+        if (r->state == REQUEST_FINISHED)
+                return;
+        r->state = REQUEST_FINISHED;
+        if (error < 0) {
+                if (r->connection)
+                        connection_send_error(r->connection, error, message);
+        } else
+                request_send_counts(r, MSG_DONE);
+
+        if (r->prev)
+                r->prev->next = r->next;
+        else if (m->requests == r)
+                m->requests = r->next;
+        if (r->next)
+                r->next->prev = r->prev;
+        r->next = r->prev = NULL;
+
+        if (r->connection)
+                connection_request_finished(r->connection, r);
+        manager_request_finished(m, r);
+        request_free(r);
+}
+
+static void request_progress(Request *r) {
+        uint64_t now;
+
+        if (!r->connection)
+                return;
+        now = now_usec(CLOCK_MONOTONIC);
+        if (now - r->last_progress_usec < REQUEST_PROGRESS_INTERVAL_USEC)
+                return;
+        r->last_progress_usec = now;
+        request_send_counts(r, MSG_PROGRESS);
+}
+
+static void request_count(Request *r, Outcome o) {
+        Manager *m = r->manager;
+
+        r->done++;
+        switch (o) {
+        case OUTCOME_COMPILED:
+                r->compiled++;
+                break;
+        case OUTCOME_UP_TO_DATE:
+                r->up_to_date++;
+                m->totals.up_to_date++;
+                break;
+        case OUTCOME_COALESCED:
+                r->coalesced++;
+                m->totals.coalesced++;
+                break;
+        default:
+                r->failed++;
+                break;
+        }
+}
+
+void request_job_done(Request *r, Job *j, bool coalesced) {
+        Outcome o = j->outcome;
+
+        if (o == OUTCOME_COMPILED && coalesced)
+                o = OUTCOME_COALESCED;
+        request_count(r, o);
+        request_send_result(r, j->source, j->target, o, j->error_type, j->error_line, j->error_message);
+        r->outstanding--;
+        if (r->state != REQUEST_RUNNING)
+                return; /* still being set up; it checks at the end */
+        if (r->outstanding == 0)
+                request_finish(r, 0, NULL);
+        else
+                request_progress(r);
+}
+
+static void request_expand_run(IoWork *w);
+static void request_expand_done(IoWork *w);
+
+void request_pools_changed(Request *r) {
+        if (r->state != REQUEST_WAITING_POOLS)
+                return;
+        for (size_t i = 0; i < r->n_pools; i++) {
+                Pool *p = r->pools[i];
+                if (p->state == POOL_FAILED) {
+                        request_finish(r, -ENOEXEC, p->error ? p->error : "the interpreter cannot be started");
+                        return;
+                }
+                if (p->state != POOL_READY)
+                        return;
+        }
+        r->state = REQUEST_EXPANDING;
+        r->io = (IoWork){ .run = request_expand_run, .done = request_expand_done };
+        iopool_submit(r->manager->iopool, &r->io);
+}
+
+static void request_expand_run(IoWork *w) {
+        Request *r = (Request *)((char *)w - offsetof(Request, io));
+        ExpandInterpreter ips[REQUEST_MAX_PYTHONS];
+        ExpandInput in = {
+                .paths = r->paths,
+                .n_paths = r->n_paths,
+                .excludes = r->excludes,
+                .n_excludes = r->n_excludes,
+                .interpreters = ips,
+                .n_interpreters = r->n_pools,
+                .opt_levels = r->opt_levels,
+                .n_opt_levels = r->n_opt_levels,
+                .mode = r->mode,
+                .force = r->force,
+                .max_files = r->manager->config->max_files_per_request,
+        };
+
+        /* Pool info is immutable once the pool is ready. */
+        for (size_t i = 0; i < r->n_pools; i++) {
+                ips[i].cache_tag = r->pools[i]->info.cache_tag;
+                memcpy(ips[i].magic, r->pools[i]->info.magic, 4);
+                ips[i].hash_algo = r->pools[i]->info.hash_algo;
+        }
+        r->expanded = expand_run(&in);
+}
+
+static void request_expand_done(IoWork *w) {
+        Request *r = (Request *)((char *)w - offsetof(Request, io));
+        Manager *m = r->manager;
+        ExpandResult *res = r->expanded;
+        size_t per = r->n_pools * r->n_opt_levels;
+
+        if (!res || res->error < 0) {
+                request_finish(r, res && res->error < 0 ? res->error : -ENOMEM,
+                               res && res->error_message ? res->error_message : "cannot expand the request's paths");
+                return;
+        }
+
+        for (size_t i = 0; i < res->n_entries; i++)
+                r->total += res->entries[i].error_type ? 1 : per;
+        {
+                MsgWriter mw;
+                if (msg_writer_init(&mw, MSG_ACCEPTED) >= 0) {
+                        msg_put_u64(&mw, TAG_COUNT_TOTAL, r->total);
+                        request_send(r, &mw, false);
+                }
+        }
+
+        /* The state stays EXPANDING while jobs are added: a job that
+         * finishes synchronously must not finish the request early. */
+        for (size_t i = 0; i < res->n_entries; i++) {
+                ExpandEntry *e = &res->entries[i];
+
+                if (e->error_type) {
+                        request_count(r, OUTCOME_FAILED);
+                        manager_record_failure(m, e->source, e->error_type, 0, e->error_message);
+                        request_send_result(r, e->source, NULL, OUTCOME_FAILED, e->error_type, 0, e->error_message);
+                        continue;
+                }
+                for (size_t k = 0; k < per; k++) {
+                        ExpandTarget *t = &e->targets[k];
+                        Pool *p = r->pools[k / r->n_opt_levels];
+                        unsigned opt = r->opt_levels[k % r->n_opt_levels];
+                        Job *j;
+                        int err;
+
+                        j = queue_coalesce(m->queue, t->path, r, &err);
+                        if (j) {
+                                r->outstanding++;
+                                continue;
+                        }
+                        if (err == 0 && t->up_to_date && !r->force) {
+                                request_count(r, OUTCOME_UP_TO_DATE);
+                                request_send_result(r, e->source, t->path, OUTCOME_UP_TO_DATE, NULL, 0, NULL);
+                                continue;
+                        }
+                        if (err == 0)
+                                err = job_new(++m->next_job_id, e->source, t->path, p, opt, r->mode, &j);
+                        if (err == 0) {
+                                j->params.force = r->force;
+                                err = job_add_waiter(j, r, false);
+                                if (err == 0)
+                                        err = queue_add(m->queue, j);
+                                if (err < 0)
+                                        j = job_free(j);
+                        }
+                        if (err < 0) {
+                                const char *msg = err == -ENOSPC ? "the daemon's queue is full" : strerror(-err);
+                                request_count(r, OUTCOME_FAILED);
+                                manager_record_failure(m, e->source, "OSError", 0, msg);
+                                request_send_result(r, e->source, t->path, OUTCOME_FAILED, "OSError", 0, msg);
+                                continue;
+                        }
+                        r->outstanding++;
+                        pool_enqueue(p, j);
+                }
+        }
+        r->expanded = expand_result_free(r->expanded);
+        r->state = REQUEST_RUNNING;
+        manager_status_changed(m);
+        if (r->outstanding == 0)
+                request_finish(r, 0, NULL);
+        else {
+                r->last_progress_usec = 0;
+                request_progress(r);
+        }
+}
+
+void request_start(Request *r) {
+        Manager *m = r->manager;
+
+        r->next = m->requests;
+        if (m->requests)
+                m->requests->prev = r;
+        m->requests = r;
+
+        if (r->kind == REQUEST_WAIT) {
+                r->state = REQUEST_RUNNING;
+                request_check_wait(r);
+                return;
+        }
+        m->totals.requests++;
+        r->state = REQUEST_WAITING_POOLS;
+        request_pools_changed(r);
+}
+
+bool request_matches_package(const Request *r, const char *package) {
+        if (r->kind != REQUEST_COMPILE)
+                return false;
+        if (!package)
+                return true;
+        return (r->package && strcmp(r->package, package) == 0) ||
+               (r->dpkg_package && strcmp(r->dpkg_package, package) == 0);
+}
+
+void request_check_wait(Request *r) {
+        if (r->kind != REQUEST_WAIT || r->state == REQUEST_FINISHED)
+                return;
+        for (Request *o = r->manager->requests; o; o = o->next)
+                if (o != r && o->state != REQUEST_FINISHED && request_matches_package(o, r->package))
+                        return;
+        request_finish(r, 0, NULL);
+}
+
+void request_detach(Request *r) {
+        r->connection = NULL;
+        /* A wait has nothing left to do without its client. */
+        if (r->kind == REQUEST_WAIT)
+                request_finish(r, 0, NULL);
+}

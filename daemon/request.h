@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* A client request being served: a compile or a wait (see request.c). */
+
+#include <regex.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "iopool.h"
+#include "job.h"
+#include "protocol.h"
+
+typedef struct Manager Manager;
+typedef struct Connection Connection;
+typedef struct Pool Pool;
+typedef struct ExpandResult ExpandResult;
+
+typedef enum RequestKind {
+        REQUEST_COMPILE,
+        REQUEST_WAIT,
+} RequestKind;
+
+typedef enum RequestState {
+        REQUEST_WAITING_POOLS,   /* interpreters starting */
+        REQUEST_EXPANDING,       /* directory walk on an I/O thread */
+        REQUEST_RUNNING,         /* jobs outstanding */
+        REQUEST_FINISHED,
+} RequestState;
+
+typedef struct Request {
+        Manager *manager;
+        Connection *connection;  /* NULL once the client went away */
+        RequestKind kind;
+        RequestState state;
+        struct Request *next, *prev;
+
+        /* what was asked */
+        char **paths;
+        size_t n_paths;
+        regex_t *excludes;
+        size_t n_excludes;
+        Pool **pools;
+        size_t n_pools;
+        unsigned opt_levels[3];
+        size_t n_opt_levels;
+        InvalidationMode mode;
+        bool force;
+        bool report_all;
+        char *package;
+        char *tool;
+        char *dpkg_package;
+        uid_t uid;
+        pid_t pid;
+
+        /* progress */
+        uint64_t total, done, compiled, up_to_date, coalesced, failed;
+        uint64_t outstanding;    /* jobs this request waits for */
+        uint64_t last_progress_usec;
+
+        IoWork io;
+        ExpandResult *expanded;
+} Request;
+
+/* Parses a MSG_COMPILE frame. On a bad request returns a negative errno and
+ * an explanation in @ret_message for the client. */
+int request_new_compile(Manager *m, Connection *c, const MsgReader *msg, Request **ret, char **ret_message);
+int request_new_wait(Manager *m, Connection *c, const MsgReader *msg, Request **ret);
+/* Starts serving; the manager's list now holds the request. */
+void request_start(Request *r);
+/* A pool this request uses became ready or failed. */
+void request_pools_changed(Request *r);
+/* One job this request waits for is done. */
+void request_job_done(Request *r, Job *j, bool coalesced);
+/* The client went away: the work goes on, the replies are dropped. */
+void request_detach(Request *r);
+/* A wait request: answer it if what it waits for is drained. */
+void request_check_wait(Request *r);
+/* True when compile request @r belongs to package @package (NULL = any). */
+bool request_matches_package(const Request *r, const char *package);
+Request *request_free(Request *r);

@@ -1,0 +1,468 @@
+/* SPDX-License-Identifier: MIT */
+/* A worker: one long-lived `python -I -S -c CODE` process (CODE is
+ * worker.py, compiled into the daemon), speaking length-prefixed frames over
+ * two pipes. The daemon side is fully non-blocking: frames out are buffered
+ * and written when the pipe is writable, frames in are assembled in a
+ * bounded buffer. Anything unexpected from the worker — a frame too large,
+ * a wrong type, a reply to a job it was not given, silence past the job
+ * timeout — makes it untrusted: it is killed and its owner told once. The
+ * untrusted side never gets to crash or stall the daemon. */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <grp.h>
+#include <unistd.h>
+
+#include "macro.h"
+#include "util.h"
+#include "worker.h"
+#include "worker-code.h"
+
+#define WORKER_PROBE "pycqueue"
+
+typedef enum WorkerState {
+        WORKER_STARTING,
+        WORKER_IDLE,
+        WORKER_BUSY,
+        WORKER_DEAD,
+} WorkerState;
+
+struct Worker {
+        sd_event *event;
+        WorkerState state;
+        pid_t pid;
+        int in_fd;   /* we write jobs here */
+        int out_fd;  /* we read replies here */
+        sd_event_source *in_source, *out_source, *child_source, *timer_source;
+        WorkerOptions opts;
+        const WorkerCallbacks *cb;
+        void *userdata;
+
+        uint8_t *wbuf;
+        size_t wsize, wpos;
+        uint8_t *rbuf;
+        size_t rsize, rallocated;
+
+        uint64_t job_id;
+        WorkerInfo info;
+};
+
+void worker_info_done(WorkerInfo *info) {
+        free(info->cache_tag);
+        free(info->version);
+        free(info->implementation);
+        *info = (WorkerInfo){};
+}
+
+bool worker_is_busy(const Worker *w) {
+        return w->state != WORKER_IDLE;
+}
+
+pid_t worker_pid(const Worker *w) {
+        return w->pid;
+}
+
+static void worker_kill(Worker *w) {
+        if (w->pid > 0 && w->child_source)
+                (void)sd_event_source_send_child_signal(w->child_source, SIGKILL, NULL, 0);
+        else if (w->pid > 0)
+                (void)kill(w->pid, SIGKILL);
+}
+
+/* Marks the worker dead and tells the owner exactly once. */
+static void worker_die(Worker *w, int reason) {
+        if (w->state == WORKER_DEAD)
+                return;
+        w->state = WORKER_DEAD;
+        worker_kill(w);
+        sd_event_source_set_enabled(w->in_source, SD_EVENT_OFF);
+        sd_event_source_set_enabled(w->out_source, SD_EVENT_OFF);
+        sd_event_source_set_enabled(w->timer_source, SD_EVENT_OFF);
+        w->cb->on_dead(w, reason, w->userdata);
+}
+
+static int worker_on_child(sd_event_source *s, const siginfo_t *si, void *userdata) {
+        Worker *w = userdata;
+
+        w->child_source = sd_event_source_unref(w->child_source);
+        w->pid = 0;
+        worker_die(w, -ECHILD);
+        return 0;
+}
+
+static int worker_on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        worker_die(userdata, -ETIMEDOUT);
+        return 0;
+}
+
+static int worker_arm_timer(Worker *w, uint64_t timeout_usec) {
+        int r;
+
+        if (!w->timer_source)
+                return sd_event_add_time_relative(w->event, &w->timer_source, CLOCK_MONOTONIC, timeout_usec,
+                                                  10000, worker_on_timer, w);
+        r = sd_event_source_set_time_relative(w->timer_source, timeout_usec);
+        if (r < 0)
+                return r;
+        return sd_event_source_set_enabled(w->timer_source, SD_EVENT_ONESHOT);
+}
+
+static int parse_hello(Worker *w, const uint8_t *p, size_t n) {
+        const uint8_t *end = p + n, *s;
+        char *fields[3] = {};
+        uint64_t probe;
+
+        if (n < 1 + 4 + 8 || p[0] != 'H')
+                return -EBADMSG;
+        memcpy(w->info.magic, p + 1, 4);
+        probe = unaligned_read_le64(p + 5);
+        s = p + 13;
+        for (int i = 0; i < 3; i++) {
+                const uint8_t *nul = memchr(s, 0, (size_t)(end - s));
+                const uint8_t *e = nul ? nul : end;
+
+                if (i < 2 && !nul)
+                        goto bad;
+                if (e - s > 256 || memchr(s, '/', (size_t)(e - s)))
+                        goto bad;
+                fields[i] = strndup((const char *)s, (size_t)(e - s));
+                if (!fields[i])
+                        goto bad;
+                s = nul ? nul + 1 : end;
+        }
+        if (!fields[0][0] || w->info.magic[2] != '\r' || w->info.magic[3] != '\n')
+                goto bad;
+        w->info.cache_tag = fields[0];
+        w->info.version = fields[1];
+        w->info.implementation = fields[2];
+        w->info.hash_algo = pyc_hash_algo_detect(w->info.magic, WORKER_PROBE, strlen(WORKER_PROBE), probe);
+        return 0;
+bad:
+        for (int i = 0; i < 3; i++)
+                free(fields[i]);
+        return -EBADMSG;
+}
+
+static int handle_frame(Worker *w, const uint8_t *p, size_t n) {
+        WorkerReply reply = {};
+        int r;
+
+        if (w->state == WORKER_STARTING) {
+                r = parse_hello(w, p, n);
+                if (r < 0)
+                        return r;
+                w->state = WORKER_IDLE;
+                sd_event_source_set_enabled(w->timer_source, SD_EVENT_OFF);
+                w->cb->on_ready(w, &w->info, w->userdata);
+                return 0;
+        }
+        if (w->state != WORKER_BUSY || n < 10 || p[0] != 'R')
+                return -EBADMSG;
+        reply.job_id = unaligned_read_le64(p + 1);
+        if (reply.job_id != w->job_id)
+                return -EBADMSG;
+        if (p[9] == 0) {
+                reply.ok = true;
+                reply.pyc = p + 10;
+                reply.pyc_size = n - 10;
+        } else if (p[9] == 1) {
+                _cleanup_free_ char *type = NULL, *message = NULL;
+                const uint8_t *nul;
+
+                if (n < 14)
+                        return -EBADMSG;
+                reply.error_line = unaligned_read_le32(p + 10);
+                nul = memchr(p + 14, 0, n - 14);
+                if (!nul)
+                        return -EBADMSG;
+                type = strndup((const char *)p + 14, MIN((size_t)(nul - (p + 14)), 128u));
+                message = strndup((const char *)nul + 1, MIN((size_t)(p + n - nul - 1), 4096u));
+                if (!type || !message)
+                        return -ENOMEM;
+                reply.error_type = type;
+                reply.error_message = message;
+                w->state = WORKER_IDLE;
+                sd_event_source_set_enabled(w->timer_source, SD_EVENT_OFF);
+                w->cb->on_reply(w, &reply, w->userdata);
+                return 0;
+        } else
+                return -EBADMSG;
+
+        w->state = WORKER_IDLE;
+        sd_event_source_set_enabled(w->timer_source, SD_EVENT_OFF);
+        w->cb->on_reply(w, &reply, w->userdata);
+        return 0;
+}
+
+static int worker_on_readable(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Worker *w = userdata;
+
+        for (;;) {
+                ssize_t n;
+                int64_t want;
+
+                if (w->rallocated - w->rsize < 65536) {
+                        size_t na = MAX(w->rallocated * 2, (size_t)131072);
+                        uint8_t *nb;
+
+                        if (na > w->opts.max_reply + 4 + 65536)
+                                na = w->opts.max_reply + 4 + 65536;
+                        if (na <= w->rallocated) {
+                                worker_die(w, -EBADMSG);
+                                return 0;
+                        }
+                        nb = realloc(w->rbuf, na);
+                        if (!nb) {
+                                worker_die(w, -ENOMEM);
+                                return 0;
+                        }
+                        w->rbuf = nb;
+                        w->rallocated = na;
+                }
+                n = read(w->out_fd, w->rbuf + w->rsize, w->rallocated - w->rsize);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno == EAGAIN)
+                                return 0;
+                        worker_die(w, -EPIPE);
+                        return 0;
+                }
+                if (n == 0) {
+                        worker_die(w, -EPIPE);
+                        return 0;
+                }
+                w->rsize += (size_t)n;
+
+                /* Take every complete frame. */
+                for (;;) {
+                        uint32_t len;
+                        int r;
+
+                        if (w->rsize < 4)
+                                break;
+                        len = unaligned_read_le32(w->rbuf);
+                        if (len == 0 || len > w->opts.max_reply) {
+                                worker_die(w, -EBADMSG);
+                                return 0;
+                        }
+                        want = (int64_t)len + 4;
+                        if ((int64_t)w->rsize < want)
+                                break;
+                        r = handle_frame(w, w->rbuf + 4, len);
+                        if (w->state == WORKER_DEAD)
+                                return 0;
+                        if (r < 0) {
+                                worker_die(w, r);
+                                return 0;
+                        }
+                        memmove(w->rbuf, w->rbuf + want, w->rsize - (size_t)want);
+                        w->rsize -= (size_t)want;
+                }
+                /* Do not keep a huge buffer around after a huge reply. */
+                if (w->rsize == 0 && w->rallocated > (4u << 20)) {
+                        free(w->rbuf);
+                        w->rbuf = NULL;
+                        w->rallocated = 0;
+                }
+        }
+}
+
+static int worker_flush(Worker *w) {
+        while (w->wpos < w->wsize) {
+                ssize_t n = write(w->in_fd, w->wbuf + w->wpos, w->wsize - w->wpos);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno == EAGAIN)
+                                return sd_event_source_set_enabled(w->in_source, SD_EVENT_ON);
+                        return -EPIPE;
+                }
+                w->wpos += (size_t)n;
+        }
+        free(w->wbuf);
+        w->wbuf = NULL;
+        w->wsize = w->wpos = 0;
+        return sd_event_source_set_enabled(w->in_source, SD_EVENT_OFF);
+}
+
+static int worker_on_writable(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Worker *w = userdata;
+
+        if (worker_flush(w) < 0)
+                worker_die(w, -EPIPE);
+        return 0;
+}
+
+int worker_send_job(Worker *w, uint64_t job_id, const char *display_path, uint32_t mtime, uint32_t size,
+                    unsigned opt_level, InvalidationMode mode, const uint8_t *source, size_t source_size,
+                    uint64_t timeout_usec) {
+        size_t plen = strlen(display_path), len = 23 + plen + source_size;
+        uint8_t *b;
+        int r;
+
+        if (w->state != WORKER_IDLE || w->wbuf)
+                return -EBUSY;
+        if (len > UINT32_MAX)
+                return -EFBIG;
+        b = malloc(4 + len);
+        if (!b)
+                return -ENOMEM;
+        unaligned_write_le32(b, (uint32_t)len);
+        b[4] = 'J';
+        unaligned_write_le64(b + 5, job_id);
+        unaligned_write_le32(b + 13, mtime);
+        unaligned_write_le32(b + 17, size);
+        b[21] = (uint8_t)opt_level;
+        b[22] = (uint8_t)mode;
+        unaligned_write_le32(b + 23, (uint32_t)plen);
+        memcpy(b + 27, display_path, plen);
+        if (source_size > 0)
+                memcpy(b + 27 + plen, source, source_size);
+        w->wbuf = b;
+        w->wsize = 4 + len;
+        w->wpos = 0;
+        w->job_id = job_id;
+        w->state = WORKER_BUSY;
+
+        r = worker_arm_timer(w, timeout_usec);
+        if (r < 0)
+                return r;
+        r = worker_flush(w);
+        if (r < 0) {
+                worker_die(w, -EPIPE);
+                return 0; /* reported through on_dead */
+        }
+        return 0;
+}
+
+/* Runs in the forked child: only async-signal-safe calls until exec. */
+_noreturn_ static void worker_child(int in_fd, int out_fd, const char *interpreter, const WorkerOptions *opts,
+                                    char **argv, char **envp) {
+        struct rlimit rl;
+
+        (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (dup2(in_fd, STDIN_FILENO) < 0 || dup2(out_fd, STDOUT_FILENO) < 0)
+                _exit(126);
+        for (int fd = 3; fd < 1024; fd++)
+                (void)close(fd);
+
+        rl = (struct rlimit){ 0, 0 };
+        (void)setrlimit(RLIMIT_CORE, &rl);
+        /* A worker writes no file, ever. */
+        (void)setrlimit(RLIMIT_FSIZE, &rl);
+        if (opts->memory_limit > 0) {
+                rl = (struct rlimit){ opts->memory_limit, opts->memory_limit };
+                (void)setrlimit(RLIMIT_AS, &rl);
+        }
+        if (opts->uid != (uid_t)-1) {
+                if (setgroups(0, NULL) < 0 || setresgid(opts->gid, opts->gid, opts->gid) < 0 ||
+                    setresuid(opts->uid, opts->uid, opts->uid) < 0)
+                        _exit(126);
+        }
+        /* Unblock what the daemon blocked for sd-event. */
+        {
+                sigset_t none;
+                sigemptyset(&none);
+                (void)sigprocmask(SIG_SETMASK, &none, NULL);
+        }
+        execve(interpreter, argv, envp);
+        _exit(127);
+}
+
+int worker_spawn(sd_event *event, const char *interpreter, const WorkerOptions *opts,
+                 const WorkerCallbacks *callbacks, void *userdata, Worker **ret) {
+        static char *envp[] = { (char *)"PATH=/usr/local/bin:/usr/bin:/bin", (char *)"LC_ALL=C.UTF-8", NULL };
+        char *argv[] = { (char *)interpreter, (char *)"-I", (char *)"-S", (char *)"-c", (char *)worker_code, NULL };
+        int in_pipe[2] = { -1, -1 }, out_pipe[2] = { -1, -1 };
+        Worker *w;
+        pid_t pid;
+        int r;
+
+        if (pipe2(in_pipe, O_CLOEXEC) < 0)
+                return negative_errno();
+        if (pipe2(out_pipe, O_CLOEXEC) < 0) {
+                r = negative_errno();
+                safe_close(in_pipe[0]);
+                safe_close(in_pipe[1]);
+                return r;
+        }
+
+        pid = fork();
+        if (pid < 0) {
+                r = negative_errno();
+                safe_close(in_pipe[0]);
+                safe_close(in_pipe[1]);
+                safe_close(out_pipe[0]);
+                safe_close(out_pipe[1]);
+                return r;
+        }
+        if (pid == 0)
+                worker_child(in_pipe[0], out_pipe[1], interpreter, opts, argv, envp);
+
+        safe_close(in_pipe[0]);
+        safe_close(out_pipe[1]);
+        (void)fcntl(in_pipe[1], F_SETFL, O_NONBLOCK);
+        (void)fcntl(out_pipe[0], F_SETFL, O_NONBLOCK);
+
+        w = calloc(1, sizeof(*w));
+        if (!w) {
+                (void)kill(pid, SIGKILL);
+                (void)waitpid(pid, NULL, 0);
+                safe_close(in_pipe[1]);
+                safe_close(out_pipe[0]);
+                return -ENOMEM;
+        }
+        w->event = event;
+        w->pid = pid;
+        w->in_fd = in_pipe[1];
+        w->out_fd = out_pipe[0];
+        w->opts = *opts;
+        w->cb = callbacks;
+        w->userdata = userdata;
+        w->state = WORKER_STARTING;
+
+        r = sd_event_add_child(event, &w->child_source, pid, WEXITED, worker_on_child, w);
+        if (r >= 0)
+                r = sd_event_add_io(event, &w->out_source, w->out_fd, EPOLLIN, worker_on_readable, w);
+        if (r >= 0)
+                r = sd_event_add_io(event, &w->in_source, w->in_fd, EPOLLOUT, worker_on_writable, w);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(w->in_source, SD_EVENT_OFF);
+        if (r >= 0)
+                r = worker_arm_timer(w, opts->handshake_timeout_usec);
+        if (r < 0) {
+                w->state = WORKER_DEAD;
+                worker_free(w);
+                return r;
+        }
+        *ret = w;
+        return 0;
+}
+
+Worker *worker_free(Worker *w) {
+        if (!w)
+                return NULL;
+        if (w->pid > 0) {
+                worker_kill(w);
+                /* Reap it now: the child source goes away with us. */
+                (void)waitpid(w->pid, NULL, 0);
+        }
+        sd_event_source_disable_unref(w->child_source);
+        sd_event_source_disable_unref(w->in_source);
+        sd_event_source_disable_unref(w->out_source);
+        sd_event_source_disable_unref(w->timer_source);
+        safe_close(w->in_fd);
+        safe_close(w->out_fd);
+        free(w->wbuf);
+        free(w->rbuf);
+        worker_info_done(&w->info);
+        free(w);
+        return NULL;
+}

@@ -1,0 +1,101 @@
+# pycqueue worker: compiles Python source to .pyc bytes for pycqueued.
+#
+# Runs as `python -I -S -c CODE` with this text as CODE, so it needs no file
+# of ours and also works inside a chroot. It never opens a source or writes
+# a file: the daemon sends the source bytes and writes the result. Frames
+# in both directions are a little-endian u32 length followed by the payload.
+#
+#   worker -> daemon, once:  b"H" magic(4) hash(8) then NUL-separated
+#                            cache_tag, version, implementation
+#                            (hash = source_hash(b"pycqueue"), which tells the
+#                            daemon the interpreter's SipHash variant)
+#   daemon -> worker:        b"J" <Q id> <I mtime> <I size> <B optimize>
+#                            <B mode> <I path length> path source
+#   worker -> daemon:        b"R" <Q id> <B 0> pyc-bytes, or
+#                            b"R" <Q id> <B 1> <I line> type NUL message
+#
+# mode: 0 timestamp, 1 checked-hash, 2 unchecked-hash. The pyc is built
+# exactly as py_compile builds it, so the bytes are identical.
+import os
+import sys
+from importlib import _bootstrap_external as _be
+from importlib.util import MAGIC_NUMBER, source_hash
+
+_rfd = 0
+_wfd = 1
+
+
+def _read_exact(n):
+    parts = []
+    while n:
+        b = os.read(_rfd, min(n, 1 << 20))
+        if not b:
+            raise EOFError
+        parts.append(b)
+        n -= len(b)
+    return b"".join(parts)
+
+
+def _send(payload):
+    data = len(payload).to_bytes(4, "little") + payload
+    view = memoryview(data)
+    while view:
+        n = os.write(_wfd, view)
+        view = view[n:]
+
+
+def _compile(path, source, mtime, size, optimize, mode):
+    code = compile(source, path, "exec", dont_inherit=True, optimize=optimize)
+    if mode == 0:
+        data = _be._code_to_timestamp_pyc(code, mtime, size)
+    else:
+        data = _be._code_to_hash_pyc(code, source_hash(source), mode == 1)
+    return bytes(data)
+
+
+def _error_reply(job_id, exc):
+    line = 0
+    message = str(exc)
+    if isinstance(exc, SyntaxError):
+        line = exc.lineno or 0
+        message = exc.msg or message
+    kind = type(exc).__name__
+    text = kind.encode("utf-8", "replace") + b"\0" + message.encode("utf-8", "replace")
+    return (b"R" + job_id.to_bytes(8, "little") + b"\1"
+            + (line & 0xFFFFFFFF).to_bytes(4, "little") + text)
+
+
+def main():
+    impl = sys.implementation
+    version = "%d.%d.%d" % sys.version_info[:3]
+    hello = (b"H" + MAGIC_NUMBER + source_hash(b"pycqueue")
+             + impl.cache_tag.encode() + b"\0" + version.encode()
+             + b"\0" + impl.name.encode())
+    _send(hello)
+    while True:
+        try:
+            n = int.from_bytes(_read_exact(4), "little")
+            frame = _read_exact(n)
+        except EOFError:
+            return
+        if frame[:1] != b"J" or len(frame) < 23:
+            sys.exit(3)
+        job_id = int.from_bytes(frame[1:9], "little")
+        mtime = int.from_bytes(frame[9:13], "little")
+        size = int.from_bytes(frame[13:17], "little")
+        optimize = frame[17]
+        mode = frame[18]
+        plen = int.from_bytes(frame[19:23], "little")
+        path = frame[23:23 + plen].decode("utf-8", "surrogateescape")
+        source = frame[23 + plen:]
+        try:
+            pyc = _compile(path, source, mtime, size, optimize, mode)
+            reply = b"R" + job_id.to_bytes(8, "little") + b"\0" + pyc
+        except (SyntaxError, ValueError, TypeError, MemoryError, RecursionError,
+                OverflowError, UnicodeError, LookupError) as exc:
+            reply = _error_reply(job_id, exc)
+        del source
+        _send(reply)
+
+
+main()

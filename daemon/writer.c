@@ -1,0 +1,207 @@
+/* SPDX-License-Identifier: MIT */
+/* Atomic, durable .pyc writes.
+ *
+ * The data goes into an anonymous O_TMPFILE inode in the target directory,
+ * is written in full and fsynced. When no file exists at the target name the
+ * inode is linked there directly: linkat() cannot replace, so it either
+ * creates the complete file or fails with EEXIST — nothing is ever visible
+ * half-written and a crash leaves no name behind. When a file exists (the
+ * common recompile case) the inode is linked to a temporary name and renamed
+ * over the target; only a crash between those two calls can leave the
+ * temporary name, whose suffix never looks like a .pyc and which the next
+ * daemon removes (writer_remove_stale_temps()). Where O_TMPFILE is not
+ * supported a named O_EXCL temporary is used instead, with the same rename.
+ * Finally the directory is fsynced so the new name survives a crash. */
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "macro.h"
+#include "pycpath.h"
+#include "util.h"
+#include "writer.h"
+
+int writer_open_cache_dir(int source_dir_fd, bool create, int *ret_fd) {
+        int fd;
+
+        for (int attempt = 0; attempt < 2; attempt++) {
+                fd = openat(source_dir_fd, PYCACHE_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (fd >= 0) {
+                        *ret_fd = fd;
+                        return 0;
+                }
+                if (errno != ENOENT || !create)
+                        return negative_errno();
+                if (mkdirat(source_dir_fd, PYCACHE_DIR, 0755) < 0 && errno != EEXIST)
+                        return negative_errno();
+        }
+        return -ENOENT;
+}
+
+int writer_check_target(int dir_fd, const char *name) {
+        struct stat st;
+
+        if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return errno == ENOENT ? 0 : negative_errno();
+        return S_ISREG(st.st_mode) ? 0 : -EEXIST;
+}
+
+static atomic_uint temp_counter;
+
+static int temp_name(const char *name, char *buf, size_t size) {
+        int n = snprintf(buf, size, ".%s.%d.%u" WRITER_TEMP_SUFFIX, name, (int)getpid(),
+                         atomic_fetch_add(&temp_counter, 1));
+        return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
+static int link_tmpfile(int fd, int dir_fd, const char *name) {
+        char proc[64];
+
+        /* AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; /proc works for everyone. */
+        if (linkat(fd, "", dir_fd, name, AT_EMPTY_PATH) == 0)
+                return 0;
+        if (errno != ENOENT && errno != EPERM)
+                return negative_errno();
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+        if (linkat(AT_FDCWD, proc, dir_fd, name, AT_SYMLINK_FOLLOW) < 0)
+                return negative_errno();
+        return 0;
+}
+
+static int write_data(int fd, const void *data, size_t size, mode_t mode, bool durable) {
+        int r;
+
+        /* The umask must not decide the mode: set it explicitly. */
+        if (fchmod(fd, mode) < 0)
+                return negative_errno();
+        r = loop_write(fd, data, size);
+        if (r < 0)
+                return r;
+        if (durable && fsync(fd) < 0)
+                return negative_errno();
+        return 0;
+}
+
+int writer_replace_at(int dir_fd, const char *name, const void *data, size_t size, mode_t mode, bool durable) {
+        _cleanup_close_ int fd = -1;
+        char tmp[NAME_MAX * 2];
+        bool named = false;
+        int r;
+
+        r = writer_check_target(dir_fd, name);
+        if (r < 0)
+                return r;
+        r = temp_name(name, tmp, sizeof(tmp));
+        if (r < 0)
+                return r;
+
+        fd = openat(dir_fd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+        if (fd < 0) {
+                if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
+                        return negative_errno();
+                fd = openat(dir_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+                if (fd < 0)
+                        return negative_errno();
+                named = true;
+        }
+
+        r = write_data(fd, data, size, mode, durable);
+        if (r < 0)
+                goto fail;
+
+        if (!named) {
+                r = link_tmpfile(fd, dir_fd, name);
+                if (r == 0)
+                        goto sync_dir;
+                if (r != -EEXIST)
+                        goto fail;
+                r = link_tmpfile(fd, dir_fd, tmp);
+                if (r < 0)
+                        goto fail;
+                named = true;
+        }
+        /* The target may have become a symlink or FIFO since the check; a
+         * rename replaces the name itself, never what it points to, but we
+         * still refuse to turn such a thing into a regular file. */
+        r = writer_check_target(dir_fd, name);
+        if (r < 0)
+                goto fail;
+        if (renameat(dir_fd, tmp, dir_fd, name) < 0) {
+                r = negative_errno();
+                goto fail;
+        }
+
+sync_dir:
+        if (durable && fsync(dir_fd) < 0)
+                return negative_errno();
+        return 0;
+
+fail:
+        if (named)
+                (void)unlinkat(dir_fd, tmp, 0);
+        return r;
+}
+
+/* ".NAME.PID.N.pycqueue-tmp": the PID is the writer's. */
+static bool temp_is_stale(const char *name) {
+        size_t n = strlen(name), sl = strlen(WRITER_TEMP_SUFFIX);
+        const char *p, *q;
+        char comm[64] = "", path[64];
+        long pid;
+        FILE *f;
+
+        if (name[0] != '.' || n <= sl || strcmp(name + n - sl, WRITER_TEMP_SUFFIX) != 0)
+                return false;
+        /* find ".PID.N" before the suffix */
+        q = name + n - sl;
+        for (p = q - 1; p > name && *p != '.'; p--) /* N */
+                ;
+        if (p <= name)
+                return false;
+        for (p = p - 1; p > name && *p != '.'; p--) /* PID */
+                ;
+        if (p <= name)
+                return false;
+        pid = strtol(p + 1, NULL, 10);
+        if (pid <= 0)
+                return false;
+        if (pid == (long)getpid())
+                return false;
+        snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
+        f = fopen(path, "re");
+        if (!f)
+                return true;
+        if (!fgets(comm, sizeof(comm), f))
+                comm[0] = '\0';
+        fclose(f);
+        /* A live pycqueued may be writing it right now. */
+        return strncmp(comm, "pycqueued", 9) != 0;
+}
+
+int writer_remove_stale_temps(int dir_fd) {
+        _cleanup_close_ int fd = -1;
+        struct dirent *de;
+        int removed = 0;
+        DIR *d;
+
+        fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return negative_errno();
+        d = fdopendir(fd);
+        if (!d)
+                return negative_errno();
+        fd = -1; /* consumed by the DIR */
+        while ((de = readdir(d)))
+                if (temp_is_stale(de->d_name) && unlinkat(dir_fd, de->d_name, 0) == 0)
+                        removed++;
+        closedir(d);
+        return removed;
+}

@@ -1,0 +1,538 @@
+# SPDX-License-Identifier: MIT
+"""Helpers for the pycqueue integration tests.
+
+The tests drive the real binaries: pycqueued on a private socket and state
+directory, pycqueue against it. Everything here talks to them (and to the
+reference compilers, py_compile and compileall) through subprocesses, each
+with a timeout, so that a hung daemon fails a test instead of the suite.
+
+Paths may be str, bytes or pathlib objects; whenever a path may hold bytes
+that are not UTF-8 the helpers work on bytes (os.fsencode) internally.
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+
+PYTHON = "/usr/bin/python3"  # Debian's CPython 3.11; never the pyenv shim on PATH
+PYPY = "/usr/bin/pypy3"
+CPYTHON_TAG = "cpython-311"
+PYPY_TAG = "pypy39"
+
+# PATH for every child: /usr/bin first so that "python3" is Debian's.
+CLEAN_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+
+SRCDIR = os.environ.get("PYCQUEUE_SRCDIR") or os.path.normpath(
+    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+PYCQUEUED = os.environ.get("PYCQUEUED") or "/work/main/_build/pycqueued"
+PYCQUEUE = os.environ.get("PYCQUEUE") or "/work/main/_build/pycqueue"
+
+CLIENT_TIMEOUT = 180  # seconds; generous, only there to turn a hang into a failure
+
+# Exit codes of the contract.
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_PERM, EXIT_OTHER = 0, 1, 2, 3, 4, 5
+
+
+def clean_env(extra=None, drop=()):
+    """The environment for every child: no SOURCE_DATE_EPOCH (it changes the
+    default invalidation mode), no inherited systemd variables, a PATH where
+    python3 is /usr/bin/python3."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("SOURCE_DATE_EPOCH", "NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID",
+                        "LISTEN_FDNAMES", "PYCQUEUE_SOCKET", "PYCQUEUE_DAEMON",
+                        "PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX", "PYTHONHASHSEED",
+                        "PYTHONOPTIMIZE", "PYTHONPATH", "PYTHONHOME")
+           and k not in drop}
+    env["PATH"] = CLEAN_PATH
+    env["LC_ALL"] = "C.UTF-8"
+    if extra:
+        env.update(extra)
+    return env
+
+
+def fsb(path):
+    return os.fsencode(os.fspath(path))
+
+
+def fss(path):
+    return os.fsdecode(os.fspath(path))
+
+
+# --- cache paths ---------------------------------------------------------------
+
+def cache_path(source, tag=CPYTHON_TAG, opt=0):
+    """importlib.util.cache_from_source() for an arbitrary cache tag and
+    optimization level; returns bytes for a bytes source, str otherwise."""
+    is_bytes = isinstance(source, bytes)
+    src = fsb(source)
+    head, tail = os.path.split(src)
+    base, sep, rest = tail.rpartition(b".")
+    name = (base if base else rest) + sep + fsb(tag)
+    if opt:
+        name += b".opt-%d" % opt
+    name += b".pyc"
+    out = os.path.join(head, b"__pycache__", name)
+    return out if is_bytes else os.fsdecode(out)
+
+
+PYC_NAME_RE = re.compile(rb"\A(.+)\.(cpython-\d+|pypy\d+)(?:\.opt-([12]))?\.pyc\Z", re.S)
+
+
+def sources_in(root):
+    """Every *.py under @root (bytes paths), __pycache__ skipped, sorted."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(fsb(root)):
+        dirnames[:] = sorted(d for d in dirnames if d != b"__pycache__")
+        for f in sorted(filenames):
+            if f.endswith(b".py"):
+                out.append(os.path.join(dirpath, f))
+    return out
+
+
+def pycache_files(root):
+    """Every entry inside a __pycache__ directory under @root, as a set of
+    paths relative to @root (bytes)."""
+    root = fsb(root)
+    out = set()
+    for dirpath, dirnames, filenames in os.walk(root):
+        if os.path.basename(dirpath) == b"__pycache__":
+            for f in filenames + dirnames:
+                out.add(os.path.relpath(os.path.join(dirpath, f), root))
+    return out
+
+
+def expected_pycs(root, tag=CPYTHON_TAG, opts=(0,)):
+    """The relative paths of the .pyc files a compile of @root must produce."""
+    root = fsb(root)
+    return {os.path.relpath(cache_path(s, tag, o), root) for s in sources_in(root) for o in opts}
+
+
+def non_cache_files(root):
+    """Every file or directory outside __pycache__ (relative, bytes): a compile
+    must not add anything there."""
+    root = fsb(root)
+    out = set()
+    for dirpath, dirnames, filenames in os.walk(root):
+        if b"__pycache__" in dirnames:
+            dirnames.remove(b"__pycache__")
+        for f in filenames + dirnames:
+            out.add(os.path.relpath(os.path.join(dirpath, f), root))
+    return out
+
+
+# --- .pyc validation (runs in the interpreter that owns the format) -----------
+
+_VALIDATOR = r'''
+import sys, os, json, marshal, re
+import importlib.util
+root = os.fsencode(sys.argv[1])
+tag = sys.implementation.cache_tag.encode()
+magic = importlib.util.MAGIC_NUMBER
+name_re = re.compile(rb"\A(.+)\.(cpython-\d+|pypy\d+)(?:\.opt-([12]))?\.pyc\Z", re.S)
+res = {"valid": {}, "bad": {}, "leftover": [], "orphan": [], "foreign": []}
+def walk(top):
+    if os.path.basename(top) == b"__pycache__" and os.path.isdir(top):
+        yield top
+    for dirpath, dirnames, filenames in os.walk(top):
+        for d in dirnames:
+            if d == b"__pycache__":
+                yield os.path.join(dirpath, d)
+        dirnames[:] = [d for d in dirnames if d != b"__pycache__"]
+def check(pyc, src):
+    try:
+        st = os.lstat(pyc)
+    except OSError as e:
+        return "lstat: %r" % e
+    if not (st.st_mode & 0o170000 == 0o100000):
+        return "not a regular file (mode %o)" % st.st_mode
+    with open(pyc, "rb") as f:
+        data = f.read()
+    if len(data) < 16:
+        return "short file (%d bytes)" % len(data)
+    if data[:4] != magic:
+        return "bad magic %r (want %r)" % (data[:4], magic)
+    flags = int.from_bytes(data[4:8], "little")
+    if flags == 0:
+        sst = os.stat(src)
+        mtime = int.from_bytes(data[8:12], "little")
+        size = int.from_bytes(data[12:16], "little")
+        if mtime != (int(sst.st_mtime) & 0xFFFFFFFF):
+            return "mtime %d != source mtime %d" % (mtime, int(sst.st_mtime) & 0xFFFFFFFF)
+        if size != (sst.st_size & 0xFFFFFFFF):
+            return "size %d != source size %d" % (size, sst.st_size)
+    elif flags in (1, 3):
+        with open(src, "rb") as f:
+            h = importlib.util.source_hash(f.read())
+        if data[8:16] != h:
+            return "source hash mismatch"
+    else:
+        return "bad flags %d" % flags
+    try:
+        co = marshal.loads(data[16:])
+    except Exception as e:
+        return "marshal.loads: %s: %s" % (type(e).__name__, e)
+    if type(co).__name__ != "code":
+        return "marshal body is a %s, not code" % type(co).__name__
+    return co
+for cache in walk(root):
+    parent = os.path.dirname(cache)
+    for name in sorted(os.listdir(cache)):
+        path = os.path.join(cache, name)
+        m = name_re.match(name)
+        if not m:
+            res["leftover"].append(os.fsdecode(path))
+            continue
+        src = os.path.join(parent, m.group(1) + b".py")
+        if not os.path.exists(src):
+            res["orphan"].append(os.fsdecode(path))
+            continue
+        if m.group(2) != tag:
+            res["foreign"].append(os.fsdecode(path))
+            continue
+        r = check(path, src)
+        if isinstance(r, str):
+            res["bad"][os.fsdecode(path)] = r
+        else:
+            res["valid"][os.fsdecode(path)] = {"co_filename": r.co_filename,
+                                               "flags": int.from_bytes(open(path, "rb").read()[4:8], "little")}
+print(json.dumps(res))
+'''
+
+
+class Validation:
+    """The result of validate(); paths are bytes."""
+
+    def __init__(self, raw):
+        self.valid = {fsb(k): v for k, v in raw["valid"].items()}
+        self.bad = {fsb(k): v for k, v in raw["bad"].items()}
+        self.leftover = [fsb(p) for p in raw["leftover"]]
+        self.orphan = [fsb(p) for p in raw["orphan"]]
+        self.foreign = [fsb(p) for p in raw["foreign"]]
+
+    def assert_clean(self, allow_orphans=()):
+        """No invalid .pyc and no leftover (temporary) file in any __pycache__."""
+        assert not self.bad, "invalid .pyc files: %r" % (self.bad,)
+        assert not self.leftover, "leftover files in __pycache__: %r" % (self.leftover,)
+        orphans = [p for p in self.orphan if p not in set(map(fsb, allow_orphans))]
+        assert not orphans, ".pyc files without a source: %r" % (orphans,)
+
+
+def validate(root, interpreter=PYTHON):
+    """Checks every .pyc of @interpreter's cache tag under @root (a tree, or a
+    single __pycache__ directory): header against the source (flags,
+    mtime/size or hash, per importlib's rules) and marshal.loads of the body,
+    run in @interpreter itself."""
+    p = subprocess.run([interpreter, "-I", "-S", "-c", _VALIDATOR, fsb(root)],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env(),
+                       timeout=CLIENT_TIMEOUT)
+    assert p.returncode == 0, "validator failed: %s" % p.stderr.decode(errors="replace")
+    return Validation(json.loads(p.stdout))
+
+
+def assert_tree_compiled(root, tag=CPYTHON_TAG, opts=(0,), interpreter=PYTHON, allow_orphans=()):
+    """Every source under @root has a valid .pyc for each level in @opts, and
+    no leftover is in any __pycache__. Returns the Validation."""
+    v = validate(root, interpreter)
+    v.assert_clean(allow_orphans=allow_orphans)
+    want = {cache_path(s, tag, o) for s in sources_in(root) for o in opts}
+    missing = sorted(want - set(v.valid))
+    assert not missing, "%d of %d .pyc files missing, e.g. %r" % (len(missing), len(want), missing[:10])
+    return v
+
+
+# --- reference compilers ------------------------------------------------------
+
+_PY_COMPILE = r'''
+import sys, py_compile
+mode = {"timestamp": py_compile.PycInvalidationMode.TIMESTAMP,
+        "checked-hash": py_compile.PycInvalidationMode.CHECKED_HASH,
+        "unchecked-hash": py_compile.PycInvalidationMode.UNCHECKED_HASH}[sys.argv[4]]
+py_compile.compile(sys.argv[1], cfile=sys.argv[2], optimize=int(sys.argv[3]), doraise=True,
+                   invalidation_mode=mode)
+'''
+
+
+def py_compile_ref(source, cfile, opt=0, mode="timestamp", interpreter=PYTHON):
+    """Writes what `py_compile` makes of @source (co_filename = @source as
+    given) to @cfile, in a fresh interpreter; returns the bytes."""
+    p = subprocess.run([interpreter, "-I", "-c", _PY_COMPILE, fsb(source), fsb(cfile), str(opt), mode],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env(),
+                       timeout=CLIENT_TIMEOUT)
+    assert p.returncode == 0, "py_compile failed: %s" % p.stderr.decode(errors="replace")
+    with open(fsb(cfile), "rb") as f:
+        return f.read()
+
+
+def compileall_ref(root, interpreter=PYTHON, args=()):
+    p = subprocess.run([interpreter, "-I", "-m", "compileall", "-q", *args, fsb(root)],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env(),
+                       timeout=CLIENT_TIMEOUT)
+    assert p.returncode == 0, "compileall failed: %s%s" % (
+        p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace"))
+
+
+# --- source trees -------------------------------------------------------------
+
+STDLIB = "/usr/lib/python3.11"
+_STDLIB_SKIP_TOP = {"site-packages", "dist-packages", "test", "idlelib", "tkinter", "__pycache__"}
+
+
+def _stdlib_ignore(src_root):
+    def ignore(d, names):
+        rel = os.path.relpath(d, src_root)
+        out = {n for n in names if n == "__pycache__"}
+        if rel == ".":
+            out |= {n for n in names if n in _STDLIB_SKIP_TOP or n.startswith("config-")}
+        if rel == "lib2to3":
+            out |= {n for n in names if n == "tests"}
+        return out
+    return ignore
+
+
+def copy_tree(src, dest, entries=None):
+    """Copies @src (or only its top-level @entries) to @dest with mtimes
+    preserved (copy2; symlinks dereferenced) and no __pycache__."""
+    ignore = shutil.ignore_patterns("__pycache__")
+    if entries is None:
+        shutil.copytree(src, dest, ignore=ignore, copy_function=shutil.copy2)
+    else:
+        os.makedirs(dest)
+        for e in entries:
+            s = os.path.join(src, e)
+            if os.path.isdir(s):
+                shutil.copytree(s, os.path.join(dest, e), ignore=ignore, copy_function=shutil.copy2)
+            else:
+                shutil.copy2(s, os.path.join(dest, e))
+        shutil.copystat(src, dest)
+    for dirpath, dirnames, _ in os.walk(dest):
+        for d in list(dirnames):
+            if d == "__pycache__":
+                shutil.rmtree(os.path.join(dirpath, d))
+                dirnames.remove(d)
+    return dest
+
+
+def make_stdlib_pristine(dest):
+    """The filtered copy of /usr/lib/python3.11 every tree test starts from."""
+    shutil.copytree(STDLIB, dest, ignore=_stdlib_ignore(STDLIB), copy_function=shutil.copy2)
+    return dest
+
+
+# A moderate subset (about 150 files) for the variants that need not cover
+# the whole library, chosen to hold every kind of construct.
+STDLIB_SUBSET = ["json", "email", "http", "urllib", "logging", "importlib", "concurrent", "xml",
+                 "argparse.py", "typing.py", "dataclasses.py", "enum.py", "inspect.py",
+                 "functools.py", "re", "collections", "_pydecimal.py", "tarfile.py"]
+
+# PyPy 3.9 cannot parse all of the 3.11 library (match statements), so its
+# test compiles a part of its own library.
+PYPY_STDLIB = "/usr/lib/pypy3.9"
+PYPY_SUBSET = ["json", "email", "http", "urllib", "logging", "importlib", "concurrent", "asyncio",
+               "unittest", "xml", "multiprocessing", "argparse.py", "typing.py", "dataclasses.py", "enum.py", "inspect.py",
+               "functools.py", "collections", "_pydecimal.py", "tarfile.py"]
+
+
+def write(path, data, mode=None, mtime=None):
+    """Writes @data (bytes or str) to @path, making its directories; returns
+    the path, bytes when @path was bytes and str otherwise."""
+    as_bytes = isinstance(path, bytes)
+    path = fsb(path)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data if isinstance(data, bytes) else data.encode())
+    if mode is not None:
+        os.chmod(path, mode)
+    if mtime is not None:
+        os.utime(path, (mtime, mtime))
+    return path if as_bytes else os.fsdecode(path)
+
+
+def read(path):
+    with open(fsb(path), "rb") as f:
+        return f.read()
+
+
+# --- processes ----------------------------------------------------------------
+
+def run_client(*args, socket_path=None, autostart=False, global_args=(), user=None, env=None,
+               cwd=None, timeout=CLIENT_TIMEOUT, pycqueue=None):
+    """Runs `pycqueue [--socket=S] [--no-autostart] GLOBAL... ARGS...` and
+    returns the CompletedProcess (bytes), with .out/.err decoded for asserts.
+    @user="nobody" runs it through setpriv as nobody:nogroup."""
+    cmd = [pycqueue or PYCQUEUE]
+    if socket_path is not None:
+        cmd.append(b"--socket=" + fsb(socket_path))
+    if not autostart:
+        cmd.append("--no-autostart")
+    cmd += list(global_args)
+    cmd += [a if isinstance(a, (str, bytes)) else fsb(a) for a in args]
+    if user is not None:
+        cmd = ["setpriv", "--reuid=%s" % user, "--regid=nogroup", "--clear-groups", "--"] + cmd
+        if cwd is None:
+            cwd = "/"
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env or clean_env(),
+                       cwd=cwd, timeout=timeout, stdin=subprocess.DEVNULL)
+    p.out = p.stdout.decode("utf-8", "surrogateescape")
+    p.err = p.stderr.decode("utf-8", "surrogateescape")
+    return p
+
+
+def describe(p):
+    """A failure message for a client run."""
+    return "exit %s\n--- stdout\n%s\n--- stderr\n%s" % (p.returncode, p.out, p.err)
+
+
+def wait_for_socket(path, proc=None, timeout=10.0):
+    """Polls until a connect() to @path succeeds; raises when @proc exits first
+    or after @timeout seconds."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError("pycqueued exited with %s before listening" % proc.returncode)
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.connect(fss(path))
+            return
+        except OSError as e:
+            last = e
+        finally:
+            s.close()
+        time.sleep(0.05)
+    raise RuntimeError("nothing accepted on %s within %ss (last error: %s)" % (path, timeout, last))
+
+
+def proc_children(pid):
+    """PIDs whose parent is @pid (via /proc/*/stat)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry, "rb") as f:
+                data = f.read()
+        except OSError:
+            continue
+        # comm may hold spaces and parentheses: split after the last ')'
+        fields = data[data.rindex(b")") + 2:].split()
+        if int(fields[1]) == pid:
+            out.append(int(entry))
+    return out
+
+
+def proc_cmdline(pid):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return f.read().split(b"\0")[:-1]
+    except OSError:
+        return None
+
+
+def proc_exe(pid):
+    try:
+        return os.readlink("/proc/%d/exe" % pid)
+    except OSError:
+        return None
+
+
+def daemons_for_socket(socket_path, daemon_path=None):
+    """Top-level pycqueued processes (exe is @daemon_path, a --socket=@socket_path
+    argument, parent not itself such a process)."""
+    want_exe = os.path.realpath(daemon_path or PYCQUEUED)
+    arg = b"--socket=" + fsb(socket_path)
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        pid = int(entry)
+        exe = proc_exe(pid)
+        if exe is None or exe.replace(" (deleted)", "") != want_exe:
+            continue
+        cmd = proc_cmdline(pid)
+        if cmd and arg in cmd:
+            found[pid] = True
+    top = []
+    for pid in found:
+        try:
+            with open("/proc/%d/stat" % pid, "rb") as f:
+                data = f.read()
+        except OSError:
+            continue
+        ppid = int(data[data.rindex(b")") + 2:].split()[1])
+        if ppid not in found:
+            top.append(pid)
+    return sorted(top)
+
+
+def terminate(proc, timeout=10):
+    """SIGTERM, then SIGKILL after @timeout seconds; returns the exit status."""
+    if proc.poll() is None:
+        try:
+            proc.send_signal(signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=30)
+    return proc.returncode
+
+
+def kill_pid(pid, timeout=10):
+    """SIGTERM then SIGKILL for a process we did not spawn ourselves."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not os.path.exists("/proc/%d" % pid) or _is_zombie(pid):
+            return
+        time.sleep(0.05)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _is_zombie(pid):
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            data = f.read()
+        return data[data.rindex(b")") + 2:].split()[0] == b"Z"
+    except OSError:
+        return True
+
+
+def wait_until(pred, timeout, interval=0.02):
+    """Polls @pred until it returns a true value (returned) or @timeout passes (None)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = pred()
+        if r:
+            return r
+        time.sleep(interval)
+    return None
+
+
+def count_pycs(root):
+    n = 0
+    for dirpath, dirnames, filenames in os.walk(fsb(root)):
+        if os.path.basename(dirpath) == b"__pycache__":
+            n += sum(1 for f in filenames if f.endswith(b".pyc"))
+    return n
+
+
+def is_regular(path):
+    try:
+        return stat.S_ISREG(os.lstat(fsb(path)).st_mode)
+    except FileNotFoundError:
+        return False
