@@ -67,6 +67,17 @@ void client_put_context(MsgWriter *w, const ClientOptions *o);
 int client_request_error(MsgReader *m);
 int client_io_error(int r);
 
+/* Makes @path absolute by prefixing the current directory, without
+ * resolving anything ("." is the directory itself); a new string. */
+int client_path_absolute(const char *path, char **ret);
+
 int verb_compile(ClientOptions *o, int argc, char **argv);
 int verb_status(ClientOptions *o, int argc, char **argv);
 int verb_wait(ClientOptions *o, int argc, char **argv);
+/* admin.c: provenance and administration */
+int verb_why(ClientOptions *o, int argc, char **argv);
+int verb_history(ClientOptions *o, int argc, char **argv);
+int verb_verify(ClientOptions *o, int argc, char **argv);
+int verb_repair(ClientOptions *o, int argc, char **argv);
+int verb_clean(ClientOptions *o, int argc, char **argv);
+int verb_audit(ClientOptions *o, int argc, char **argv);

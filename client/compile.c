@@ -8,8 +8,10 @@
  * daemon uses), interpreters (resolved along PATH to an absolute path). Paths
  * are bytes and are only made absolute by prefixing the current directory;
  * they are never resolved here, because the daemon canonicalizes them under
- * its own rules. Options the daemon may not support yet (--root, --no-wait)
- * are sent all the same, and the daemon's answer decides. */
+ * its own rules. Options the daemon may not support (--root) are sent all
+ * the same, and the daemon's answer decides. With --no-wait the daemon
+ * replies once the jobs are durably queued, and "N queued" replaces the
+ * summary. */
 
 #include <errno.h>
 #include <getopt.h>
@@ -70,28 +72,13 @@ static void help(void) {
                "      --package=NAME            record NAME as the package asking\n"
                "      --root=DIR                compile for an installer target at DIR (if the daemon\n"
                "                                supports it)\n"
-               "      --no-wait                 return once the jobs are queued (if the daemon\n"
-               "                                supports it)\n"
+               "      --no-wait                 return once the jobs are durably queued, printing\n"
+               "                                \"N queued\" instead of the summary\n"
                "  -h, --help                    show this help and exit\n"
                "\n"
                "Errors go to stderr as PATH:LINE: Type: message; a summary goes to stdout.\n"
                "Exit status: 0 ok, 1 some file failed, 2 usage error, 3 daemon unreachable,\n"
                "4 permission denied, 5 other error.\n");
-}
-
-static int make_absolute(const char *path, char **ret) {
-        _cleanup_free_ char *cwd = NULL;
-
-        if (path_is_absolute(path)) {
-                *ret = strdup(path);
-                return *ret ? 0 : -ENOMEM;
-        }
-        cwd = getcwd(NULL, 0);
-        if (!cwd)
-                return negative_errno();
-        /* "." is the directory itself: keep the path the user will read clean. */
-        *ret = strcmp(path, ".") == 0 ? TAKE_PTR(cwd) : path_join(cwd, path);
-        return *ret ? 0 : -ENOMEM;
 }
 
 /* Looks @name up along PATH as seen inside @root; returns the path inside. */
@@ -254,7 +241,7 @@ static int parse_option(CompileArgs *a, int c, const char *arg) {
                 }
                 free(a->root);
                 a->root = NULL;
-                r = make_absolute(arg, &a->root);
+                r = client_path_absolute(arg, &a->root);
                 if (r < 0) {
                         errno = -r;
                         output_error("cannot make '%s' absolute: %m", arg);
@@ -287,7 +274,7 @@ static int parse_paths(CompileArgs *a, int n, char **args) {
                         output_usage_error(VERB, "empty PATH");
                         return -EXIT_USAGE;
                 }
-                r = make_absolute(args[i], &a->paths[a->n_paths]);
+                r = client_path_absolute(args[i], &a->paths[a->n_paths]);
                 if (r < 0) {
                         errno = -r;
                         output_error("cannot make the path absolute: %m");
@@ -438,8 +425,10 @@ static int parse_result(MsgReader *m, FileResult *ret) {
         return 0;
 }
 
-/* Reads replies until DONE or ERROR; returns the exit code. */
-static int read_replies(Connection *c, CompileOutput *out) {
+/* Reads replies until DONE or ERROR; returns the exit code. With --no-wait
+ * the daemon answers ACCEPTED, then DONE once the jobs are durably queued,
+ * its COUNT_TOTAL being the number of targets queued. */
+static int read_replies(Connection *c, CompileOutput *out, bool no_wait) {
         uint64_t total = 0, done = 0;
         bool saw_failure = false;
 
@@ -457,7 +446,7 @@ static int read_replies(Connection *c, CompileOutput *out) {
                 case MSG_ACCEPTED:
                 case MSG_PROGRESS:
                         r = parse_counts(&m, &total, &done, NULL);
-                        if (r >= 0)
+                        if (r >= 0 && !no_wait)
                                 compile_output_progress(out, done, total);
                         break;
                 case MSG_RESULT:
@@ -471,7 +460,10 @@ static int read_replies(Connection *c, CompileOutput *out) {
                         r = parse_counts(&m, &total, &done, &counts);
                         if (r < 0)
                                 break;
-                        compile_output_summary(out, &counts);
+                        if (no_wait)
+                                compile_output_queued(out, total);
+                        else
+                                compile_output_summary(out, &counts);
                         return counts.failed > 0 || saw_failure ? EXIT_FILES_FAILED : EXIT_OK;
                 case MSG_ERROR:
                         return client_request_error(&m);
@@ -492,6 +484,7 @@ int verb_compile(ClientOptions *o, int argc, char **argv) {
         _cleanup_(compile_output_freep) CompileOutput *out = NULL;
         _cleanup_(msg_writer_done) MsgWriter w = MSG_WRITER_NULL;
         CompileArgs a = { .invalidation = -1 };
+        bool no_wait;
         int r;
 
         r = parse_args(o, &a, argc, argv);
@@ -501,6 +494,7 @@ int verb_compile(ClientOptions *o, int argc, char **argv) {
         }
 
         r = build_request(o, &a, &w);
+        no_wait = a.no_wait;
         compile_args_done(&a);
         if (r == -EMSGSIZE) {
                 output_error("request too large (over %u bytes): pass fewer paths, or directories",
@@ -521,5 +515,5 @@ int verb_compile(ClientOptions *o, int argc, char **argv) {
         r = connection_send(c, &w);
         if (r < 0)
                 return client_io_error(r);
-        return read_replies(c, out);
+        return read_replies(c, out, no_wait);
 }

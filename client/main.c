@@ -3,9 +3,10 @@
  *
  * main() parses the global options up to the verb, then hands the rest of
  * the command line to the verb, whose parser accepts the global options too.
- * A verb connects (compile may start the daemon; status and wait never do),
- * sends one request carrying the client context, reads replies until the one
- * that ends the request, and returns an exit code of DESIGN §4:
+ * A verb connects (compile and the admin verbs may start the daemon; status
+ * and wait never do), sends one request carrying the client context, reads
+ * replies until the one that ends the request, and returns an exit code of
+ * DESIGN §4:
  * 0 ok, 1 some file failed, 2 usage, 3 daemon unreachable, 4 permission
  * denied, 5 anything else. The helpers here map every connection and
  * request failure to one message and one exit code, so the verbs agree. */
@@ -19,9 +20,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include "client.h"
 #include "output.h"
+#include "util.h"
 
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "unknown"
@@ -32,8 +35,6 @@
  * than doubling the request. */
 #define CONTEXT_MAX_ARGV_BYTES (64u * 1024u)
 
-static const char *const future_verbs[] = { "why", "history", "verify", "repair", "clean", "audit" };
-
 static void help(void) {
         printf("Usage: " PROGRAM_NAME " [OPTION]... VERB [ARG]...\n"
                "Byte-compile Python sources through the pycqueued daemon.\n"
@@ -42,11 +43,17 @@ static void help(void) {
                "  compile PATH...     compile files and directories (recursively)\n"
                "  wait                block until the daemon's queue is drained\n"
                "  status              show the daemon's state\n"
+               "  why PATH            who wrote this .pyc (or the .pyc of this source), and when\n"
+               "  history [PATH]      the log of compile jobs, newest first\n"
+               "  verify [PATH...]    find corrupt, stale, foreign, orphaned and missing .pyc files\n"
+               "  repair [PATH...]    recompile or remove what verify finds\n"
+               "  clean PATH...       remove .pyc files, like py3clean\n"
+               "  audit               .pyc files written behind the daemon's back\n"
                "\n"
                "Options (also accepted after the verb):\n"
                "      --socket=PATH   daemon socket (default: $PYCQUEUE_SOCKET, else " DEFAULT_SOCKET_PATH
                ")\n"
-               "      --json          print the result as one JSON object\n"
+               "      --json          print the result as JSON (an object, or an array of records)\n"
                "  -q, --quiet         no summary line and no progress line\n"
                "  -v, --verbose       one line per file\n"
                "      --no-autostart  do not start pycqueued when nothing listens\n"
@@ -218,6 +225,21 @@ int client_io_error(int r) {
         return EXIT_OTHER;
 }
 
+int client_path_absolute(const char *path, char **ret) {
+        _cleanup_free_ char *cwd = NULL;
+
+        if (path_is_absolute(path)) {
+                *ret = strdup(path);
+                return *ret ? 0 : -ENOMEM;
+        }
+        cwd = getcwd(NULL, 0);
+        if (!cwd)
+                return negative_errno();
+        /* "." is the directory itself: keep the path the user will read clean. */
+        *ret = strcmp(path, ".") == 0 ? TAKE_PTR(cwd) : path_join(cwd, path);
+        return *ret ? 0 : -ENOMEM;
+}
+
 /* So that no socket or status pipe ever lands on fd 0, 1 or 2. */
 static void ensure_std_fds(void) {
         for (int fd = 0; fd < 3; fd++)
@@ -233,16 +255,17 @@ static int run_verb(ClientOptions *o, int argc, char **argv) {
                 { "compile", verb_compile },
                 { "status", verb_status },
                 { "wait", verb_wait },
+                { "why", verb_why },
+                { "history", verb_history },
+                { "verify", verb_verify },
+                { "repair", verb_repair },
+                { "clean", verb_clean },
+                { "audit", verb_audit },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
                 if (strcmp(argv[0], verbs[i].name) == 0)
                         return verbs[i].run(o, argc, argv);
-        for (size_t i = 0; i < ELEMENTSOF(future_verbs); i++)
-                if (strcmp(argv[0], future_verbs[i]) == 0) {
-                        output_usage_error(NULL, "verb '%s' is not available in this version", argv[0]);
-                        return EXIT_USAGE;
-                }
         output_usage_error(NULL, "unknown verb '%s'", argv[0]);
         return EXIT_USAGE;
 }
@@ -273,7 +296,7 @@ static int parse_global(ClientOptions *o, int argc, char **argv) {
                 }
         }
         if (optind >= argc) {
-                output_usage_error(NULL, "missing verb (compile, wait or status)");
+                output_usage_error(NULL, "missing verb (compile, wait, status, why, history, verify, repair, clean or audit)");
                 return -EXIT_USAGE;
         }
         return 1;

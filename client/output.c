@@ -126,7 +126,7 @@ void output_write_path(FILE *f, const void *data, size_t size) {
 }
 
 /* Daemon-supplied text: raw, but no control character reaches the terminal. */
-static void write_text(FILE *f, const void *data, size_t size) {
+void output_write_text(FILE *f, const void *data, size_t size) {
         const uint8_t *p = data;
 
         for (size_t i = 0; i < size; i++)
@@ -270,12 +270,12 @@ static void print_file_error(const FileResult *r) {
                 fprintf(stderr, ":%" PRIu64, r->line);
         fputs(": ", stderr);
         if (r->type_size > 0)
-                write_text(stderr, r->type, r->type_size);
+                output_write_text(stderr, r->type, r->type_size);
         else
                 fputs("Error", stderr);
         if (r->message_size > 0) {
                 fputs(": ", stderr);
-                write_text(stderr, r->message, r->message_size);
+                output_write_text(stderr, r->message, r->message_size);
         }
         fputc('\n', stderr);
 }
@@ -342,11 +342,19 @@ void compile_output_summary(CompileOutput *c, const CompileCounts *k) {
                        k->compiled, k->up_to_date, k->coalesced, k->failed);
 }
 
+void compile_output_queued(CompileOutput *c, uint64_t queued) {
+        progress_clear();
+        if (c->json)
+                printf("{\"queued\":%" PRIu64 "}\n", queued);
+        else if (!c->quiet)
+                printf("%" PRIu64 " queued\n", queued);
+}
+
 void output_status_line(const char *key, char kind, const uint8_t *value, size_t size) {
-        write_text(stdout, key, strlen(key));
+        output_write_text(stdout, key, strlen(key));
         fputs(": ", stdout);
         if (kind == 'n' || kind == 'b')
-                write_text(stdout, value, size);
+                output_write_text(stdout, value, size);
         else
                 output_write_path(stdout, value, size);
         fputc('\n', stdout);

@@ -44,6 +44,9 @@ void output_usage_error(const char *verb, const char *format, ...) _printf_(2, 3
  * holds a control character, a double quote or a backslash, so that one
  * line stays one line and the output is unambiguous. */
 void output_write_path(FILE *f, const void *data, size_t size);
+/* Writes @data, text from the daemon, raw except that control characters are
+ * escaped (\n, \ooo), unquoted. */
+void output_write_text(FILE *f, const void *data, size_t size);
 
 /* The compile report: progress, per-file lines, the summary. */
 typedef struct CompileOutput CompileOutput;
@@ -63,6 +66,9 @@ void compile_output_progress_clear(CompileOutput *c);
 int compile_output_result(CompileOutput *c, const FileResult *r);
 /* Prints the summary line, or the JSON object with --json. */
 void compile_output_summary(CompileOutput *c, const CompileCounts *counts);
+
+/* For compile --no-wait: "N queued", or {"queued":N} with --json. */
+void compile_output_queued(CompileOutput *c, uint64_t queued);
 
 /* One "key: value" line of the status listing. */
 void output_status_line(const char *key, char kind, const uint8_t *value, size_t size);

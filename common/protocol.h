@@ -30,14 +30,24 @@ typedef enum MessageType {
         MSG_COMPILE = 1,     /* paths and options; answered by ACCEPTED, PROGRESS/RESULT*, DONE */
         MSG_STATUS = 2,      /* answered by STATUS_REPLY */
         MSG_WAIT = 3,        /* optional TAG_PACKAGE; answered by DONE when drained */
+        /* Administration: each is answered by MSG_RECORD* then MSG_DONE (or
+         * MSG_ERROR). A record is a list of TAG_STAT fields, like a status. */
+        MSG_WHY = 4,         /* TAG_PATH (a .py or .pyc), TAG_LIMIT */
+        MSG_HISTORY = 5,     /* TAG_PATH?, TAG_PACKAGE?, TAG_SINCE?, TAG_FAILED_ONLY?, TAG_LIMIT? */
+        MSG_VERIFY = 6,      /* TAG_PATH* and/or TAG_PACKAGE; records {path, problem, detail} */
+        MSG_REPAIR = 7,      /* as VERIFY; records {path, problem, action, result} (mutating) */
+        MSG_CLEAN = 8,       /* TAG_PATH*, TAG_PACKAGE?, TAG_PYTHON*; records {path} (mutating) */
+        MSG_AUDIT = 9,       /* TAG_SINCE?, TAG_LIMIT?; records of foreign .pyc writes */
 
         /* daemon → client */
         MSG_ACCEPTED = 16,   /* TAG_COUNT_TOTAL: the number of file results to expect */
         MSG_PROGRESS = 17,   /* TAG_COUNT_DONE, TAG_COUNT_TOTAL */
         MSG_RESULT = 18,     /* one file: TAG_RESULT_* and for failures TAG_ERROR_* */
-        MSG_DONE = 19,       /* TAG_COUNT_*: the summary; the last message of a request */
+        MSG_DONE = 19,       /* TAG_COUNT_* (and for admin verbs TAG_STAT fields): the summary;
+                              * the last message of a request */
         MSG_ERROR = 20,      /* TAG_ERRNO (positive errno), TAG_ERROR_MESSAGE; ends the request */
         MSG_STATUS_REPLY = 21, /* TAG_STAT fields, in order */
+        MSG_RECORD = 22,     /* one record of an administration reply: TAG_STAT fields */
 } MessageType;
 
 typedef enum Tag {
@@ -57,6 +67,9 @@ typedef enum Tag {
         TAG_ROOT = 17,             /* bytes: --root (reserved) */
         TAG_NO_WAIT = 18,          /* u64: 1 = return once durably queued (reserved) */
         TAG_REPORT_ALL = 19,       /* u64: 1 = a MSG_RESULT for every file, not only failures */
+        TAG_LIMIT = 20,            /* u64: at most this many records */
+        TAG_SINCE = 21,            /* u64: only records at or after this time (Unix seconds) */
+        TAG_FAILED_ONLY = 22,      /* u64: 1 = only failed jobs */
 
         /* counts */
         TAG_COUNT_TOTAL = 30,

@@ -103,10 +103,11 @@ PycHashAlgo pyc_hash_algo_detect(const uint8_t magic[4], const void *data, size_
 }
 
 uint32_t pyc_mtime_field(int64_t tv_sec, long tv_nsec) {
-        /* int(float) truncates toward zero: -1.5 s is -1, not -2. */
-        if (tv_sec < 0 && tv_nsec > 0)
-                tv_sec += 1;
-        return (uint32_t)((uint64_t)tv_sec & 0xffffffffu);
+        /* Python computes st_mtime as the double sec + nsec * 1e-9 and
+         * then int(), which truncates toward zero: -1.5 s is -1, and
+         * x.999999999 may round up to x+1. Do the same arithmetic. */
+        double t = (double)tv_sec + (double)tv_nsec * 1e-9;
+        return (uint32_t)((uint64_t)(int64_t)t & 0xffffffffu);
 }
 
 bool pyc_header_is_current(const PycHeader *h, const uint8_t magic[4], PycHashAlgo algo, InvalidationMode mode,

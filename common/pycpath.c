@@ -28,16 +28,11 @@ int pycpath_cache_name(const char *name, const char *cache_tag, unsigned opt_lev
 
         /* tail.rpartition('.'): "base.rest" → base, or the whole name when no dot */
         dot = strrchr(name, '.');
-        if (dot && dot != name)
-                stem = (size_t)(dot - name);
-        else if (dot)
-                stem = 0;
-        else
-                stem = strlen(name);
+        stem = dot ? (size_t)(dot - name) : 0;
         if (opt_level > 0)
                 snprintf(opt, sizeof(opt), ".opt-%u", opt_level);
 
-        if (stem > 0) {
+        if (dot && stem > 0) {
                 if (asprintf(&r, "%.*s.%s%s.pyc", (int)stem, name, cache_tag, opt) < 0)
                         return -ENOMEM;
         } else if (dot) {
@@ -45,6 +40,7 @@ int pycpath_cache_name(const char *name, const char *cache_tag, unsigned opt_lev
                 if (asprintf(&r, "%s.%s%s.pyc", dot + 1, cache_tag, opt) < 0)
                         return -ENOMEM;
         } else {
+                /* No dot at all: importlib joins the name and tag without one. */
                 if (asprintf(&r, "%s%s%s.pyc", name, cache_tag, opt) < 0)
                         return -ENOMEM;
         }

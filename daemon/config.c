@@ -31,6 +31,9 @@ void config_init(Config *c) {
                 .lock_retry_usec = 5 * 1000000ULL,
                 .io_threads = 4,
                 .durable = true,
+                .recording = true,
+                .retention_days = 90,
+                .retention_rows = 10000000,
         };
 }
 
@@ -38,6 +41,7 @@ void config_done(Config *c) {
         free(c->socket_path);
         free(c->state_dir);
         free(c->worker_user);
+        free(c->audit_roots);
         *c = (Config){};
 }
 
@@ -105,6 +109,24 @@ int config_set(Config *c, const char *key, const char *value) {
                         return l;
                 c->log_level = l;
                 return 0;
+        }
+        if (strcmp(key, "recording") == 0) {
+                if (strcmp(value, "on") == 0 || strcmp(value, "yes") == 0 || strcmp(value, "true") == 0)
+                        c->recording = true;
+                else if (strcmp(value, "off") == 0 || strcmp(value, "no") == 0 || strcmp(value, "false") == 0)
+                        c->recording = false;
+                else
+                        return -EINVAL;
+                return 0;
+        }
+        if (strcmp(key, "retention_days") == 0)
+                return set_u64(&c->retention_days, value, 0);
+        if (strcmp(key, "retention_rows") == 0)
+                return set_u64(&c->retention_rows, value, 0);
+        if (strcmp(key, "AuditRoots") == 0 || strcmp(key, "audit_roots") == 0) {
+                if (*value != '/')
+                        return -EINVAL;
+                return set_string(&c->audit_roots, value);
         }
         if (strcmp(key, "durability") == 0) {
                 if (strcmp(value, "full") == 0)

@@ -100,6 +100,14 @@ void connection_request_finished(Connection *c, Request *r) {
         manager_check_idle(c->manager);
 }
 
+const PeerInfo *connection_peer(Connection *c) {
+        if (!c->have_peer) {
+                peer_info_read(c->pid, c->uid, c->gid, &c->peer);
+                c->have_peer = true;
+        }
+        return &c->peer;
+}
+
 bool connection_may_mutate(const Connection *c) {
         uid_t self = geteuid();
 
@@ -312,6 +320,7 @@ Connection *connection_free(Connection *c) {
         }
         sd_event_source_disable_unref(c->source);
         safe_close(c->fd);
+        peer_info_done(&c->peer);
         free(c->rbuf);
         free(c);
         manager_check_idle(m);

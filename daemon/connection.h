@@ -9,6 +9,8 @@
 #include <sys/types.h>
 #include <systemd/sd-event.h>
 
+#include "peer.h"
+
 typedef struct Manager Manager;
 typedef struct Request Request;
 
@@ -34,6 +36,8 @@ typedef struct Connection {
         bool closing;            /* close once the output is flushed */
 
         Request *request;        /* the request being served, if any */
+        PeerInfo peer;           /* read at the first mutating request */
+        bool have_peer;
 } Connection;
 
 /* Takes ownership of @fd. */
@@ -48,3 +52,5 @@ void connection_send_error(Connection *c, int error, const char *message);
 void connection_request_finished(Connection *c, Request *r);
 /* True when @c's peer may change files (compile/repair/clean). */
 bool connection_may_mutate(const Connection *c);
+/* The peer's process information, read from /proc on first use. */
+const PeerInfo *connection_peer(Connection *c);

@@ -21,6 +21,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <nettle/sha2.h>
+
 #include "job.h"
 #include "macro.h"
 #include "pycpath.h"
@@ -133,6 +135,14 @@ int job_set_errno(Job *j, int error, const char *what) {
         return job_set_error(j, errno_to_exception(error), 0, msg);
 }
 
+static void sha256(const uint8_t *data, size_t size, uint8_t out[32]) {
+        struct sha256_ctx ctx;
+
+        sha256_init(&ctx);
+        sha256_update(&ctx, size, data);
+        sha256_digest(&ctx, SHA256_DIGEST_SIZE, out);
+}
+
 static int check_current(Job *j) {
         _cleanup_close_ int cache_fd = -1, fd = -1;
         uint8_t buf[PYC_HEADER_SIZE];
@@ -207,6 +217,11 @@ void job_prepare_run(IoWork *w) {
                 goto fail;
         }
         j->mtime = pyc_mtime_field(st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+        j->source_mtime = (int64_t)st.st_mtim.tv_sec;
+        if (j->params.hash) {
+                sha256(j->data, j->data_size, j->source_sha256);
+                j->have_source_sha256 = true;
+        }
         j->size = (uint32_t)((uint64_t)j->data_size & 0xffffffffu);
         j->pyc_mode = (st.st_mode | 0200) & 0644;
         j->dir_fd = TAKE_FD(dir_fd);
@@ -232,6 +247,10 @@ void job_commit_run(IoWork *w) {
                 /* A symlink or a file where __pycache__ should be. */
                 j->io_result = r == -ELOOP || r == -ENOTDIR ? -EEXIST : r;
                 return;
+        }
+        if (j->params.hash) {
+                sha256(j->data, j->data_size, j->pyc_sha256);
+                j->have_pyc_sha256 = true;
         }
         j->io_result = writer_replace_at(cache_fd, j->target_name, j->data, j->data_size, j->pyc_mode,
                                          j->params.durable);

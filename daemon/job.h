@@ -36,6 +36,7 @@ typedef struct JobParams {
         PycHashAlgo hash_algo;
         bool force;
         bool durable;
+        bool hash;             /* compute sha256s for provenance */
         uint64_t max_source_size;
 } JobParams;
 
@@ -66,6 +67,10 @@ typedef struct Job {
         mode_t pyc_mode;
         int io_result;         /* negative errno from the last I/O stage */
         bool up_to_date;
+        int64_t source_mtime;  /* full seconds, for provenance */
+        uint8_t source_sha256[32];
+        uint8_t pyc_sha256[32];
+        bool have_source_sha256, have_pyc_sha256;
 
         /* The result, once JOB_DONE. */
         Outcome outcome;

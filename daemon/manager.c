@@ -25,6 +25,7 @@
 #include "macro.h"
 #include "manager.h"
 #include "pool.h"
+#include "recorder.h"
 #include "request.h"
 #include "util.h"
 
@@ -99,6 +100,9 @@ int manager_new(Config *config, Manager **ret) {
         r = iopool_new(m->event, config->io_threads, &m->iopool);
         if (r < 0)
                 goto fail;
+        r = recorder_new(m, config->state_dir, config->recording, &m->recorder);
+        if (r < 0)
+                goto fail;
         *ret = m;
         return 0;
 fail:
@@ -117,8 +121,10 @@ Manager *manager_free(Manager *m) {
                 request_free(r);
         }
         m->listener = listener_free(m->listener);
-        /* Threads first: they may still hold jobs. */
+        /* Threads first: they may still hold jobs. Then what is left to
+         * record is written synchronously. */
         m->iopool = iopool_free(m->iopool);
+        m->recorder = recorder_free(m->recorder);
         for (size_t i = 0; i < m->n_pools; i++)
                 pool_free(m->pools[i]);
         free(m->pools);
@@ -136,15 +142,33 @@ Manager *manager_free(Manager *m) {
         return NULL;
 }
 
+static bool manager_pool_in_use(Manager *m, Pool *p) {
+        if (pool_jobs(p) > 0)
+                return true;
+        for (Request *r = m->requests; r; r = r->next)
+                for (size_t i = 0; i < r->n_pools; i++)
+                        if (r->pools[i] == p)
+                                return true;
+        return false;
+}
+
 int manager_get_pool(Manager *m, const char *interpreter, Pool **ret) {
         Pool *p, **np;
         int r;
 
-        for (size_t i = 0; i < m->n_pools; i++)
-                if (strcmp(m->pools[i]->interpreter, interpreter) == 0) {
-                        *ret = m->pools[i];
-                        return 0;
+        for (size_t i = 0; i < m->n_pools; i++) {
+                if (strcmp(m->pools[i]->interpreter, interpreter) != 0)
+                        continue;
+                if (m->pools[i]->state == POOL_FAILED && !manager_pool_in_use(m, m->pools[i])) {
+                        /* Try again: the interpreter may have been fixed or
+                         * installed since. */
+                        pool_free(m->pools[i]);
+                        m->pools[i] = m->pools[--m->n_pools];
+                        break;
                 }
+                *ret = m->pools[i];
+                return 0;
+        }
         if (m->n_pools >= MANAGER_MAX_POOLS)
                 return -EMFILE;
         np = realloc(m->pools, (m->n_pools + 1) * sizeof(Pool *));
@@ -378,12 +402,22 @@ int manager_status_reply(Manager *m, uint8_t **ret_frame, size_t *ret_size) {
         snprintf(buf, sizeof(buf), "%.1f", (double)sum / MANAGER_RATE_SLOTS);
         msg_put_stat(&w, "throughput_files_per_second", 'n', buf);
 
-        if (m->config->state_dir) {
-                db = path_join(m->config->state_dir, "provenance.db");
-                if (db) {
-                        msg_put_stat(&w, "database.path", 's', db);
-                        put_u64(&w, "database.size_bytes", stat(db, &st) == 0 ? (uint64_t)st.st_size : 0);
-                }
+        if (m->recorder) {
+                const char *path = recorder_path(m->recorder);
+                uint64_t size = 0;
+
+                msg_put_stat(&w, "database.path", 's', path);
+                msg_put_stat(&w, "database.recording", 'b', recorder_enabled(m->recorder) ? "true" : "false");
+                if (stat(path, &st) == 0)
+                        size += (uint64_t)st.st_size;
+                if (asprintf(&db, "%s-wal", path) >= 0 && stat(db, &st) == 0)
+                        size += (uint64_t)st.st_size;
+                put_u64(&w, "database.size_bytes", size);
+                put_u64(&w, "database.rows", recorder_rows(m->recorder));
+                msg_put_stat(&w, "database.degraded", 'b', recorder_degraded(m->recorder) ? "true" : "false");
+                if (recorder_degraded_reason(m->recorder))
+                        msg_put_stat(&w, "database.degraded_reason", 's', recorder_degraded_reason(m->recorder));
+                put_u64(&w, "database.dropped_records", recorder_dropped(m->recorder));
         }
         for (unsigned i = 0; i < m->n_recent; i++) {
                 /* newest first */
@@ -399,6 +433,17 @@ int manager_status_reply(Manager *m, uint8_t **ret_frame, size_t *ret_size) {
         return msg_writer_finish(&w, ret_frame, ret_size);
 }
 
+static int manager_replay_one(const ProvQueued *q, void *userdata) {
+        Manager *m = userdata;
+        int r = request_replay(m, q->request_id, q->uid, q->spec, q->spec_size);
+
+        if (r < 0)
+                log_warning_errno(r, "Cannot resume queued request %llu: %m", (unsigned long long)q->request_id);
+        else
+                log_info("Resuming queued request %llu", (unsigned long long)q->request_id);
+        return 0;
+}
+
 int manager_run(Manager *m) {
         int r;
 
@@ -410,6 +455,9 @@ int manager_run(Manager *m) {
         if (r < 0)
                 return r;
         (void)sd_event_source_set_enabled(m->status_source, SD_EVENT_OFF);
+
+        /* Requests acknowledged with --no-wait before a crash or restart. */
+        (void)recorder_queue_load(m->recorder, manager_replay_one, m);
 
         (void)sd_notify(false, "READY=1\nSTATUS=Idle; 0 compiled, 0 failed since start");
         log_info("pycqueued %s ready on %s (%u worker(s) per interpreter%s)", PACKAGE_VERSION,

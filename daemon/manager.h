@@ -18,6 +18,8 @@ typedef struct Listener Listener;
 typedef struct Connection Connection;
 typedef struct Request Request;
 typedef struct Pool Pool;
+typedef struct Recorder Recorder;
+typedef struct Audit Audit;
 
 #define MANAGER_RECENT_ERRORS 10
 #define MANAGER_RATE_SLOTS 10
@@ -45,6 +47,8 @@ typedef struct Manager {
         IoPool *iopool;
         Queue *queue;
         Listener *listener;
+        Recorder *recorder;
+        Audit *audit;
 
         Pool **pools;
         size_t n_pools;

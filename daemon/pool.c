@@ -199,7 +199,8 @@ static int pool_on_defer(sd_event_source *src, void *userdata) {
         }
         p->n_dead = 0;
 
-        if (p->state != POOL_FAILED && !p->manager->stopping)
+        /* While stopping, replace workers only as long as accepted jobs need them. */
+        if (p->state != POOL_FAILED && (!p->manager->stopping || pool_jobs(p) > 0))
                 while (p->n_workers < p->max_workers && p->failed_starts < POOL_MAX_FAILED_STARTS)
                         if (pool_spawn_worker(p) < 0) {
                                 p->failed_starts++;
@@ -406,6 +407,7 @@ static void pool_schedule(Pool *p) {
                 memcpy(j->params.magic, p->info.magic, 4);
                 j->params.hash_algo = p->info.hash_algo;
                 j->params.durable = m->config->durable;
+                j->params.hash = m->config->recording;
                 j->params.max_source_size = m->config->max_source_size;
                 j->io = (IoWork){ .run = job_prepare_run, .done = pool_prepare_done };
                 iopool_submit(m->iopool, &j->io);

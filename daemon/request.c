@@ -25,6 +25,7 @@
 #include "macro.h"
 #include "manager.h"
 #include "pool.h"
+#include "recorder.h"
 #include "request.h"
 #include "safepath.h"
 #include "util.h"
@@ -44,6 +45,7 @@ static int request_alloc(Manager *m, Connection *c, RequestKind kind, Request **
         r->mode = INVALIDATION_TIMESTAMP;
         if (c) {
                 r->uid = c->uid;
+                r->gid = c->gid;
                 r->pid = c->pid;
         }
         *ret = r;
@@ -63,6 +65,7 @@ Request *request_free(Request *r) {
         free(r->package);
         free(r->tool);
         free(r->dpkg_package);
+        free(r->spec);
         expand_result_free(r->expanded);
         free(r);
         return NULL;
@@ -225,11 +228,7 @@ static int parse_compile(Request *r, const MsgReader *msg, char **ret_message) {
                         return -EOPNOTSUPP;
                 case TAG_NO_WAIT:
                         k = field_u64(&f, &v);
-                        if (k >= 0 && v != 0) {
-                                if (asprintf(ret_message, "--no-wait is not supported by this pycqueued yet") < 0)
-                                        *ret_message = NULL;
-                                return -EOPNOTSUPP;
-                        }
+                        r->no_wait = k >= 0 && v != 0;
                         break;
                 default:
                         k = 0; /* unknown or context-only fields are fine */
@@ -262,6 +261,16 @@ int request_new_compile(Manager *m, Connection *c, const MsgReader *msg, Request
         if (k < 0)
                 return k;
         k = parse_compile(r, msg, ret_message);
+        if (k >= 0 && r->no_wait) {
+                /* Kept whole: the durable queue stores and replays it. */
+                r->spec = malloc(msg->size);
+                if (!r->spec)
+                        k = -ENOMEM;
+                else {
+                        memcpy(r->spec, msg->data, msg->size);
+                        r->spec_size = msg->size;
+                }
+        }
         if (k < 0) {
                 if (!*ret_message && asprintf(ret_message, "invalid compile request: %s", strerror(-k)) < 0)
                         *ret_message = NULL;
@@ -339,6 +348,52 @@ static void request_send_result(Request *r, const char *source, const char *targ
         request_send(r, &w, false);
 }
 
+static char *strdup_or_null(const char *s) {
+        return s ? strdup(s) : NULL;
+}
+
+/* Records one file result of this request. @j may be NULL (up to date from
+ * the walk, or a path that failed before any job existed). */
+static void request_record(Request *r, Job *j, const char *source, const char *target, Pool *p, unsigned opt,
+                           Outcome outcome, const char *error_type, uint32_t line, const char *message) {
+        Recorder *rec = r->manager->recorder;
+        ProvJob pj = {
+                .request_id = r->id,
+                .opt_level = opt,
+                .mode = r->mode,
+                .outcome = outcome,
+                .error_line = line,
+        };
+        uint64_t now = now_usec(CLOCK_REALTIME);
+
+        if (!rec || !recorder_enabled(rec))
+                return;
+        pj.target = strdup_or_null(target);
+        pj.source = strdup_or_null(source);
+        pj.error_type = strdup_or_null(error_type);
+        pj.error_message = strdup_or_null(message);
+        if (p && p->state == POOL_READY) {
+                pj.interpreter = strdup_or_null(p->interpreter);
+                pj.cache_tag = strdup_or_null(p->info.cache_tag);
+                snprintf(pj.magic, sizeof(pj.magic), "%02x%02x%02x%02x", p->info.magic[0], p->info.magic[1],
+                         p->info.magic[2], p->info.magic[3]);
+        }
+        if (j) {
+                pj.source_mtime = j->source_mtime;
+                pj.source_size = j->size;
+                memcpy(pj.source_sha256, j->source_sha256, 32);
+                pj.have_source_sha256 = j->have_source_sha256;
+                memcpy(pj.pyc_sha256, j->pyc_sha256, 32);
+                pj.have_pyc_sha256 = j->have_pyc_sha256 && outcome != OUTCOME_FAILED;
+                pj.start_usec = j->start_usec;
+                pj.end_usec = j->end_usec ? j->end_usec : now;
+        } else
+                pj.start_usec = pj.end_usec = now;
+        if (!pj.target)
+                pj.target = strdup(source ? source : "");
+        recorder_add_job(rec, &pj);
+}
+
 /* Answers and retires the request. */
 static void request_finish(Request *r, int error, const char *message) {
         Manager *m = r->manager;
@@ -346,6 +401,8 @@ static void request_finish(Request *r, int error, const char *message) {
         if (r->state == REQUEST_FINISHED)
                 return;
         r->state = REQUEST_FINISHED;
+        if (r->no_wait && (error >= 0 || r->replayed))
+                recorder_queue_remove(m->recorder, r->id);
         if (error < 0) {
                 if (r->connection)
                         connection_send_error(r->connection, error, message);
@@ -406,6 +463,8 @@ void request_job_done(Request *r, Job *j, bool coalesced) {
         if (o == OUTCOME_COMPILED && coalesced)
                 o = OUTCOME_COALESCED;
         request_count(r, o);
+        request_record(r, j, j->source, j->target, j->pool, j->opt_level, o, j->error_type, j->error_line,
+                       j->error_message);
         request_send_result(r, j->source, j->target, o, j->error_type, j->error_line, j->error_message);
         r->outstanding--;
         if (r->state != REQUEST_RUNNING)
@@ -491,6 +550,8 @@ static void request_expand_done(IoWork *w) {
 
                 if (e->error_type) {
                         request_count(r, OUTCOME_FAILED);
+                        request_record(r, NULL, e->source, NULL, NULL, 0, OUTCOME_FAILED, e->error_type, 0,
+                                       e->error_message);
                         manager_record_failure(m, e->source, e->error_type, 0, e->error_message);
                         request_send_result(r, e->source, NULL, OUTCOME_FAILED, e->error_type, 0, e->error_message);
                         continue;
@@ -509,6 +570,8 @@ static void request_expand_done(IoWork *w) {
                         }
                         if (err == 0 && t->up_to_date && !r->force) {
                                 request_count(r, OUTCOME_UP_TO_DATE);
+                                request_record(r, NULL, e->source, t->path, p, opt, OUTCOME_UP_TO_DATE, NULL, 0,
+                                               NULL);
                                 request_send_result(r, e->source, t->path, OUTCOME_UP_TO_DATE, NULL, 0, NULL);
                                 continue;
                         }
@@ -525,6 +588,8 @@ static void request_expand_done(IoWork *w) {
                         if (err < 0) {
                                 const char *msg = err == -ENOSPC ? "the daemon's queue is full" : strerror(-err);
                                 request_count(r, OUTCOME_FAILED);
+                                request_record(r, NULL, e->source, t->path, p, opt, OUTCOME_FAILED, "OSError", 0,
+                                               msg);
                                 manager_record_failure(m, e->source, "OSError", 0, msg);
                                 request_send_result(r, e->source, t->path, OUTCOME_FAILED, "OSError", 0, msg);
                                 continue;
@@ -536,12 +601,58 @@ static void request_expand_done(IoWork *w) {
         r->expanded = expand_result_free(r->expanded);
         r->state = REQUEST_RUNNING;
         manager_status_changed(m);
+        if (r->no_wait && r->connection) {
+                /* Durably queued before the walk: answer now and go on
+                 * without the client. */
+                Connection *c = r->connection;
+                request_send_counts(r, MSG_DONE);
+                r->connection = NULL;
+                connection_request_finished(c, r);
+        }
         if (r->outstanding == 0)
                 request_finish(r, 0, NULL);
         else {
                 r->last_progress_usec = 0;
                 request_progress(r);
         }
+}
+
+static void request_record_start(Request *r) {
+        Recorder *rec = r->manager->recorder;
+        ProvRequest pr = {
+                .id = r->id,
+                .time_usec = now_usec(CLOCK_REALTIME),
+                .uid = r->uid,
+                .gid = r->gid,
+                .pid = r->pid,
+        };
+
+        if (!rec || !recorder_enabled(rec))
+                return;
+        if (r->connection) {
+                const PeerInfo *peer = connection_peer(r->connection);
+                pr.exe = strdup_or_null(peer->self.exe);
+                pr.cmdline = strdup_or_null(peer->self.cmdline);
+                pr.parents = peer_info_parents_text(peer);
+        }
+        pr.tool = strdup_or_null(r->tool);
+        pr.dpkg_package = strdup_or_null(r->dpkg_package);
+        pr.package = strdup_or_null(r->package);
+        recorder_add_request(rec, &pr);
+}
+
+static void request_on_queued(int error, const char *message, void *userdata) {
+        Request *r = userdata;
+
+        if (error < 0) {
+                char buf[512];
+                snprintf(buf, sizeof(buf), "cannot queue the request durably: %s",
+                         message ? message : strerror(-error));
+                request_finish(r, error == -EOPNOTSUPP ? error : -EIO, buf);
+                return;
+        }
+        r->state = REQUEST_WAITING_POOLS;
+        request_pools_changed(r);
 }
 
 void request_start(Request *r) {
@@ -558,8 +669,38 @@ void request_start(Request *r) {
                 return;
         }
         m->totals.requests++;
+        if (!r->replayed) {
+                r->id = m->recorder ? recorder_next_request_id(m->recorder) : 0;
+                request_record_start(r);
+        }
+        if (r->no_wait && !r->replayed && m->recorder) {
+                /* Stays WAITING_POOLS-in-name only after the commit. */
+                r->state = REQUEST_EXPANDING;
+                recorder_queue_add(m->recorder, r->id, r->uid, r->spec, r->spec_size, request_on_queued, r);
+                return;
+        }
         r->state = REQUEST_WAITING_POOLS;
         request_pools_changed(r);
+}
+
+int request_replay(Manager *m, uint64_t id, uid_t uid, const uint8_t *spec, size_t size) {
+        _cleanup_free_ char *message = NULL;
+        MsgReader msg;
+        Request *r;
+        int k;
+
+        k = msg_parse(spec, size, &msg);
+        if (k < 0 || msg.type != MSG_COMPILE)
+                return k < 0 ? k : -EBADMSG;
+        k = request_new_compile(m, NULL, &msg, &r, &message);
+        if (k < 0)
+                return k;
+        r->id = id;
+        r->uid = uid;
+        r->replayed = true;
+        r->no_wait = true;
+        request_start(r);
+        return 0;
 }
 
 bool request_matches_package(const Request *r, const char *package) {

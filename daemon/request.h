@@ -52,7 +52,13 @@ typedef struct Request {
         char *tool;
         char *dpkg_package;
         uid_t uid;
+        gid_t gid;
         pid_t pid;
+        uint64_t id;             /* provenance request id */
+        bool no_wait;            /* answered once durably queued */
+        bool replayed;           /* resumed from the durable queue */
+        uint8_t *spec;           /* the MSG_COMPILE frame, for the durable queue */
+        size_t spec_size;
 
         /* progress */
         uint64_t total, done, compiled, up_to_date, coalesced, failed;
@@ -69,6 +75,8 @@ int request_new_compile(Manager *m, Connection *c, const MsgReader *msg, Request
 int request_new_wait(Manager *m, Connection *c, const MsgReader *msg, Request **ret);
 /* Starts serving; the manager's list now holds the request. */
 void request_start(Request *r);
+/* Resumes a request from the durable queue (at startup). */
+int request_replay(Manager *m, uint64_t id, uid_t uid, const uint8_t *spec, size_t size);
 /* A pool this request uses became ready or failed. */
 void request_pools_changed(Request *r);
 /* One job this request waits for is done. */

@@ -73,6 +73,8 @@ int safepath_open_parent(const char *path, int *ret_dir_fd, const char **ret_nam
                 return -EINVAL;
         if (strlen(slash + 1) > NAME_MAX)
                 return -ENAMETOOLONG;
+        if (strcmp(slash + 1, ".") == 0 || strcmp(slash + 1, "..") == 0)
+                return -EINVAL;
         r = open_dir_prefix(path, slash == path ? 1 : (size_t)(slash - path), &fd);
         if (r < 0)
                 return r;

@@ -40,7 +40,16 @@ int writer_open_cache_dir(int source_dir_fd, bool create, int *ret_fd) {
                 }
                 if (errno != ENOENT || !create)
                         return negative_errno();
-                if (mkdirat(source_dir_fd, PYCACHE_DIR, 0755) < 0 && errno != EEXIST)
+                if (mkdirat(source_dir_fd, PYCACHE_DIR, 0755) == 0) {
+                        /* 0755 whatever the umask: every user imports these. */
+                        fd = openat(source_dir_fd, PYCACHE_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                        if (fd < 0)
+                                return negative_errno();
+                        (void)fchmod(fd, 0755);
+                        *ret_fd = fd;
+                        return 0;
+                }
+                if (errno != EEXIST)
                         return negative_errno();
         }
         return -ENOENT;

@@ -62,10 +62,12 @@ static void check_field_reencodes(const MsgField *f, int (*put)(MsgWriter *w, co
         check(msg_writer_init(&w, 0) == 0, "msg_writer_init");
         check(put(&w, f) == 0, "re-encoding a field");
         check(msg_writer_finish(&w, &out, &out_size) == 0, "msg_writer_finish of one field");
-        check(out_size == PROTOCOL_HEADER_SIZE + PROTOCOL_FIELD_HEADER_SIZE + f->size, "re-encoded field size");
+        check(out_size == PROTOCOL_HEADER_SIZE + PROTOCOL_FIELD_HEADER_SIZE + f->size,
+              "re-encoded field size");
         check(unaligned_read_le16(out + PROTOCOL_HEADER_SIZE) == f->tag, "re-encoded field tag");
         check(unaligned_read_le32(out + PROTOCOL_HEADER_SIZE + 2) == f->size, "re-encoded field length");
-        check(f->size == 0 || memcmp(out + PROTOCOL_HEADER_SIZE + PROTOCOL_FIELD_HEADER_SIZE, f->data, f->size) == 0,
+        check(f->size == 0 ||
+                      memcmp(out + PROTOCOL_HEADER_SIZE + PROTOCOL_FIELD_HEADER_SIZE, f->data, f->size) == 0,
               "re-encoded field bytes");
         free(out);
 }
@@ -104,7 +106,8 @@ static void fuzz_field(const uint8_t *frame, size_t size, const MsgField *f) {
         uint64_t u = 0;
         int r;
 
-        check(f->data >= frame + PROTOCOL_HEADER_SIZE + PROTOCOL_FIELD_HEADER_SIZE, "field starts inside frame");
+        check(f->data >= frame + PROTOCOL_HEADER_SIZE + PROTOCOL_FIELD_HEADER_SIZE,
+              "field starts inside frame");
         check(f->size <= size && f->data + f->size <= frame + size, "field ends inside frame");
 
         r = field_u64(f, &u);
@@ -114,7 +117,8 @@ static void fuzz_field(const uint8_t *frame, size_t size, const MsgField *f) {
 
         r = field_strdup(f, &s);
         check(r == 0 || r == -EBADMSG, "field_strdup errno");
-        check((r == 0) == (f->size == 0 || !memchr(f->data, 0, f->size)), "field_strdup rejects exactly NULs");
+        check((r == 0) == (f->size == 0 || !memchr(f->data, 0, f->size)),
+              "field_strdup rejects exactly NULs");
         if (r == 0) {
                 check(strlen(s) == f->size && memcmp(s, f->data, f->size) == 0, "field_strdup copy");
                 free(s);
@@ -129,7 +133,8 @@ static void fuzz_field(const uint8_t *frame, size_t size, const MsgField *f) {
                 check(f->tag == TAG_STAT, "field_stat only on TAG_STAT");
                 check(key == f->data && kl > 0 && kl + 2 <= f->size, "field_stat key bounds");
                 check(kind == 'n' || kind == 's' || kind == 'b', "field_stat kind");
-                check(value == f->data + kl + 2 && value + value_size == f->data + f->size, "field_stat value bounds");
+                check(value == f->data + kl + 2 && value + value_size == f->data + f->size,
+                      "field_stat value bounds");
                 if (!memchr(value, 0, value_size))
                         check_field_reencodes(f, put_as_stat);
         }
@@ -227,7 +232,8 @@ static size_t build_seeds(Seed *seeds, size_t max) {
         MsgWriter w;
         size_t n = 0;
 
-#define SEED_BEGIN(nm, type) (check(n < max, "too many seeds"), seeds[n].name = (nm), msg_writer_init(&w, (type)))
+#define SEED_BEGIN(nm, type)                                                                                \
+        (check(n < max, "too many seeds"), seeds[n].name = (nm), msg_writer_init(&w, (type)))
 #define SEED_END() check(msg_writer_finish(&w, &seeds[n].data, &seeds[n].size) == 0, "seed frame"), n++
 
         SEED_BEGIN("compile", MSG_COMPILE);
@@ -365,13 +371,14 @@ static void mutate_once(uint8_t *buf, size_t *size, size_t capacity, const Seed 
         case 3: /* an interesting 16-bit value, e.g. over a tag or the version */
                 if (s >= 2) {
                         pos = rng_below(s - 1);
-                        unaligned_write_le16(buf + pos, (uint16_t)interesting[rng_below(ELEMENTSOF(interesting))]);
+                        unaligned_write_le16(buf + pos,
+                                             (uint16_t)interesting[rng_below(ELEMENTSOF(interesting))]);
                 }
                 break;
         case 4: /* truncate */
                 *size = rng_below(s + 1);
                 break;
-        case 5: /* append random bytes */
+        case 5:                          /* append random bytes */
                 len = rng_below(16) + 1; /* not inside MIN(): it evaluates twice */
                 len = MIN(len, capacity - s);
                 for (size_t i = 0; i < len; i++)

@@ -270,6 +270,49 @@ def py_compile_ref(source, cfile, opt=0, mode="timestamp", interpreter=PYTHON):
         return f.read()
 
 
+_SAME_CODE = r'''
+import sys, os, json, marshal
+def same(a, b):
+    if type(a) is not type(b):
+        return False
+    if type(a).__name__ == "code":
+        for attr in ("co_argcount", "co_posonlyargcount", "co_kwonlyargcount", "co_nlocals",
+                     "co_stacksize", "co_flags", "co_code", "co_names", "co_varnames", "co_freevars",
+                     "co_cellvars", "co_filename", "co_name", "co_firstlineno", "co_lnotab",
+                     "co_consts"):
+            if hasattr(a, attr) and not same(getattr(a, attr), getattr(b, attr)):
+                return False
+        return True
+    if isinstance(a, (tuple, list)):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    if isinstance(a, (float, complex)):
+        return repr(a) == repr(b)
+    return a == b
+ref, tree = os.fsencode(sys.argv[1]), os.fsencode(sys.argv[2])
+differ = []
+for rel in json.load(sys.stdin):
+    rel = os.fsencode(rel)
+    with open(os.path.join(ref, rel), "rb") as f:
+        a = f.read()
+    with open(os.path.join(tree, rel), "rb") as f:
+        b = f.read()
+    if a[:16] != b[:16] or not same(marshal.loads(a[16:]), marshal.loads(b[16:])):
+        differ.append(os.fsdecode(rel))
+print(json.dumps(differ))
+'''
+
+
+def differing_code(ref, tree, rels, interpreter):
+    """Of the .pyc files @rels (relative to both trees), those whose headers
+    differ or whose code objects, loaded in @interpreter, are not equal."""
+    p = subprocess.run([interpreter, "-I", "-S", "-c", _SAME_CODE, fsb(ref), fsb(tree)],
+                       input=json.dumps([os.fsdecode(r) for r in rels]).encode(),
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env(),
+                       timeout=CLIENT_TIMEOUT)
+    assert p.returncode == 0, "comparison failed: %s" % p.stderr.decode(errors="replace")
+    return [fsb(r) for r in json.loads(p.stdout)]
+
+
 def compileall_ref(root, interpreter=PYTHON, args=()):
     p = subprocess.run([interpreter, "-I", "-m", "compileall", "-q", *args, fsb(root)],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env(),
@@ -453,10 +496,14 @@ def daemons_for_socket(socket_path, daemon_path=None):
             continue
         pid = int(entry)
         exe = proc_exe(pid)
-        if exe is None or exe.replace(" (deleted)", "") != want_exe:
-            continue
         cmd = proc_cmdline(pid)
-        if cmd and arg in cmd:
+        if exe is None or not cmd:
+            continue
+        # the binary itself, or a script run by an interpreter (argv[1])
+        if exe.replace(" (deleted)", "") != want_exe and not (
+                len(cmd) > 1 and os.path.realpath(cmd[1]) == os.fsencode(want_exe)):
+            continue
+        if arg in cmd:
             found[pid] = True
     top = []
     for pid in found:

@@ -12,24 +12,28 @@ import os
 
 import pytest
 
-from pycqtest import (CPYTHON_TAG, PYPY, PYPY_TAG, PYTHON, compileall_ref, describe, expected_pycs,
-                      fsb, non_cache_files, pycache_files, read, validate)
+from pycqtest import (CPYTHON_TAG, PYPY, PYPY_TAG, PYTHON, compileall_ref, describe, differing_code,
+                      expected_pycs, fsb, non_cache_files, pycache_files, read, validate)
 
 
-def compare_trees(ref, tree, tag, opts):
+def compare_trees(ref, tree, tag, opts, by_value_with=None):
     want = pycache_files(ref)
     # the reference itself is what we think it is
     assert want == expected_pycs(ref, tag, opts), "compileall produced an unexpected set of files"
     have = pycache_files(tree)
     assert have == want, "different .pyc sets: missing %r, extra %r" % (
         sorted(want - have)[:10], sorted(have - want)[:10])
-    differing = [r for r in sorted(want)
-                 if read(os.path.join(fsb(ref), r)) != read(os.path.join(fsb(tree), r))]
+    if by_value_with:
+        differing = differing_code(ref, tree, sorted(want), by_value_with)
+    else:
+        differing = [r for r in sorted(want)
+                     if read(os.path.join(fsb(ref), r)) != read(os.path.join(fsb(tree), r))]
     assert not differing, "%d of %d .pyc files differ from compileall's, e.g. %r" % (
         len(differing), len(want), differing[:10])
 
 
-def identity(tmp_path, daemon, make_tree, interpreter, compileall_args, client_args, tag, opts):
+def identity(tmp_path, daemon, make_tree, interpreter, compileall_args, client_args, tag, opts,
+             by_value=False):
     tree = str(tmp_path / "tree")
     make_tree(tree)
     compileall_ref(tree, interpreter, compileall_args)
@@ -41,7 +45,7 @@ def identity(tmp_path, daemon, make_tree, interpreter, compileall_args, client_a
 
     p = daemon.pycq("compile", *client_args, tree)
     assert p.returncode == 0, describe(p)
-    compare_trees(ref, tree, tag, opts)
+    compare_trees(ref, tree, tag, opts, interpreter if by_value else None)
     assert non_cache_files(tree) == before, "the compile added or removed files outside __pycache__"
     return tree
 
@@ -74,8 +78,13 @@ def test_subset_identical_to_compileall(tmp_path, daemon, stdlib_tree, variant):
              CPYTHON_TAG, opts)
 
 
-def test_pypy_identical_to_compileall(tmp_path, daemon, pypy_tree):
-    tree = identity(tmp_path, daemon, pypy_tree, PYPY, [], ["--python=" + PYPY], PYPY_TAG, (0,))
+def test_pypy_same_as_compileall(tmp_path, daemon, pypy_tree):
+    # PyPy 3.9's own output is not byte-reproducible: whether marshal writes a
+    # string as interned depends on the compiling process's state, and two runs
+    # of `pypy3 -m compileall` on the same tree differ in a third of the files.
+    # So: identical headers and equal code objects (compared in PyPy).
+    tree = identity(tmp_path, daemon, pypy_tree, PYPY, [], ["--python=" + PYPY], PYPY_TAG, (0,),
+                    by_value=True)
     # only PyPy's files were written, and they load in PyPy
     assert not any(b"cpython" in p for p in pycache_files(tree))
     v = validate(tree, PYPY)

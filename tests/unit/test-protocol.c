@@ -123,8 +123,10 @@ static void test_roundtrip_bytes(void **state) {
 }
 
 static void test_roundtrip_u64(void **state) {
-        static const uint64_t values[] = { 0, 1, 255, 256, UINT32_MAX, (uint64_t)UINT32_MAX + 1,
-                                           0x0102030405060708ull, INT64_MAX, UINT64_MAX };
+        static const uint64_t values[] = {
+                0,         1,         255, 256, UINT32_MAX, (uint64_t)UINT32_MAX + 1, 0x0102030405060708ull,
+                INT64_MAX, UINT64_MAX
+        };
         static const uint8_t le[8] = { 8, 7, 6, 5, 4, 3, 2, 1 };
         _cleanup_frame_ Frame f = { 0 };
         MsgWriter w;
@@ -152,8 +154,12 @@ static void test_roundtrip_u64(void **state) {
 }
 
 static void test_roundtrip_string(void **state) {
-        static const char *const strings[] = { "", "pycqueue", "line\nbreak", "caf\xc3\xa9",
-                                               "\xff\xfe not UTF-8", "/usr/lib/python3/dist-packages" };
+        static const char *const strings[] = { "",
+                                               "pycqueue",
+                                               "line\nbreak",
+                                               "caf\xc3\xa9",
+                                               "\xff\xfe not UTF-8",
+                                               "/usr/lib/python3/dist-packages" };
         _cleanup_frame_ Frame f = { 0 };
         MsgWriter w;
         MsgReader r;
@@ -324,8 +330,9 @@ static void test_parse_rejects_bad_lengths(void **state) {
         }
 
         /* Oversized: anything that makes the frame exceed PROTOCOL_MAX_FRAME. */
-        static const uint32_t big[] = { PROTOCOL_MAX_FRAME - 3, PROTOCOL_MAX_FRAME, PROTOCOL_MAX_FRAME + 1,
-                                        INT32_MAX, UINT32_MAX - 4, UINT32_MAX };
+        static const uint32_t big[] = { PROTOCOL_MAX_FRAME - 3, PROTOCOL_MAX_FRAME,
+                                        PROTOCOL_MAX_FRAME + 1, INT32_MAX,
+                                        UINT32_MAX - 4,         UINT32_MAX };
         for (size_t i = 0; i < ELEMENTSOF(big); i++) {
                 unaligned_write_le32(frame, big[i]);
                 assert_int_equal(frame_size(frame, 4), -EMSGSIZE);
@@ -369,8 +376,12 @@ static void test_parse_rejects_field_overrun(void **state) {
                 size_t pos = boundaries[i];
                 uint32_t orig = unaligned_read_le32(f.data + pos + 2);
                 uint32_t to_end = (uint32_t)(f.size - pos - PROTOCOL_FIELD_HEADER_SIZE);
-                const uint32_t sizes[] = { to_end + 1, to_end + 2, to_end + 4096, INT32_MAX,
-                                           UINT32_MAX - PROTOCOL_FIELD_HEADER_SIZE, UINT32_MAX };
+                const uint32_t sizes[] = { to_end + 1,
+                                           to_end + 2,
+                                           to_end + 4096,
+                                           INT32_MAX,
+                                           UINT32_MAX - PROTOCOL_FIELD_HEADER_SIZE,
+                                           UINT32_MAX };
                 MsgField field;
 
                 for (size_t j = 0; j < ELEMENTSOF(sizes); j++) {
@@ -453,7 +464,8 @@ static void test_writer_rejects_oversized(void **state) {
         /* Exactly at the limit: accepted, and parsed back. */
         assert_int_equal(msg_writer_init(&w, MSG_COMPILE), 0);
         assert_int_equal(msg_put_bytes(&w, TAG_PATH, big, payload_max), 0);
-        assert_int_equal(msg_put_bytes(&w, TAG_PATH, NULL, 0), -EMSGSIZE); /* even an empty field is 6 bytes */
+        assert_int_equal(msg_put_bytes(&w, TAG_PATH, NULL, 0),
+                         -EMSGSIZE); /* even an empty field is 6 bytes */
         msg_writer_done(&w);
         assert_null(w.buf);
 
@@ -505,7 +517,9 @@ static void test_field_strdup(void **state) {
         char *s;
 
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
-                MsgField field = { .tag = TAG_PACKAGE, .data = (const uint8_t *)bad[i].data, .size = bad[i].size };
+                MsgField field = { .tag = TAG_PACKAGE,
+                                   .data = (const uint8_t *)bad[i].data,
+                                   .size = bad[i].size };
 
                 s = (char *)"untouched";
                 assert_int_equal(field_strdup(&field, &s), -EBADMSG);
@@ -568,7 +582,9 @@ static void test_field_stat(void **state) {
                 { TAG_STAT, "key\0S1", 6 }, /* kinds are lower case */
         };
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
-                MsgField field = { .tag = bad[i].tag, .data = (const uint8_t *)bad[i].data, .size = bad[i].size };
+                MsgField field = { .tag = bad[i].tag,
+                                   .data = (const uint8_t *)bad[i].data,
+                                   .size = bad[i].size };
 
                 kind = '?';
                 value_size = 777;

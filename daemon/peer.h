@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* Who is on the other end of a connection: credentials plus what /proc says
+ * about the process and its ancestors (see peer.c). */
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#define PEER_MAX_PARENTS 32
+#define PEER_MAX_CMDLINE 4096
+
+typedef struct PeerProcess {
+        pid_t pid;
+        char *exe;       /* may be NULL when unreadable */
+        char *cmdline;   /* arguments joined by spaces; NULL when unreadable */
+} PeerProcess;
+
+typedef struct PeerInfo {
+        uid_t uid;
+        gid_t gid;
+        PeerProcess self;
+        PeerProcess parents[PEER_MAX_PARENTS]; /* [0] is the parent */
+        size_t n_parents;
+} PeerInfo;
+
+/* Reads /proc for @pid and its ancestors. A pidfd taken first and checked
+ * last makes sure the data is the peer's and not a later process that
+ * reused its pid; when the peer is already gone the process fields stay
+ * empty rather than wrong. */
+void peer_info_read(pid_t pid, uid_t uid, gid_t gid, PeerInfo *ret);
+void peer_info_done(PeerInfo *info);
+/* The parent chain as "pid\texe\tcmdline" lines, outermost last. */
+char *peer_info_parents_text(const PeerInfo *info);

@@ -1,0 +1,660 @@
+/* SPDX-License-Identifier: MIT */
+/* The provenance database (sqlite, WAL).
+ *
+ * Schema: `requests` (who asked: credentials, executable, command line,
+ * parent chain, tool, packages), `interpreters` (path, cache tag, magic,
+ * deduplicated), `jobs` (one row per file result: target, source with its
+ * mtime, size and sha256, the .pyc's sha256, outcome, error, times),
+ * `queue` (acknowledged --no-wait requests not yet finished, stored as their
+ * original request frame so a restart replays them) and `audit` (.pyc
+ * writes by other processes, from fanotify). `meta` holds the schema
+ * version; migrations[] brings an older database up to date in one
+ * transaction each.
+ *
+ * Writes come in batches from the recorder (one transaction per batch, on an
+ * I/O thread). WAL lets readers — our queries, or an admin's sqlite3 — run
+ * beside a writer; a writer that meets a lock gets SQLITE_BUSY after a short
+ * timeout and the recorder keeps the batch for later, so nothing here can
+ * stall a compile. Queries use a connection of their own. */
+
+#include <errno.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "macro.h"
+#include "provdb.h"
+
+struct ProvDb {
+        sqlite3 *db;
+        char *path;
+        pthread_mutex_t lock;
+        uint64_t max_request_id;
+};
+
+static const char *const migrations[] = {
+        /* 0 → 1 */
+        "CREATE TABLE requests ("
+        "  id INTEGER PRIMARY KEY, time INTEGER NOT NULL, uid INTEGER, gid INTEGER, pid INTEGER,"
+        "  exe TEXT, cmdline TEXT, parents TEXT, tool TEXT, dpkg_package TEXT, package TEXT);"
+        "CREATE TABLE interpreters ("
+        "  id INTEGER PRIMARY KEY, path TEXT NOT NULL, cache_tag TEXT NOT NULL, magic TEXT NOT NULL,"
+        "  UNIQUE (path, cache_tag, magic));"
+        "CREATE TABLE jobs ("
+        "  id INTEGER PRIMARY KEY, request_id INTEGER, target TEXT NOT NULL, source TEXT,"
+        "  source_mtime INTEGER, source_size INTEGER, source_sha256 BLOB, pyc_sha256 BLOB,"
+        "  interpreter_id INTEGER, opt_level INTEGER, mode INTEGER, outcome INTEGER NOT NULL,"
+        "  error_type TEXT, error_line INTEGER, error_message TEXT, start INTEGER, end INTEGER);"
+        "CREATE INDEX jobs_by_target ON jobs (target);"
+        "CREATE INDEX jobs_by_request ON jobs (request_id);"
+        "CREATE TABLE queue ("
+        "  request_id INTEGER PRIMARY KEY, uid INTEGER, spec BLOB NOT NULL);"
+        "CREATE TABLE audit ("
+        "  id INTEGER PRIMARY KEY, time INTEGER NOT NULL, path TEXT NOT NULL, pid INTEGER,"
+        "  exe TEXT, cmdline TEXT, parents TEXT);"
+        "CREATE INDEX audit_by_path ON audit (path);",
+};
+
+static int set_error(char **ret_error, sqlite3 *db, const char *what) {
+        if (ret_error) {
+                free(*ret_error);
+                if (asprintf(ret_error, "%s: %s", what, db ? sqlite3_errmsg(db) : "out of memory") < 0)
+                        *ret_error = NULL;
+        }
+        return -EIO;
+}
+
+static int exec(sqlite3 *db, const char *sql, char **ret_error) {
+        if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
+                return set_error(ret_error, db, "database");
+        return 0;
+}
+
+static int64_t query_int(sqlite3 *db, const char *sql, int64_t fallback) {
+        sqlite3_stmt *st;
+        int64_t v = fallback;
+
+        if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+                return fallback;
+        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+                v = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        return v;
+}
+
+static int migrate(sqlite3 *db, char **ret_error) {
+        int64_t version;
+        int r;
+
+        r = exec(db, "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;", ret_error);
+        if (r < 0)
+                return r;
+        version = query_int(db, "SELECT value FROM meta WHERE key = 'schema_version';", 0);
+        if (version > PROVDB_SCHEMA_VERSION) {
+                if (ret_error && asprintf(ret_error, "database schema version %lld is newer than this daemon's (%d)",
+                                          (long long)version, PROVDB_SCHEMA_VERSION) < 0)
+                        *ret_error = NULL;
+                return -EPROTO;
+        }
+        for (int64_t v = version; v < PROVDB_SCHEMA_VERSION; v++) {
+                char sql[128];
+
+                r = exec(db, "BEGIN IMMEDIATE;", ret_error);
+                if (r < 0)
+                        return r;
+                r = exec(db, migrations[v], ret_error);
+                snprintf(sql, sizeof(sql), "INSERT OR REPLACE INTO meta VALUES ('schema_version', %lld);",
+                         (long long)v + 1);
+                if (r >= 0)
+                        r = exec(db, sql, ret_error);
+                if (r < 0) {
+                        (void)sqlite3_exec(db, "ROLLBACK;", NULL, NULL, NULL);
+                        return r;
+                }
+                r = exec(db, "COMMIT;", ret_error);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int open_connection(const char *path, bool readonly, sqlite3 **ret, char **ret_error) {
+        sqlite3 *db = NULL;
+        int flags = readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+
+        if (sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+                int r = set_error(ret_error, db, "cannot open the database");
+                sqlite3_close(db);
+                return r;
+        }
+        /* Never wait long: the caller retries later instead. */
+        sqlite3_busy_timeout(db, readonly ? 2000 : 200);
+        *ret = db;
+        return 0;
+}
+
+int provdb_open(const char *path, ProvDb **ret, char **ret_error) {
+        ProvDb *p;
+        int r;
+
+        p = calloc(1, sizeof(*p));
+        if (!p)
+                return -ENOMEM;
+        p->path = strdup(path);
+        if (!p->path) {
+                free(p);
+                return -ENOMEM;
+        }
+        pthread_mutex_init(&p->lock, NULL);
+        r = open_connection(path, false, &p->db, ret_error);
+        if (r >= 0)
+                r = exec(p->db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;", ret_error);
+        if (r >= 0)
+                r = migrate(p->db, ret_error);
+        if (r < 0) {
+                provdb_close(p);
+                return r;
+        }
+        p->max_request_id = (uint64_t)query_int(p->db, "SELECT MAX(id) FROM requests;", 0);
+        *ret = p;
+        return 0;
+}
+
+ProvDb *provdb_close(ProvDb *p) {
+        if (!p)
+                return NULL;
+        sqlite3_close(p->db);
+        pthread_mutex_destroy(&p->lock);
+        free(p->path);
+        free(p);
+        return NULL;
+}
+
+uint64_t provdb_max_request_id(ProvDb *p) {
+        return p->max_request_id;
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *s) {
+        if (s)
+                sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+        else
+                sqlite3_bind_null(st, i);
+}
+
+static int64_t interpreter_id(sqlite3 *db, const ProvJob *j) {
+        sqlite3_stmt *st;
+        int64_t id = 0;
+
+        if (!j->interpreter || !j->cache_tag)
+                return 0;
+        if (sqlite3_prepare_v2(db, "INSERT OR IGNORE INTO interpreters (path, cache_tag, magic) VALUES (?, ?, ?);",
+                               -1, &st, NULL) != SQLITE_OK)
+                return 0;
+        bind_text(st, 1, j->interpreter);
+        bind_text(st, 2, j->cache_tag);
+        bind_text(st, 3, j->magic);
+        (void)sqlite3_step(st);
+        sqlite3_finalize(st);
+        if (sqlite3_prepare_v2(db, "SELECT id FROM interpreters WHERE path = ? AND cache_tag = ? AND magic = ?;", -1,
+                               &st, NULL) != SQLITE_OK)
+                return 0;
+        bind_text(st, 1, j->interpreter);
+        bind_text(st, 2, j->cache_tag);
+        bind_text(st, 3, j->magic);
+        if (sqlite3_step(st) == SQLITE_ROW)
+                id = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        return id;
+}
+
+int provdb_write(ProvDb *p, const ProvRequest *requests, size_t n_requests, const ProvJob *jobs, size_t n_jobs,
+                 char **ret_error) {
+        sqlite3_stmt *rq = NULL, *jb = NULL;
+        const char *last_interp = NULL, *last_tag = NULL;
+        int64_t last_interp_id = 0;
+        int r = 0;
+
+        pthread_mutex_lock(&p->lock);
+        if (exec(p->db, "BEGIN IMMEDIATE;", ret_error) < 0) {
+                pthread_mutex_unlock(&p->lock);
+                return -EBUSY;
+        }
+        if (sqlite3_prepare_v2(p->db,
+                               "INSERT OR REPLACE INTO requests (id, time, uid, gid, pid, exe, cmdline, parents, tool,"
+                               " dpkg_package, package) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);",
+                               -1, &rq, NULL) != SQLITE_OK ||
+            sqlite3_prepare_v2(p->db,
+                               "INSERT INTO jobs (request_id, target, source, source_mtime, source_size,"
+                               " source_sha256, pyc_sha256, interpreter_id, opt_level, mode, outcome, error_type,"
+                               " error_line, error_message, start, end)"
+                               " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);",
+                               -1, &jb, NULL) != SQLITE_OK) {
+                r = set_error(ret_error, p->db, "database");
+                goto finish;
+        }
+        for (size_t i = 0; i < n_requests; i++) {
+                const ProvRequest *q = &requests[i];
+
+                sqlite3_reset(rq);
+                sqlite3_bind_int64(rq, 1, (int64_t)q->id);
+                sqlite3_bind_int64(rq, 2, (int64_t)q->time_usec);
+                sqlite3_bind_int64(rq, 3, q->uid);
+                sqlite3_bind_int64(rq, 4, q->gid);
+                sqlite3_bind_int64(rq, 5, q->pid);
+                bind_text(rq, 6, q->exe);
+                bind_text(rq, 7, q->cmdline);
+                bind_text(rq, 8, q->parents);
+                bind_text(rq, 9, q->tool);
+                bind_text(rq, 10, q->dpkg_package);
+                bind_text(rq, 11, q->package);
+                if (sqlite3_step(rq) != SQLITE_DONE) {
+                        r = set_error(ret_error, p->db, "cannot record a request");
+                        goto finish;
+                }
+                if (q->id > p->max_request_id)
+                        p->max_request_id = q->id;
+        }
+        for (size_t i = 0; i < n_jobs; i++) {
+                const ProvJob *j = &jobs[i];
+
+                if (!last_interp || !j->interpreter || strcmp(last_interp, j->interpreter) != 0 ||
+                    !j->cache_tag || strcmp(last_tag, j->cache_tag) != 0) {
+                        last_interp_id = interpreter_id(p->db, j);
+                        last_interp = j->interpreter;
+                        last_tag = j->cache_tag;
+                }
+                sqlite3_reset(jb);
+                sqlite3_clear_bindings(jb);
+                sqlite3_bind_int64(jb, 1, (int64_t)j->request_id);
+                bind_text(jb, 2, j->target);
+                bind_text(jb, 3, j->source);
+                sqlite3_bind_int64(jb, 4, j->source_mtime);
+                sqlite3_bind_int64(jb, 5, (int64_t)j->source_size);
+                if (j->have_source_sha256)
+                        sqlite3_bind_blob(jb, 6, j->source_sha256, 32, SQLITE_STATIC);
+                if (j->have_pyc_sha256)
+                        sqlite3_bind_blob(jb, 7, j->pyc_sha256, 32, SQLITE_STATIC);
+                if (last_interp_id > 0)
+                        sqlite3_bind_int64(jb, 8, last_interp_id);
+                sqlite3_bind_int(jb, 9, (int)j->opt_level);
+                sqlite3_bind_int(jb, 10, (int)j->mode);
+                sqlite3_bind_int(jb, 11, (int)j->outcome);
+                bind_text(jb, 12, j->error_type);
+                if (j->error_type)
+                        sqlite3_bind_int64(jb, 13, j->error_line);
+                bind_text(jb, 14, j->error_message);
+                sqlite3_bind_int64(jb, 15, (int64_t)j->start_usec);
+                sqlite3_bind_int64(jb, 16, (int64_t)j->end_usec);
+                if (sqlite3_step(jb) != SQLITE_DONE) {
+                        r = set_error(ret_error, p->db, "cannot record a job");
+                        goto finish;
+                }
+        }
+finish:
+        sqlite3_finalize(rq);
+        sqlite3_finalize(jb);
+        if (r >= 0 && sqlite3_exec(p->db, "COMMIT;", NULL, NULL, NULL) != SQLITE_OK)
+                r = set_error(ret_error, p->db, "cannot commit");
+        if (r < 0)
+                (void)sqlite3_exec(p->db, "ROLLBACK;", NULL, NULL, NULL);
+        pthread_mutex_unlock(&p->lock);
+        return r;
+}
+
+int provdb_retain(ProvDb *p, uint64_t min_time_usec, uint64_t max_rows, char **ret_error) {
+        char sql[256];
+        int r = 0;
+
+        pthread_mutex_lock(&p->lock);
+        if (min_time_usec > 0) {
+                snprintf(sql, sizeof(sql), "DELETE FROM jobs WHERE end < %llu;", (unsigned long long)min_time_usec);
+                r = exec(p->db, sql, ret_error);
+        }
+        if (r >= 0 && max_rows > 0) {
+                snprintf(sql, sizeof(sql),
+                         "DELETE FROM jobs WHERE id <= (SELECT MAX(id) FROM jobs) - %llu;",
+                         (unsigned long long)max_rows);
+                r = exec(p->db, sql, ret_error);
+        }
+        if (r >= 0)
+                r = exec(p->db,
+                         "DELETE FROM requests WHERE id < (SELECT COALESCE(MIN(request_id), 0) FROM jobs)"
+                         " AND id NOT IN (SELECT request_id FROM queue);",
+                         ret_error);
+        pthread_mutex_unlock(&p->lock);
+        return r;
+}
+
+int provdb_count_jobs(ProvDb *p, uint64_t *ret) {
+        int64_t n;
+
+        pthread_mutex_lock(&p->lock);
+        /* MAX(id) - MIN(id) is O(1) and exact while rows are only ever
+         * deleted from the old end, which is what retention does. */
+        n = query_int(p->db, "SELECT COALESCE(MAX(id) - MIN(id) + 1, 0) FROM jobs;", -1);
+        pthread_mutex_unlock(&p->lock);
+        if (n < 0)
+                return -EIO;
+        *ret = (uint64_t)n;
+        return 0;
+}
+
+int provdb_queue_add(ProvDb *p, const ProvQueued *q, char **ret_error) {
+        sqlite3_stmt *st;
+        int r = 0;
+
+        pthread_mutex_lock(&p->lock);
+        if (sqlite3_prepare_v2(p->db, "INSERT OR REPLACE INTO queue (request_id, uid, spec) VALUES (?, ?, ?);", -1,
+                               &st, NULL) != SQLITE_OK) {
+                r = set_error(ret_error, p->db, "database");
+                goto finish;
+        }
+        sqlite3_bind_int64(st, 1, (int64_t)q->request_id);
+        sqlite3_bind_int64(st, 2, q->uid);
+        sqlite3_bind_blob(st, 3, q->spec, (int)q->spec_size, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE)
+                r = set_error(ret_error, p->db, "cannot queue the request");
+        sqlite3_finalize(st);
+finish:
+        pthread_mutex_unlock(&p->lock);
+        return r;
+}
+
+int provdb_queue_remove(ProvDb *p, uint64_t request_id, char **ret_error) {
+        char sql[128];
+        int r;
+
+        snprintf(sql, sizeof(sql), "DELETE FROM queue WHERE request_id = %llu;", (unsigned long long)request_id);
+        pthread_mutex_lock(&p->lock);
+        r = exec(p->db, sql, ret_error);
+        pthread_mutex_unlock(&p->lock);
+        return r;
+}
+
+int provdb_queue_load(ProvDb *p, int (*fn)(const ProvQueued *q, void *userdata), void *userdata) {
+        sqlite3_stmt *st;
+        int r = 0;
+
+        pthread_mutex_lock(&p->lock);
+        if (sqlite3_prepare_v2(p->db, "SELECT request_id, uid, spec FROM queue ORDER BY request_id;", -1, &st,
+                               NULL) != SQLITE_OK) {
+                pthread_mutex_unlock(&p->lock);
+                return -EIO;
+        }
+        while (r >= 0 && sqlite3_step(st) == SQLITE_ROW) {
+                ProvQueued q = {
+                        .request_id = (uint64_t)sqlite3_column_int64(st, 0),
+                        .uid = (uid_t)sqlite3_column_int64(st, 1),
+                        .spec = sqlite3_column_blob(st, 2),
+                        .spec_size = (size_t)sqlite3_column_bytes(st, 2),
+                };
+                r = fn(&q, userdata);
+        }
+        sqlite3_finalize(st);
+        pthread_mutex_unlock(&p->lock);
+        return r;
+}
+
+int provdb_audit_add(ProvDb *p, uint64_t time_usec, const char *path, pid_t pid, const char *exe,
+                     const char *cmdline, const char *parents, char **ret_error) {
+        sqlite3_stmt *st;
+        int r = 0;
+
+        pthread_mutex_lock(&p->lock);
+        if (sqlite3_prepare_v2(p->db,
+                               "INSERT INTO audit (time, path, pid, exe, cmdline, parents) VALUES (?, ?, ?, ?, ?, ?);",
+                               -1, &st, NULL) != SQLITE_OK) {
+                r = set_error(ret_error, p->db, "database");
+                goto finish;
+        }
+        sqlite3_bind_int64(st, 1, (int64_t)time_usec);
+        bind_text(st, 2, path);
+        sqlite3_bind_int64(st, 3, pid);
+        bind_text(st, 4, exe);
+        bind_text(st, 5, cmdline);
+        bind_text(st, 6, parents);
+        if (sqlite3_step(st) != SQLITE_DONE)
+                r = set_error(ret_error, p->db, "cannot record an audit event");
+        sqlite3_finalize(st);
+finish:
+        pthread_mutex_unlock(&p->lock);
+        return r;
+}
+
+int provdb_audit_query(ProvDb *p, uint64_t since_usec, uint64_t limit,
+                       int (*fn)(uint64_t time_usec, const char *path, pid_t pid, const char *exe,
+                                 const char *cmdline, const char *parents, void *userdata),
+                       void *userdata) {
+        sqlite3 *db = NULL;
+        sqlite3_stmt *st;
+        int r = 0;
+
+        r = open_connection(p->path, true, &db, NULL);
+        if (r < 0)
+                return r;
+        if (sqlite3_prepare_v2(db,
+                               "SELECT time, path, pid, exe, cmdline, parents FROM audit WHERE time >= ?"
+                               " ORDER BY id DESC LIMIT ?;",
+                               -1, &st, NULL) != SQLITE_OK) {
+                sqlite3_close(db);
+                return -EIO;
+        }
+        sqlite3_bind_int64(st, 1, (int64_t)since_usec);
+        sqlite3_bind_int64(st, 2, limit > 0 ? (int64_t)limit : -1);
+        while (r >= 0 && sqlite3_step(st) == SQLITE_ROW)
+                r = fn((uint64_t)sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
+                       (pid_t)sqlite3_column_int64(st, 2), (const char *)sqlite3_column_text(st, 3),
+                       (const char *)sqlite3_column_text(st, 4), (const char *)sqlite3_column_text(st, 5), userdata);
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+        return r;
+}
+
+int provdb_audit_has(ProvDb *p, const char *path) {
+        sqlite3 *db = NULL;
+        sqlite3_stmt *st;
+        int r;
+
+        r = open_connection(p->path, true, &db, NULL);
+        if (r < 0)
+                return r;
+        if (sqlite3_prepare_v2(db, "SELECT 1 FROM audit WHERE path = ? LIMIT 1;", -1, &st, NULL) != SQLITE_OK) {
+                sqlite3_close(db);
+                return -EIO;
+        }
+        bind_text(st, 1, path);
+        r = sqlite3_step(st) == SQLITE_ROW;
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+        return r;
+}
+
+int provdb_query(const char *path, const ProvQuery *q, provdb_row_fn fn, void *userdata) {
+        _cleanup_free_ char *sql = NULL, *prefix_lo = NULL, *prefix_hi = NULL;
+        size_t size = 0;
+        sqlite3 *db = NULL;
+        sqlite3_stmt *st = NULL;
+        FILE *f;
+        int r, k = 1;
+
+        f = open_memstream(&sql, &size);
+        if (!f)
+                return -ENOMEM;
+        fputs("SELECT j.target, j.source, j.source_mtime, j.source_size, j.source_sha256, j.pyc_sha256,"
+               " j.opt_level, j.mode, j.outcome, j.error_type, j.error_line, j.error_message, j.start, j.end,"
+               " i.path, i.cache_tag, i.magic,"
+               " r.id, r.time, r.uid, r.gid, r.pid, r.exe, r.cmdline, r.parents, r.tool, r.dpkg_package, r.package"
+               " FROM jobs j LEFT JOIN requests r ON r.id = j.request_id"
+               " LEFT JOIN interpreters i ON i.id = j.interpreter_id WHERE 1", f);
+        if (q->n_targets > 0) {
+                fputs(" AND j.target IN (", f);
+                for (size_t i = 0; i < q->n_targets; i++)
+                        fputs(i == 0 ? "?" : ", ?", f);
+                fputs(")", f);
+        }
+        if (q->prefix)
+                fputs(" AND j.target >= ? AND j.target < ?", f);
+        if (q->package)
+                fputs(" AND (r.package = ? OR r.dpkg_package = ?)", f);
+        if (q->since_usec > 0)
+                fputs(" AND j.end >= ?", f);
+        if (q->failed_only)
+                fputs(" AND j.outcome = 3", f);
+        if (q->writes_only)
+                fputs(" AND j.outcome = 0", f);
+        fputs(" ORDER BY j.id DESC LIMIT ?;", f);
+        if (fclose(f) != 0)
+                return -ENOMEM;
+
+        r = open_connection(path, true, &db, NULL);
+        if (r < 0)
+                return r;
+        if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+                sqlite3_close(db);
+                return -EIO;
+        }
+        for (size_t i = 0; i < q->n_targets; i++)
+                bind_text(st, k++, q->targets[i]);
+        if (q->prefix) {
+                /* targets under "DIR/": the range ["DIR/", "DIR0") in byte order */
+                size_t n = strlen(q->prefix);
+                prefix_lo = malloc(n + 2);
+                prefix_hi = malloc(n + 2);
+                if (!prefix_lo || !prefix_hi) {
+                        sqlite3_finalize(st);
+                        sqlite3_close(db);
+                        return -ENOMEM;
+                }
+                memcpy(prefix_lo, q->prefix, n);
+                memcpy(prefix_hi, q->prefix, n);
+                if (n > 0 && q->prefix[n - 1] == '/')
+                        n--;
+                prefix_lo[n] = '/';
+                prefix_hi[n] = '/' + 1;
+                prefix_lo[n + 1] = prefix_hi[n + 1] = '\0';
+                bind_text(st, k++, prefix_lo);
+                bind_text(st, k++, prefix_hi);
+        }
+        if (q->package) {
+                bind_text(st, k++, q->package);
+                bind_text(st, k++, q->package);
+        }
+        if (q->since_usec > 0)
+                sqlite3_bind_int64(st, k++, (int64_t)q->since_usec);
+        sqlite3_bind_int64(st, k++, q->limit > 0 ? (int64_t)q->limit : -1);
+
+        r = 0;
+        while (r >= 0) {
+                ProvJob j = {};
+                ProvRequest rq = {};
+                ProvRow row = { .job = &j, .request = &rq };
+                int s = sqlite3_step(st);
+
+                if (s == SQLITE_DONE)
+                        break;
+                if (s != SQLITE_ROW) {
+                        r = -EIO;
+                        break;
+                }
+                j.target = (char *)sqlite3_column_text(st, 0);
+                j.source = (char *)sqlite3_column_text(st, 1);
+                j.source_mtime = sqlite3_column_int64(st, 2);
+                j.source_size = (uint64_t)sqlite3_column_int64(st, 3);
+                if (sqlite3_column_bytes(st, 4) == 32) {
+                        memcpy(j.source_sha256, sqlite3_column_blob(st, 4), 32);
+                        j.have_source_sha256 = true;
+                }
+                if (sqlite3_column_bytes(st, 5) == 32) {
+                        memcpy(j.pyc_sha256, sqlite3_column_blob(st, 5), 32);
+                        j.have_pyc_sha256 = true;
+                }
+                j.opt_level = (unsigned)sqlite3_column_int(st, 6);
+                j.mode = (unsigned)sqlite3_column_int(st, 7);
+                j.outcome = (unsigned)sqlite3_column_int(st, 8);
+                j.error_type = (char *)sqlite3_column_text(st, 9);
+                j.error_line = (uint32_t)sqlite3_column_int64(st, 10);
+                j.error_message = (char *)sqlite3_column_text(st, 11);
+                j.start_usec = (uint64_t)sqlite3_column_int64(st, 12);
+                j.end_usec = (uint64_t)sqlite3_column_int64(st, 13);
+                j.interpreter = (char *)sqlite3_column_text(st, 14);
+                j.cache_tag = (char *)sqlite3_column_text(st, 15);
+                if (sqlite3_column_text(st, 16))
+                        snprintf(j.magic, sizeof(j.magic), "%s", (const char *)sqlite3_column_text(st, 16));
+                rq.id = (uint64_t)sqlite3_column_int64(st, 17);
+                rq.time_usec = (uint64_t)sqlite3_column_int64(st, 18);
+                rq.uid = (uid_t)sqlite3_column_int64(st, 19);
+                rq.gid = (gid_t)sqlite3_column_int64(st, 20);
+                rq.pid = (pid_t)sqlite3_column_int64(st, 21);
+                rq.exe = (char *)sqlite3_column_text(st, 22);
+                rq.cmdline = (char *)sqlite3_column_text(st, 23);
+                rq.parents = (char *)sqlite3_column_text(st, 24);
+                rq.tool = (char *)sqlite3_column_text(st, 25);
+                rq.dpkg_package = (char *)sqlite3_column_text(st, 26);
+                rq.package = (char *)sqlite3_column_text(st, 27);
+                r = fn(&row, userdata);
+        }
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+        return r;
+}
+
+int provdb_targets(const char *path, const char *package, const char *prefix,
+                   int (*fn)(const char *target, void *userdata), void *userdata) {
+        sqlite3 *db = NULL;
+        sqlite3_stmt *st;
+        _cleanup_free_ char *lo = NULL, *hi = NULL;
+        int r;
+
+        r = open_connection(path, true, &db, NULL);
+        if (r < 0)
+                return r;
+        if (sqlite3_prepare_v2(db,
+                               "SELECT DISTINCT j.target FROM jobs j LEFT JOIN requests r ON r.id = j.request_id"
+                               " WHERE j.outcome = 0 AND (?1 IS NULL OR r.package = ?1 OR r.dpkg_package = ?1)"
+                               " AND (?2 IS NULL OR (j.target >= ?2 AND j.target < ?3));",
+                               -1, &st, NULL) != SQLITE_OK) {
+                sqlite3_close(db);
+                return -EIO;
+        }
+        bind_text(st, 1, package);
+        if (prefix) {
+                size_t n = strlen(prefix);
+                if (n > 0 && prefix[n - 1] == '/')
+                        n--;
+                if (asprintf(&lo, "%.*s/", (int)n, prefix) < 0 || asprintf(&hi, "%.*s0", (int)n, prefix) < 0) {
+                        sqlite3_finalize(st);
+                        sqlite3_close(db);
+                        return -ENOMEM;
+                }
+        }
+        bind_text(st, 2, lo);
+        bind_text(st, 3, hi);
+        r = 0;
+        while (r >= 0 && sqlite3_step(st) == SQLITE_ROW)
+                r = fn((const char *)sqlite3_column_text(st, 0), userdata);
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+        return r;
+}
+
+void prov_job_done(ProvJob *j) {
+        free(j->target);
+        free(j->source);
+        free(j->interpreter);
+        free(j->cache_tag);
+        free(j->error_type);
+        free(j->error_message);
+        *j = (ProvJob){};
+}
+
+void prov_request_done(ProvRequest *r) {
+        free(r->exe);
+        free(r->cmdline);
+        free(r->parents);
+        free(r->tool);
+        free(r->dpkg_package);
+        free(r->package);
+        *r = (ProvRequest){};
+}

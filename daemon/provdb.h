@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* The provenance database: schema, migrations, batched writes and queries
+ * (see provdb.c). Every function may block on disk: call them from I/O
+ * threads only. A ProvDb serialises its own writers with a mutex. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "protocol.h"
+
+#define PROVDB_SCHEMA_VERSION 1
+#define PROVDB_FILE "provenance.db"
+
+/* Outcomes beyond the protocol's, recorded by admin verbs. */
+#define PROV_OUTCOME_REMOVED 10
+
+typedef struct ProvRequest {
+        uint64_t id;
+        uint64_t time_usec;
+        uid_t uid;
+        gid_t gid;
+        pid_t pid;
+        char *exe;
+        char *cmdline;
+        char *parents;       /* "pid\texe\tcmdline\n" per ancestor */
+        char *tool;
+        char *dpkg_package;
+        char *package;
+} ProvRequest;
+
+typedef struct ProvJob {
+        uint64_t request_id;
+        char *target;
+        char *source;
+        int64_t source_mtime;
+        uint64_t source_size;
+        uint8_t source_sha256[32];
+        uint8_t pyc_sha256[32];
+        bool have_source_sha256;
+        bool have_pyc_sha256;
+        char *interpreter;
+        char *cache_tag;
+        char magic[9];       /* hex */
+        unsigned opt_level;
+        unsigned mode;       /* InvalidationMode */
+        unsigned outcome;    /* Outcome or PROV_OUTCOME_* */
+        char *error_type;
+        char *error_message;
+        uint32_t error_line;
+        uint64_t start_usec;
+        uint64_t end_usec;
+} ProvJob;
+
+/* One row of a query: a job joined with its request and interpreter.
+ * Strings are borrowed for the duration of the callback. */
+typedef struct ProvRow {
+        const ProvJob *job;
+        const ProvRequest *request;
+} ProvRow;
+
+typedef struct ProvQuery {
+        const char *const *targets;  /* exact targets (any of), or NULL */
+        size_t n_targets;
+        const char *prefix;          /* targets under this directory, or NULL */
+        const char *package;         /* request package or dpkg package, or NULL */
+        uint64_t since_usec;         /* 0 = any time */
+        bool failed_only;
+        bool writes_only;            /* compiled rows only */
+        uint64_t limit;
+} ProvQuery;
+
+typedef int (*provdb_row_fn)(const ProvRow *row, void *userdata);
+
+/* A queued --no-wait request, stored whole so it can be replayed. */
+typedef struct ProvQueued {
+        uint64_t request_id;
+        const uint8_t *spec;  /* the original MSG_COMPILE frame */
+        size_t spec_size;
+        uid_t uid;
+} ProvQueued;
+
+typedef struct ProvDb ProvDb;
+
+/* Opens (creating and migrating) the database at @path. */
+int provdb_open(const char *path, ProvDb **ret, char **ret_error);
+ProvDb *provdb_close(ProvDb *db);
+
+int provdb_write(ProvDb *db, const ProvRequest *requests, size_t n_requests, const ProvJob *jobs, size_t n_jobs,
+                 char **ret_error);
+uint64_t provdb_max_request_id(ProvDb *db);
+/* Deletes job rows older than @min_time_usec (0 = keep) and beyond the
+ * newest @max_rows (0 = no limit), then requests no job refers to. */
+int provdb_retain(ProvDb *db, uint64_t min_time_usec, uint64_t max_rows, char **ret_error);
+int provdb_count_jobs(ProvDb *db, uint64_t *ret);
+
+int provdb_queue_add(ProvDb *db, const ProvQueued *q, char **ret_error);
+int provdb_queue_remove(ProvDb *db, uint64_t request_id, char **ret_error);
+/* Calls @fn for every queued request, oldest first. */
+int provdb_queue_load(ProvDb *db, int (*fn)(const ProvQueued *q, void *userdata), void *userdata);
+
+int provdb_audit_add(ProvDb *db, uint64_t time_usec, const char *path, pid_t pid, const char *exe,
+                     const char *cmdline, const char *parents, char **ret_error);
+int provdb_audit_query(ProvDb *db, uint64_t since_usec, uint64_t limit,
+                       int (*fn)(uint64_t time_usec, const char *path, pid_t pid, const char *exe,
+                                 const char *cmdline, const char *parents, void *userdata),
+                       void *userdata);
+/* True when the audit log has a foreign write of @path after @after_usec. */
+int provdb_audit_has(ProvDb *db, const char *path);
+
+/* Runs @q on a read connection of its own, so it never waits for writers. */
+int provdb_query(const char *path, const ProvQuery *q, provdb_row_fn fn, void *userdata);
+/* Distinct targets ever written (optionally by @package / under @prefix). */
+int provdb_targets(const char *path, const char *package, const char *prefix,
+                   int (*fn)(const char *target, void *userdata), void *userdata);
+
+void prov_job_done(ProvJob *j);
+void prov_request_done(ProvRequest *r);

@@ -1,0 +1,461 @@
+/* SPDX-License-Identifier: MIT */
+/* The recorder: provenance off the hot path.
+ *
+ * Records are appended to in-memory batches on the loop. A timer (or a
+ * full batch) hands the whole batch to one I/O thread that writes it in one
+ * transaction; only one flush runs at a time, so rows keep their order.
+ *
+ * If the database cannot be written — disk full, locked by another writer,
+ * corrupt, state directory missing — compiles go on: the recorder turns
+ * "degraded", says so loudly in the log and in `status`, keeps the records
+ * (up to RECORDER_MAX_PENDING, then drops the oldest and counts them) and
+ * retries every few seconds, reopening the database if needed. When a write
+ * succeeds again it says so and carries on.
+ *
+ * Retention (age and row count, from the configuration) runs on the same
+ * thread, after a flush, at most every RECORDER_RETENTION_INTERVAL. */
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "log.h"
+#include "macro.h"
+#include "manager.h"
+#include "recorder.h"
+#include "util.h"
+
+#define RECORDER_FLUSH_USEC (200 * 1000)
+#define RECORDER_RETRY_USEC (3 * 1000000ULL)
+#define RECORDER_BATCH_JOBS 4096
+#define RECORDER_MAX_PENDING 200000
+#define RECORDER_RETENTION_INTERVAL (600 * 1000000ULL)
+
+typedef struct Batch {
+        ProvRequest *requests;
+        size_t n_requests, allocated_requests;
+        ProvJob *jobs;
+        size_t n_jobs, allocated_jobs;
+} Batch;
+
+typedef struct Flush {
+        IoWork io;
+        Recorder *recorder;
+        Batch batch;
+        int result;
+        char *error;
+        bool retain;
+        uint64_t rows;
+} Flush;
+
+typedef struct QueueOp {
+        IoWork io;
+        Recorder *recorder;
+        bool add;
+        uint64_t request_id;
+        uid_t uid;
+        uint8_t *spec;
+        size_t spec_size;
+        recorder_done_fn done;
+        void *userdata;
+        int result;
+        char *error;
+} QueueOp;
+
+struct Recorder {
+        Manager *manager;
+        bool enabled;
+        char *path;
+        ProvDb *db;              /* touched on I/O threads only, one at a time */
+        pthread_mutex_t open_lock;
+        Batch pending;
+        bool flushing;
+        bool degraded;
+        char *degraded_reason;
+        uint64_t dropped;
+        uint64_t rows;
+        uint64_t next_request_id;
+        uint64_t last_retention;
+        uint64_t retry_after;
+        sd_event_source *timer;
+};
+
+static void batch_done(Batch *b) {
+        for (size_t i = 0; i < b->n_requests; i++)
+                prov_request_done(&b->requests[i]);
+        for (size_t i = 0; i < b->n_jobs; i++)
+                prov_job_done(&b->jobs[i]);
+        free(b->requests);
+        free(b->jobs);
+        *b = (Batch){};
+}
+
+/* Opens the database if it is not open. I/O threads only. */
+static int recorder_ensure_open(Recorder *r, char **ret_error) {
+        int k = 0;
+
+        pthread_mutex_lock(&r->open_lock);
+        if (!r->db)
+                k = provdb_open(r->path, &r->db, ret_error);
+        pthread_mutex_unlock(&r->open_lock);
+        return k;
+}
+
+static void flush_run(IoWork *w) {
+        Flush *f = (Flush *)w;
+        Recorder *r = f->recorder;
+        Config *c = r->manager->config;
+
+        f->result = recorder_ensure_open(r, &f->error);
+        if (f->result < 0)
+                return;
+        f->result = provdb_write(r->db, f->batch.requests, f->batch.n_requests, f->batch.jobs, f->batch.n_jobs,
+                                 &f->error);
+        if (f->result < 0)
+                return;
+        if (f->retain) {
+                uint64_t now = now_usec(CLOCK_REALTIME), min_time = 0;
+                if (c->retention_days > 0 && now > c->retention_days * 86400ULL * 1000000ULL)
+                        min_time = now - c->retention_days * 86400ULL * 1000000ULL;
+                (void)provdb_retain(r->db, min_time, c->retention_rows, NULL);
+        }
+        (void)provdb_count_jobs(r->db, &f->rows);
+}
+
+static void recorder_schedule(Recorder *r, uint64_t usec);
+
+static void recorder_set_degraded(Recorder *r, const char *reason) {
+        if (!r->degraded)
+                log_error("Provenance recording is DEGRADED: %s. Compiles go on; records are kept in memory "
+                          "and written once the database works again.",
+                          reason);
+        r->degraded = true;
+        free(r->degraded_reason);
+        r->degraded_reason = strdup(reason);
+        manager_status_changed(r->manager);
+}
+
+/* Puts the records of a failed batch back in front of the pending ones. */
+static void recorder_requeue(Recorder *r, Batch *b) {
+        Batch *p = &r->pending;
+        size_t nj = b->n_jobs + p->n_jobs, nr = b->n_requests + p->n_requests;
+        ProvJob *jobs;
+        ProvRequest *reqs;
+
+        jobs = malloc(MAX(nj, (size_t)1) * sizeof(ProvJob));
+        reqs = malloc(MAX(nr, (size_t)1) * sizeof(ProvRequest));
+        if (!jobs || !reqs) {
+                free(jobs);
+                free(reqs);
+                r->dropped += b->n_jobs;
+                batch_done(b);
+                return;
+        }
+        memcpy(jobs, b->jobs, b->n_jobs * sizeof(ProvJob));
+        memcpy(jobs + b->n_jobs, p->jobs, p->n_jobs * sizeof(ProvJob));
+        memcpy(reqs, b->requests, b->n_requests * sizeof(ProvRequest));
+        memcpy(reqs + b->n_requests, p->requests, p->n_requests * sizeof(ProvRequest));
+        free(b->jobs);
+        free(b->requests);
+        free(p->jobs);
+        free(p->requests);
+        *b = (Batch){};
+        *p = (Batch){ .requests = reqs, .n_requests = nr, .allocated_requests = MAX(nr, (size_t)1),
+                      .jobs = jobs, .n_jobs = nj, .allocated_jobs = MAX(nj, (size_t)1) };
+
+        /* Bounded: past the limit the oldest job records go. */
+        if (p->n_jobs > RECORDER_MAX_PENDING) {
+                size_t drop = p->n_jobs - RECORDER_MAX_PENDING;
+                for (size_t i = 0; i < drop; i++)
+                        prov_job_done(&p->jobs[i]);
+                memmove(p->jobs, p->jobs + drop, (p->n_jobs - drop) * sizeof(ProvJob));
+                p->n_jobs -= drop;
+                r->dropped += drop;
+        }
+}
+
+static void flush_done(IoWork *w) {
+        Flush *f = (Flush *)w;
+        Recorder *r = f->recorder;
+        bool failed;
+
+        r->flushing = false;
+        if (f->result < 0) {
+                recorder_set_degraded(r, f->error ? f->error : "cannot write the database");
+                recorder_requeue(r, &f->batch);
+                r->retry_after = now_usec(CLOCK_MONOTONIC) + RECORDER_RETRY_USEC;
+        } else {
+                if (r->degraded) {
+                        log_notice("Provenance recording works again (%llu record(s) dropped meanwhile)",
+                                   (unsigned long long)r->dropped);
+                        r->degraded = false;
+                        free(r->degraded_reason);
+                        r->degraded_reason = NULL;
+                        manager_status_changed(r->manager);
+                }
+                r->rows = f->rows;
+                if (f->retain)
+                        r->last_retention = now_usec(CLOCK_MONOTONIC);
+                batch_done(&f->batch);
+        }
+        failed = f->result < 0;
+        free(f->error);
+        free(f);
+        if (r->pending.n_jobs + r->pending.n_requests > 0)
+                recorder_schedule(r, failed ? RECORDER_RETRY_USEC : RECORDER_FLUSH_USEC);
+        manager_check_idle(r->manager);
+}
+
+static void recorder_flush(Recorder *r) {
+        Flush *f;
+
+        if (r->flushing || r->pending.n_jobs + r->pending.n_requests == 0)
+                return;
+        f = calloc(1, sizeof(*f));
+        if (!f)
+                return;
+        f->io = (IoWork){ .run = flush_run, .done = flush_done };
+        f->recorder = r;
+        f->batch = r->pending;
+        r->pending = (Batch){};
+        f->retain = now_usec(CLOCK_MONOTONIC) - r->last_retention >= RECORDER_RETENTION_INTERVAL ||
+                    r->last_retention == 0;
+        r->flushing = true;
+        iopool_submit(r->manager->iopool, &f->io);
+}
+
+static int recorder_on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        recorder_flush(userdata);
+        return 0;
+}
+
+static void recorder_schedule(Recorder *r, uint64_t usec) {
+        int enabled = SD_EVENT_OFF;
+
+        if (!r->timer) {
+                (void)sd_event_add_time_relative(r->manager->event, &r->timer, CLOCK_MONOTONIC, usec, 50000,
+                                                 recorder_on_timer, r);
+                return;
+        }
+        (void)sd_event_source_get_enabled(r->timer, &enabled);
+        if (enabled != SD_EVENT_OFF)
+                return;
+        (void)sd_event_source_set_time_relative(r->timer, usec);
+        (void)sd_event_source_set_enabled(r->timer, SD_EVENT_ONESHOT);
+}
+
+static void recorder_kick(Recorder *r) {
+        if (r->pending.n_jobs >= RECORDER_BATCH_JOBS && !r->degraded)
+                recorder_flush(r);
+        else
+                recorder_schedule(r, r->degraded ? RECORDER_RETRY_USEC : RECORDER_FLUSH_USEC);
+}
+
+void recorder_add_request(Recorder *r, ProvRequest *req) {
+        Batch *b = &r->pending;
+
+        if (!r->enabled) {
+                prov_request_done(req);
+                return;
+        }
+        if (b->n_requests == b->allocated_requests) {
+                size_t n = MAX(b->allocated_requests * 2, (size_t)16);
+                ProvRequest *nr = realloc(b->requests, n * sizeof(*nr));
+                if (!nr) {
+                        prov_request_done(req);
+                        return;
+                }
+                b->requests = nr;
+                b->allocated_requests = n;
+        }
+        b->requests[b->n_requests++] = *req;
+        *req = (ProvRequest){};
+        recorder_kick(r);
+}
+
+void recorder_add_job(Recorder *r, ProvJob *job) {
+        Batch *b = &r->pending;
+
+        if (!r->enabled) {
+                prov_job_done(job);
+                return;
+        }
+        if (b->n_jobs >= RECORDER_MAX_PENDING) {
+                r->dropped++;
+                prov_job_done(job);
+                return;
+        }
+        if (b->n_jobs == b->allocated_jobs) {
+                size_t n = MAX(b->allocated_jobs * 2, (size_t)256);
+                ProvJob *nj = realloc(b->jobs, n * sizeof(*nj));
+                if (!nj) {
+                        r->dropped++;
+                        prov_job_done(job);
+                        return;
+                }
+                b->jobs = nj;
+                b->allocated_jobs = n;
+        }
+        b->jobs[b->n_jobs++] = *job;
+        *job = (ProvJob){};
+        recorder_kick(r);
+}
+
+static void queue_op_run(IoWork *w) {
+        QueueOp *op = (QueueOp *)w;
+        Recorder *r = op->recorder;
+
+        op->result = recorder_ensure_open(r, &op->error);
+        if (op->result < 0)
+                return;
+        if (op->add) {
+                ProvQueued q = { .request_id = op->request_id, .uid = op->uid, .spec = op->spec,
+                                 .spec_size = op->spec_size };
+                op->result = provdb_queue_add(r->db, &q, &op->error);
+        } else
+                op->result = provdb_queue_remove(r->db, op->request_id, &op->error);
+}
+
+static void queue_op_done(IoWork *w) {
+        QueueOp *op = (QueueOp *)w;
+        Manager *m = op->recorder->manager;
+
+        if (op->result < 0 && !op->add)
+                log_warning("Cannot remove finished request %llu from the durable queue: %s",
+                            (unsigned long long)op->request_id, op->error ? op->error : "error");
+        if (op->done)
+                op->done(op->result, op->error, op->userdata);
+        free(op->spec);
+        free(op->error);
+        free(op);
+        manager_check_idle(m);
+}
+
+static void queue_submit(Recorder *r, bool add, uint64_t request_id, uid_t uid, const uint8_t *spec, size_t size,
+                         recorder_done_fn done, void *userdata) {
+        QueueOp *op = calloc(1, sizeof(*op));
+
+        if (!op || (size > 0 && !(op->spec = malloc(size)))) {
+                free(op);
+                if (done)
+                        done(-ENOMEM, "out of memory", userdata);
+                return;
+        }
+        op->io = (IoWork){ .run = queue_op_run, .done = queue_op_done };
+        op->recorder = r;
+        op->add = add;
+        op->request_id = request_id;
+        op->uid = uid;
+        if (size > 0)
+                memcpy(op->spec, spec, size);
+        op->spec_size = size;
+        op->done = done;
+        op->userdata = userdata;
+        iopool_submit(r->manager->iopool, &op->io);
+}
+
+void recorder_queue_add(Recorder *r, uint64_t request_id, uid_t uid, const uint8_t *spec, size_t size,
+                        recorder_done_fn done, void *userdata) {
+        if (!r->enabled) {
+                done(-EOPNOTSUPP, "provenance recording is turned off, so there is no durable queue", userdata);
+                return;
+        }
+        queue_submit(r, true, request_id, uid, spec, size, done, userdata);
+}
+
+void recorder_queue_remove(Recorder *r, uint64_t request_id) {
+        if (r->enabled)
+                queue_submit(r, false, request_id, 0, NULL, 0, NULL, NULL);
+}
+
+int recorder_queue_load(Recorder *r, int (*fn)(const ProvQueued *q, void *userdata), void *userdata) {
+        if (!r->enabled || !r->db)
+                return 0;
+        return provdb_queue_load(r->db, fn, userdata);
+}
+
+int recorder_new(Manager *m, const char *state_dir, bool enabled, Recorder **ret) {
+        _cleanup_free_ char *error = NULL;
+        Recorder *r;
+        int k;
+
+        r = calloc(1, sizeof(*r));
+        if (!r)
+                return -ENOMEM;
+        r->manager = m;
+        r->enabled = enabled;
+        pthread_mutex_init(&r->open_lock, NULL);
+        r->path = path_join(state_dir, PROVDB_FILE);
+        if (!r->path) {
+                free(r);
+                return -ENOMEM;
+        }
+        r->next_request_id = 1;
+        if (enabled) {
+                /* Opened here, before the loop runs, so the queue can be
+                 * replayed; a failure only makes us degraded. */
+                k = provdb_open(r->path, &r->db, &error);
+                if (k < 0)
+                        recorder_set_degraded(r, error ? error : "cannot open the database");
+                else {
+                        r->next_request_id = provdb_max_request_id(r->db) + 1;
+                        (void)provdb_count_jobs(r->db, &r->rows);
+                }
+        }
+        /* Ids stay unique across restarts even when the database was
+         * unreadable at startup: fall back to the clock. */
+        r->next_request_id = MAX(r->next_request_id, now_usec(CLOCK_REALTIME) / 1000u);
+        *ret = r;
+        return 0;
+}
+
+Recorder *recorder_free(Recorder *r) {
+        if (!r)
+                return NULL;
+        if (r->db && r->pending.n_jobs + r->pending.n_requests > 0)
+                (void)provdb_write(r->db, r->pending.requests, r->pending.n_requests, r->pending.jobs,
+                                   r->pending.n_jobs, NULL);
+        batch_done(&r->pending);
+        sd_event_source_disable_unref(r->timer);
+        provdb_close(r->db);
+        pthread_mutex_destroy(&r->open_lock);
+        free(r->degraded_reason);
+        free(r->path);
+        free(r);
+        return NULL;
+}
+
+bool recorder_enabled(const Recorder *r) {
+        return r->enabled;
+}
+
+uint64_t recorder_next_request_id(Recorder *r) {
+        return r->next_request_id++;
+}
+
+bool recorder_degraded(const Recorder *r) {
+        return r->degraded;
+}
+
+const char *recorder_degraded_reason(const Recorder *r) {
+        return r->degraded_reason;
+}
+
+const char *recorder_path(const Recorder *r) {
+        return r->path;
+}
+
+uint64_t recorder_rows(const Recorder *r) {
+        return r->rows;
+}
+
+uint64_t recorder_dropped(const Recorder *r) {
+        return r->dropped;
+}
+
+ProvDb *recorder_db(Recorder *r) {
+        return r->db;
+}

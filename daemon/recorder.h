@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* The loop-side of provenance: collects records and has them written in
+ * batches on an I/O thread (see recorder.c). */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "iopool.h"
+#include "provdb.h"
+
+typedef struct Manager Manager;
+typedef struct Recorder Recorder;
+
+typedef void (*recorder_done_fn)(int error, const char *message, void *userdata);
+
+/* With @enabled false nothing is recorded and durable queueing fails. */
+int recorder_new(Manager *m, const char *state_dir, bool enabled, Recorder **ret);
+/* Writes what is pending (blocking; at exit only). NULL is fine. */
+Recorder *recorder_free(Recorder *r);
+
+bool recorder_enabled(const Recorder *r);
+uint64_t recorder_next_request_id(Recorder *r);
+/* Take ownership of the record's strings. */
+void recorder_add_request(Recorder *r, ProvRequest *req);
+void recorder_add_job(Recorder *r, ProvJob *job);
+
+/* Durable queue: the callback runs on the loop once the row is committed
+ * (@error 0) or could not be (@error < 0, @message says why). */
+void recorder_queue_add(Recorder *r, uint64_t request_id, uid_t uid, const uint8_t *spec, size_t size,
+                        recorder_done_fn done, void *userdata);
+void recorder_queue_remove(Recorder *r, uint64_t request_id);
+/* Replays the stored queue through @fn; at startup, before serving. */
+int recorder_queue_load(Recorder *r, int (*fn)(const ProvQueued *q, void *userdata), void *userdata);
+
+bool recorder_degraded(const Recorder *r);
+const char *recorder_degraded_reason(const Recorder *r);
+const char *recorder_path(const Recorder *r);
+uint64_t recorder_rows(const Recorder *r);
+uint64_t recorder_dropped(const Recorder *r);
+ProvDb *recorder_db(Recorder *r);
