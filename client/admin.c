@@ -18,6 +18,7 @@
  * the database that answers them. Paths are made absolute with the current
  * directory, never resolved (the daemon canonicalizes). */
 
+#include <assert.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -27,6 +28,7 @@
 #include <time.h>
 
 #include "client.h"
+#include "json.h"
 #include "output.h"
 #include "record.h"
 #include "util.h"
@@ -81,7 +83,7 @@ typedef struct AdminRun {
         Record record;
         Record summary;
         uint64_t n_records;
-        uint64_t n_failed; /* repair: records whose result is "failed" */
+        uint64_t n_failed; /* records whose "result" is "failed" (repair) */
         bool json_open;
         bool header_printed;
         KeptFrame *kept; /* why */
@@ -100,7 +102,8 @@ struct AdminVerb {
         bool paths_or_package;   /* min_paths may be met by --package instead */
         uint64_t default_limit;  /* sent when --limit is not given; 0: none */
         const char *usage;       /* after "pycqueue [OPTION]... " */
-        const char *description; /* the rest of --help */
+        const char *description; /* --help, before the options */
+        const char *exit_status; /* --help, after them */
         /* Prints one record for humans; @m is its frame. Negative errno on failure. */
         int (*record)(AdminRun *run, const Record *r, const MsgReader *m);
         /* Writes one record as a JSON value; NULL: every field, nested. */
@@ -128,28 +131,33 @@ static void admin_run_done(AdminRun *run) {
 /* --- arguments -------------------------------------------------------------- */
 
 static void verb_help(const AdminVerb *v) {
-        printf("Usage: " PROGRAM_NAME " [OPTION]... %s\n%s", v->usage, v->description);
+        printf("Usage: " PROGRAM_NAME " [OPTION]... %s\n%s\n", v->usage, v->description);
         if (v->args & ARG_PACKAGE)
-                printf("      --package=NAME   only what was compiled for package NAME\n");
+                printf("      --package=NAME   only the files of package NAME (as recorded by compile)\n");
         if (v->args & ARG_PYTHON)
                 printf("      --python=INTERP  only the .pyc files of INTERP (a name on PATH or a path);\n"
                        "                       repeatable (default: every interpreter)\n");
         if (v->args & ARG_SINCE)
-                printf("      --since=TIME     only records at or after TIME: Unix seconds (1700000000),\n"
-                       "                       YYYY-MM-DD or \"YYYY-MM-DD HH:MM[:SS]\" (local time; 'T' may\n"
-                       "                       replace the space), or NUNIT meaning that long ago, UNIT\n"
-                       "                       being s, m, h, d or w, optionally followed by \" ago\" (2d)\n");
+                printf("      --since=TIME     only records at or after TIME, one of:\n"
+                       "                         Unix seconds                  1700000000\n"
+                       "                         YYYY-MM-DD[ HH:MM[:SS]]       \"2025-01-31 14:00\" (local "
+                       "time;\n"
+                       "                                                       'T' may replace the space)\n"
+                       "                         N{s,m,h,d,w}[ ago]            N seconds, minutes, hours, "
+                       "days\n"
+                       "                                                       or weeks ago: 90s, \"2h "
+                       "ago\", 7d\n");
         if (v->args & ARG_FAILED)
                 printf("      --failed         only failed jobs\n");
-        if (v->args & ARG_LIMIT) {
-                if (v->default_limit)
-                        printf("      --limit=N        at most N records, newest first (default %" PRIu64 ")\n",
-                               v->default_limit);
-                else
-                        printf("      --limit=N        at most N records, newest first\n");
-        }
+        if (v->args & ARG_LIMIT && v->default_limit)
+                printf("      --limit=N        at most N records, newest first (default %" PRIu64 ")\n",
+                       v->default_limit);
+        else if (v->args & ARG_LIMIT)
+                printf("      --limit=N        at most N records, newest first\n");
         printf("      --json           print a JSON array of the records\n"
-               "  -h, --help           show this help and exit\n");
+               "  -h, --help           show this help and exit\n"
+               "\n%s",
+               v->exit_status);
 }
 
 /* Parses a count of 1..ADMIN_MAX_RECORDS. */
@@ -327,8 +335,8 @@ static int parse_option(const AdminVerb *v, AdminArgs *a, int c, const char *arg
 
 static int parse_paths(const AdminVerb *v, AdminArgs *a, int n, char **args) {
         if ((size_t)n < v->min_paths && !(v->paths_or_package && a->package)) {
-                output_usage_error(v->name, v->paths_or_package ? "no PATH and no --package given"
-                                                                : "no PATH given");
+                output_usage_error(v->name,
+                                   v->paths_or_package ? "no PATH and no --package given" : "no PATH given");
                 return -EXIT_USAGE;
         }
         if ((size_t)n > v->max_paths) {
@@ -428,6 +436,14 @@ static void write_field_padded(const Record *r, const char *key, size_t width) {
                 fputc(' ', stdout);
 }
 
+static void write_field_right(const Record *r, const char *key, size_t width) {
+        const RecordField *f = record_get(r, key);
+
+        for (size_t used = f && f->size > 0 ? f->size : 1; used < width; used++)
+                fputc(' ', stdout);
+        record_write_value(r, key, stdout);
+}
+
 static bool has(const Record *r, const char *key) {
         const RecordField *f = record_get(r, key);
         return f && f->size > 0;
@@ -443,10 +459,19 @@ static int print_json_record(AdminRun *run, const Record *r) {
         return run->verb->json ? run->verb->json(run, r) : record_write_json(r, stdout);
 }
 
-static void json_close(AdminRun *run) {
+/* Ends the JSON array at MSG_DONE: "[]" when there was no record. */
+static void json_finish(AdminRun *run) {
         if (!run->o->json)
                 return;
         fputs(run->json_open ? "\n]\n" : "[]\n", stdout);
+        run->json_open = false;
+}
+
+/* Ends an array already begun when the reply fails midway, so that standard
+ * output stays valid JSON; the exit code tells that it is incomplete. */
+static void json_abort(AdminRun *run) {
+        if (run->json_open)
+                fputs("\n]\n", stdout);
         run->json_open = false;
 }
 
@@ -489,17 +514,19 @@ static void why_print_disk_state(AdminRun *run, const Record *s) {
         if (record_equals(s, "on_disk", "matches"))
                 fputs("on disk, identical to the last write by pycqueued", stdout);
         else if (record_equals(s, "on_disk", "differs"))
-                fputs("on disk, but NOT what pycqueued last wrote: another process changed it since", stdout);
+                fputs("on disk, but NOT what pycqueued last wrote: changed by another process since",
+                      stdout);
         else if (record_equals(s, "on_disk", "missing"))
                 fputs("not on disk: removed since pycqueued last wrote it", stdout);
         else if (record_equals(s, "on_disk", "never-written"))
                 fputs(sha && sha->size > 0 ? "on disk, but never written by pycqueued"
                                            : "never written by pycqueued",
                       stdout);
-        else {
+        else if (has(s, "on_disk")) {
                 fputs("on disk: ", stdout);
                 record_write_value(s, "on_disk", stdout);
-        }
+        } else
+                fputs("state on disk unknown", stdout);
         if (sha && sha->size > 0) {
                 fputs(" (sha256 ", stdout);
                 output_write_text(stdout, sha->value, sha->size);
@@ -509,12 +536,12 @@ static void why_print_disk_state(AdminRun *run, const Record *s) {
 }
 
 static void why_print_process(const Record *r) {
+        static const char *const ids[] = { "pid", "uid", "gid" };
         const char *sep = "";
 
         if (!has(r, "pid") && !has(r, "uid") && !has(r, "exe"))
                 return;
         write_label("process:");
-        static const char *const ids[] = { "pid", "uid", "gid" };
         for (size_t i = 0; i < ELEMENTSOF(ids); i++)
                 if (has(r, ids[i])) {
                         printf("%s%s ", sep, ids[i]);
@@ -631,7 +658,8 @@ static int why_done(AdminRun *run, const Record *summary) {
                 why_print_record(&run->record, summary);
         }
         if (run->not_kept > 0)
-                printf("\n… and %" PRIu64 " older records (see --limit, or --json for all)\n", run->not_kept);
+                printf("\n… and %" PRIu64 " older records (see --limit, or --json for all)\n",
+                       run->not_kept);
         return run->n_records > 0 ? EXIT_OK : EXIT_FILES_FAILED;
 }
 
@@ -651,13 +679,7 @@ static int history_record(AdminRun *run, const Record *r, const MsgReader *m) {
         fputs("  ", stdout);
         write_field_padded(r, "package", 20);
         fputs("  ", stdout);
-        {
-                const RecordField *pid = record_get(r, "pid");
-                size_t used = pid && pid->size > 0 ? pid->size : 1;
-                for (; used < 7; used++)
-                        fputc(' ', stdout);
-                record_write_value(r, "pid", stdout);
-        }
+        write_field_right(r, "pid", 7);
         fputs("  ", stdout);
         write_field_padded(r, "exe", 20);
         fputs("  ", stdout);
@@ -679,13 +701,7 @@ static int audit_record(AdminRun *run, const Record *r, const MsgReader *m) {
         }
         record_format_time(r, false, when, sizeof(when));
         printf("%-19s  ", when);
-        {
-                const RecordField *pid = record_get(r, "pid");
-                size_t used = pid && pid->size > 0 ? pid->size : 1;
-                for (; used < 7; used++)
-                        fputc(' ', stdout);
-                record_write_value(r, "pid", stdout);
-        }
+        write_field_right(r, "pid", 7);
         fputs("  ", stdout);
         write_field_padded(r, "exe", 20);
         fputs("  ", stdout);
@@ -727,7 +743,7 @@ static int verify_json(AdminRun *run, const Record *r) {
                 const RecordField *f = record_get(r, keys[i]);
 
                 printf("%s\"%s\":", i > 0 ? "," : "", keys[i]);
-                json_write_string_or_empty(stdout, f ? f->value : NULL, f ? f->size : 0);
+                json_write_string(stdout, f ? f->value : (const uint8_t *)"", f ? f->size : 0);
         }
         fputc('}', stdout);
         return 0;
@@ -752,12 +768,6 @@ static int verify_done(AdminRun *run, const Record *summary) {
 }
 
 static int repair_record(AdminRun *run, const Record *r, const MsgReader *m) {
-        bool failed = record_equals(r, "result", "failed");
-
-        if (failed)
-                run->n_failed++;
-        if (run->o->json)
-                return 0;
         record_write_value(r, "path", stdout);
         fputs(": ", stdout);
         record_write_value(r, "problem", stdout);
@@ -812,11 +822,9 @@ static const AdminVerb verb_table[] = {
                         "Show who wrote a .pyc file, and when: every write recorded by pycqueued, newest\n"
                         "first, with the process, its command line and parent chain, the package, the\n"
                         "interpreter and the sha256 of source and .pyc; and whether the file on disk\n"
-                        "still is what pycqueued last wrote. PATH is a .pyc, or a source .py.\n"
-                        "\n"
-                        "Exit status: 0 records found, 1 never written by pycqueued, 2 usage error,\n"
-                        "3 daemon unreachable, 5 other error.\n"
-                        "\n",
+                        "still is what pycqueued last wrote. PATH is a .pyc, or a source .py.\n",
+                .exit_status = "Exit status: 0 records found, 1 never written by pycqueued, 2 usage error,\n"
+                               "3 daemon unreachable, 5 other error.\n",
                 .record = why_keep,
                 .done = why_done,
         },
@@ -827,12 +835,11 @@ static const AdminVerb verb_table[] = {
                 .max_paths = 1,
                 .default_limit = ADMIN_DEFAULT_LIMIT,
                 .usage = "history [OPTION]... [PATH]",
-                .description = "Show the log of compile jobs, newest first, as a table (TIME, OUTCOME, PACKAGE,\n"
-                               "PID, EXE, TARGET, and the error type of failures); with PATH, only the jobs\n"
-                               "of that file (a .py or .pyc) or of the files under that directory.\n"
-                               "\n"
-                               "Exit status: 0 ok, 2 usage error, 3 daemon unreachable, 5 other error.\n"
-                               "\n",
+                .description =
+                        "Show the log of compile jobs, newest first, as a table (TIME, OUTCOME, PACKAGE,\n"
+                        "PID, EXE, TARGET, and the error type of failures); with PATH, only the jobs\n"
+                        "of that file (a .py or .pyc) or of the files under that directory.\n",
+                .exit_status = "Exit status: 0 ok, 2 usage error, 3 daemon unreachable, 5 other error.\n",
                 .record = history_record,
                 .done = log_done,
         },
@@ -851,11 +858,9 @@ static const AdminVerb verb_table[] = {
                         "  orphan   a .pyc without its source\n"
                         "  missing  a .pyc that pycqueued wrote is gone\n"
                         "then \"N checked, N problems\" (not with -q). With --json: an array of\n"
-                        "{\"path\", \"problem\", \"detail\"} objects.\n"
-                        "\n"
-                        "Exit status: 0 no problem, 1 some problem, 2 usage error, 3 daemon\n"
-                        "unreachable, 5 other error.\n"
-                        "\n",
+                        "{\"path\", \"problem\", \"detail\"} objects.\n",
+                .exit_status = "Exit status: 0 no problem, 1 some problem, 2 usage error, 3 daemon\n"
+                               "unreachable, 5 other error.\n",
                 .record = verify_record,
                 .json = verify_json,
                 .done = verify_done,
@@ -870,11 +875,9 @@ static const AdminVerb verb_table[] = {
                         "Repair what verify finds under PATH, or for package NAME: recompile corrupt,\n"
                         "stale, foreign and missing .pyc files, remove orphans. One line per file,\n"
                         "\"PATH: PROBLEM: ACTION (RESULT)\", then \"N repaired, N failed\" (not with -q).\n"
-                        "Reserved to root when the daemon runs as root.\n"
-                        "\n"
-                        "Exit status: 0 all repaired, 1 some repair failed, 2 usage error, 3 daemon\n"
-                        "unreachable, 4 permission denied, 5 other error.\n"
-                        "\n",
+                        "Reserved to root when the daemon runs as root.\n",
+                .exit_status = "Exit status: 0 all repaired, 1 some repair failed, 2 usage error, 3 daemon\n"
+                               "unreachable, 4 permission denied, 5 other error.\n",
                 .record = repair_record,
                 .done = repair_done,
         },
@@ -886,15 +889,14 @@ static const AdminVerb verb_table[] = {
                 .max_paths = SIZE_MAX,
                 .paths_or_package = true,
                 .usage = "clean [--package=NAME] [--python=INTERP]... PATH...",
-                .description = "Remove the .pyc files of the sources under PATH (files or directories), or of\n"
-                               "package NAME, as py3clean does, through the daemon so that removals are\n"
-                               "serialized with compiles and recorded. Prints \"N removed\" (not with -q);\n"
-                               "with -v also \"removed PATH\" per file. Reserved to root when the daemon\n"
-                               "runs as root.\n"
-                               "\n"
-                               "Exit status: 0 ok, 2 usage error, 3 daemon unreachable, 4 permission\n"
-                               "denied, 5 other error.\n"
-                               "\n",
+                .description =
+                        "Remove the .pyc files of the sources under PATH (files or directories), or of\n"
+                        "package NAME, as py3clean does, through the daemon so that removals are\n"
+                        "serialized with compiles and recorded. Prints \"N removed\" (not with -q);\n"
+                        "with -v also \"removed PATH\" per file. Reserved to root when the daemon\n"
+                        "runs as root.\n",
+                .exit_status = "Exit status: 0 ok, 2 usage error, 3 daemon unreachable, 4 permission\n"
+                               "denied, 5 other error.\n",
                 .record = clean_record,
                 .done = clean_done,
         },
@@ -906,11 +908,9 @@ static const AdminVerb verb_table[] = {
                 .usage = "audit [--since=TIME] [--limit=N]",
                 .description = "List the .pyc files that processes other than pycqueued created or wrote\n"
                                "under the daemon's audited roots (pycqueued --audit), newest first: time,\n"
-                               "pid, executable and path, then the process's parent chain.\n"
-                               "\n"
-                               "Exit status: 0 ok, 2 usage error, 3 daemon unreachable, 5 other error\n"
-                               "(also when the daemon does not audit).\n"
-                               "\n",
+                               "pid, executable and path, then the process's parent chain.\n",
+                .exit_status = "Exit status: 0 ok, 2 usage error, 3 daemon unreachable, 5 other error\n"
+                               "(also when the daemon does not audit).\n",
                 .record = audit_record,
                 .done = log_done,
         },
@@ -920,7 +920,7 @@ static const AdminVerb verb_table[] = {
 
 /* Reports a failure while handling a reply; returns the exit code. */
 static int admin_failure(AdminRun *run, int r) {
-        json_close(run);
+        json_abort(run);
         if (r == -ENOMEM) {
                 output_error("out of memory");
                 return EXIT_OTHER;
@@ -931,25 +931,19 @@ static int admin_failure(AdminRun *run, int r) {
 }
 
 static int on_record(AdminRun *run, MsgReader *m) {
-        MsgReader copy = *m;
+        MsgReader frame = *m; /* record_parse() consumes @m */
         int r;
 
-        if (run->n_records >= ADMIN_MAX_RECORDS) {
-                json_close(run);
-                output_error("more than %u records in one reply; use --limit", ADMIN_MAX_RECORDS);
-                return -EXIT_OTHER;
-        }
         r = record_parse(&run->record, m);
         if (r < 0)
                 return r;
         run->n_records++;
-        if (run->o->json) {
-                /* repair still counts failures for its exit code */
-                if (run->verb->record == repair_record)
-                        (void)repair_record(run, &run->record, &copy);
+        /* repair's exit code, with or without --json */
+        if (record_equals(&run->record, "result", "failed"))
+                run->n_failed++;
+        if (run->o->json)
                 return print_json_record(run, &run->record);
-        }
-        return run->verb->record(run, &run->record, &copy);
+        return run->verb->record(run, &run->record, &frame);
 }
 
 static int read_replies(AdminRun *run, Connection *c) {
@@ -963,21 +957,27 @@ static int read_replies(AdminRun *run, Connection *c) {
 
                 switch (m.type) {
                 case MSG_RECORD:
-                        r = on_record(run, &m);
-                        if (r <= -EXIT_OTHER && r >= -EXIT_OTHER)
+                        if (run->n_records >= ADMIN_MAX_RECORDS) {
+                                json_abort(run);
+                                output_error("more than %u records in one reply; use --limit",
+                                             ADMIN_MAX_RECORDS);
                                 return EXIT_OTHER;
+                        }
+                        r = on_record(run, &m);
                         if (r < 0)
                                 return admin_failure(run, r);
+                        if (ferror(stdout))
+                                return EXIT_OTHER; /* a closed pipe: main() reports the rest */
                         break;
                 case MSG_DONE:
                         r = record_parse(&run->summary, &m);
                         if (r < 0)
                                 return admin_failure(run, r);
-                        json_close(run);
+                        json_finish(run);
                         r = run->verb->done(run, &run->summary);
                         return r < 0 ? admin_failure(run, r) : r;
                 case MSG_ERROR:
-                        json_close(run);
+                        json_abort(run);
                         return client_request_error(&m);
                 default:
                         break; /* a newer daemon's message: skip it */

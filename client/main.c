@@ -60,8 +60,9 @@ static void help(void) {
                "  -h, --help          show this help and exit\n"
                "      --version       show the version and exit\n"
                "\n"
-               "Exit status: 0 ok, 1 some file failed, 2 usage error, 3 daemon not running,\n"
-               "4 permission denied, 5 other error.\n"
+               "Exit status: 0 ok, 1 some file failed (compile, repair), a problem found (verify)\n"
+               "or never written (why), 2 usage error, 3 daemon not running, 4 permission denied,\n"
+               "5 other error.\n"
                "Run '" PROGRAM_NAME " VERB --help' for a verb's options; see pycqueue(1).\n");
 }
 
@@ -252,6 +253,7 @@ static int run_verb(ClientOptions *o, int argc, char **argv) {
                 const char *name;
                 int (*run)(ClientOptions *o, int argc, char **argv);
         } verbs[] = {
+                /* clang-format off */
                 { "compile", verb_compile },
                 { "status", verb_status },
                 { "wait", verb_wait },
@@ -261,6 +263,7 @@ static int run_verb(ClientOptions *o, int argc, char **argv) {
                 { "repair", verb_repair },
                 { "clean", verb_clean },
                 { "audit", verb_audit },
+                /* clang-format on */
         };
 
         for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
@@ -296,7 +299,8 @@ static int parse_global(ClientOptions *o, int argc, char **argv) {
                 }
         }
         if (optind >= argc) {
-                output_usage_error(NULL, "missing verb (compile, wait, status, why, history, verify, repair, clean or audit)");
+                output_usage_error(NULL, "missing verb (compile, wait, status, why, history, verify, "
+                                         "repair, clean or audit)");
                 return -EXIT_USAGE;
         }
         return 1;

@@ -81,7 +81,8 @@ static int number_text(const Record *r, const char *key, char *buf, size_t size)
 
         if (!f)
                 return -ENOENT;
-        if (f->kind != 'n' || f->size == 0 || f->size >= size || !json_is_number((const char *)f->value, f->size))
+        if (f->kind != 'n' || f->size == 0 || f->size >= size ||
+            !json_is_number((const char *)f->value, f->size))
                 return -EBADMSG;
         memcpy(buf, f->value, f->size);
         buf[f->size] = '\0';
@@ -162,7 +163,7 @@ void record_write_value(const Record *r, const char *key, FILE *f) {
 }
 
 void format_local_time(double t, bool zone, char *buf, size_t size) {
-        time_t s = (time_t)floor(t);
+        time_t s = (time_t)t; /* t >= 0: truncation is floor() */
         struct tm tm;
 
         if (!(t >= 0 && t < 1e15) || !localtime_r(&s, &tm) ||

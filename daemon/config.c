@@ -124,6 +124,9 @@ int config_set(Config *c, const char *key, const char *value) {
         if (strcmp(key, "retention_rows") == 0)
                 return set_u64(&c->retention_rows, value, 0);
         if (strcmp(key, "AuditRoots") == 0 || strcmp(key, "audit_roots") == 0) {
+                /* Enabled with no roots means /usr. */
+                if (*value == '\0')
+                        value = "/usr";
                 if (*value != '/')
                         return -EINVAL;
                 return set_string(&c->audit_roots, value);

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "admin.h"
 #include "connection.h"
 #include "log.h"
 #include "macro.h"
@@ -135,7 +136,7 @@ static void connection_handle(Connection *c, const MsgReader *msg) {
                 return;
         }
         case MSG_COMPILE:
-                if (c->request) {
+                if (c->request || c->admin) {
                         connection_send_error(c, -EBUSY, "a request is already running on this connection");
                         return;
                 }
@@ -159,7 +160,7 @@ static void connection_handle(Connection *c, const MsgReader *msg) {
                 request_start(r);
                 return;
         case MSG_WAIT:
-                if (c->request) {
+                if (c->request || c->admin) {
                         connection_send_error(c, -EBUSY, "a request is already running on this connection");
                         return;
                 }
@@ -172,6 +173,28 @@ static void connection_handle(Connection *c, const MsgReader *msg) {
                 request_start(r);
                 return;
         default:
+                if (admin_handles(msg->type)) {
+                        if (c->request || c->admin) {
+                                connection_send_error(c, -EBUSY, "a request is already running on this connection");
+                                return;
+                        }
+                        if (admin_mutates(msg->type) && !connection_may_mutate(c)) {
+                                connection_send_error(c, -EPERM,
+                                                      geteuid() == 0 ? "only root may change files through the "
+                                                                       "system pycqueued"
+                                                                     : "only the daemon's own user may change "
+                                                                       "files through this pycqueued");
+                                return;
+                        }
+                        if (admin_mutates(msg->type) && m->stopping) {
+                                connection_send_error(c, -ESHUTDOWN, "pycqueued is shutting down");
+                                return;
+                        }
+                        k = admin_start(m, c, msg, &message);
+                        if (k < 0)
+                                connection_send_error(c, k, message);
+                        return;
+                }
                 log_debug("Client pid %d sent unknown message type %u; closing", (int)c->pid, msg->type);
                 connection_send_error(c, -EBADMSG, "unknown message type");
                 c->closing = true;
@@ -304,6 +327,10 @@ Connection *connection_free(Connection *c) {
                 Request *r = c->request;
                 c->request = NULL;
                 request_detach(r);
+        }
+        if (c->admin) {
+                admin_detach(c->admin);
+                c->admin = NULL;
         }
         if (c->prev)
                 c->prev->next = c->next;

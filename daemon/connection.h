@@ -13,6 +13,7 @@
 
 typedef struct Manager Manager;
 typedef struct Request Request;
+typedef struct Admin Admin;
 
 typedef struct OutFrame {
         uint8_t *data;
@@ -36,6 +37,7 @@ typedef struct Connection {
         bool closing;            /* close once the output is flushed */
 
         Request *request;        /* the request being served, if any */
+        Admin *admin;            /* or the administration request */
         PeerInfo peer;           /* read at the first mutating request */
         bool have_peer;
 } Connection;

@@ -26,6 +26,7 @@ static void help(void) {
                "      --workers=N          workers per interpreter (default: online CPUs)\n"
                "      --idle-exit=SECONDS  exit after SECONDS without clients or jobs (0 = never)\n"
                "      --log-level=LEVEL    err, warning, notice, info or debug (default info)\n"
+               "      --audit[=DIR[:DIR...]] record .pyc files other processes write there (default /usr)\n"
                "      --version            print the version and exit\n"
                "  -h, --help               print this help and exit\n\n"
                "SIGTERM stops accepting, finishes accepted work and exits 0. See pycqueued(8).\n",
@@ -39,10 +40,11 @@ typedef struct Args {
         const char *workers;
         const char *idle_exit;
         const char *log_level;
+        const char *audit;
 } Args;
 
 static int parse_args(int argc, char **argv, Args *a) {
-        enum { ARG_SOCKET = 0x100, ARG_STATE_DIR, ARG_CONFIG, ARG_WORKERS, ARG_IDLE_EXIT, ARG_LOG_LEVEL, ARG_VERSION };
+        enum { ARG_SOCKET = 0x100, ARG_STATE_DIR, ARG_CONFIG, ARG_WORKERS, ARG_IDLE_EXIT, ARG_LOG_LEVEL, ARG_VERSION, ARG_AUDIT };
         static const struct option options[] = {
                 { "socket", required_argument, NULL, ARG_SOCKET },
                 { "state-dir", required_argument, NULL, ARG_STATE_DIR },
@@ -51,6 +53,7 @@ static int parse_args(int argc, char **argv, Args *a) {
                 { "idle-exit", required_argument, NULL, ARG_IDLE_EXIT },
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
                 { "version", no_argument, NULL, ARG_VERSION },
+                { "audit", optional_argument, NULL, ARG_AUDIT },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
@@ -75,6 +78,9 @@ static int parse_args(int argc, char **argv, Args *a) {
                         break;
                 case ARG_LOG_LEVEL:
                         a->log_level = optarg;
+                        break;
+                case ARG_AUDIT:
+                        a->audit = optarg ? optarg : "/usr";
                         break;
                 case ARG_VERSION:
                         printf("pycqueued %s\n", PACKAGE_VERSION);
@@ -125,7 +131,8 @@ static int run(int argc, char **argv) {
         }
         if (apply(&config, "workers", a.workers, "--workers") < 0 ||
             apply(&config, "idle_exit", a.idle_exit, "--idle-exit") < 0 ||
-            apply(&config, "log_level", a.log_level, "--log-level") < 0) {
+            apply(&config, "log_level", a.log_level, "--log-level") < 0 ||
+            apply(&config, "audit_roots", a.audit, "--audit") < 0) {
                 config_done(&config);
                 return EXIT_USAGE;
         }

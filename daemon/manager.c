@@ -19,6 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "admin.h"
+#include "audit.h"
 #include "connection.h"
 #include "listener.h"
 #include "log.h"
@@ -103,6 +105,13 @@ int manager_new(Config *config, Manager **ret) {
         r = recorder_new(m, config->state_dir, config->recording, &m->recorder);
         if (r < 0)
                 goto fail;
+        if (config->audit_roots) {
+                r = audit_new(m, config->audit_roots, &m->audit);
+                if (r < 0) {
+                        log_error_errno(r, "Cannot start the audit of %s: %m", config->audit_roots);
+                        goto fail;
+                }
+        }
         *ret = m;
         return 0;
 fail:
@@ -115,12 +124,15 @@ Manager *manager_free(Manager *m) {
                 return NULL;
         while (m->connections)
                 connection_free(m->connections);
+        while (m->admins)
+                admin_free(m->admins);
         while (m->requests) {
                 Request *r = m->requests;
                 m->requests = r->next;
                 request_free(r);
         }
         m->listener = listener_free(m->listener);
+        m->audit = audit_free(m->audit);
         /* Threads first: they may still hold jobs. Then what is left to
          * record is written synchronously. */
         m->iopool = iopool_free(m->iopool);
@@ -187,6 +199,7 @@ int manager_get_pool(Manager *m, const char *interpreter, Pool **ret) {
 void manager_pool_changed(Manager *m, Pool *p) {
         Request *r, *next;
 
+        admin_pools_changed(m, p);
         for (r = m->requests; r; r = next) {
                 next = r->next;
                 for (size_t i = 0; i < r->n_pools; i++)
@@ -246,7 +259,7 @@ void manager_record_failure(Manager *m, const char *source, const char *type, ui
 }
 
 bool manager_busy(Manager *m) {
-        if (queue_size(m->queue) > 0 || iopool_pending(m->iopool) > 0)
+        if (queue_size(m->queue) > 0 || iopool_pending(m->iopool) > 0 || m->admins)
                 return true;
         for (Request *r = m->requests; r; r = r->next)
                 if (r->kind == REQUEST_COMPILE)
@@ -364,6 +377,7 @@ int manager_status_reply(Manager *m, uint8_t **ret_frame, size_t *ret_size) {
         snprintf(buf, sizeof(buf), "%.3f", (double)(now_usec(CLOCK_MONOTONIC) - m->start_usec) / 1e6);
         msg_put_stat(&w, "uptime_seconds", 'n', buf);
         msg_put_stat(&w, "state", 's', m->stopping ? "stopping" : "running");
+        msg_put_stat(&w, "audit", 'b', m->audit ? "true" : "false");
         msg_put_stat(&w, "socket_activated", 'b', m->listener && listener_is_activated(m->listener) ? "true" : "false");
         put_u64(&w, "queue_length", queue_size(m->queue));
         put_u64(&w, "in_flight", manager_in_flight(m));

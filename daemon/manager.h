@@ -20,6 +20,7 @@ typedef struct Request Request;
 typedef struct Pool Pool;
 typedef struct Recorder Recorder;
 typedef struct Audit Audit;
+typedef struct Admin Admin;
 
 #define MANAGER_RECENT_ERRORS 10
 #define MANAGER_RATE_SLOTS 10
@@ -55,6 +56,7 @@ typedef struct Manager {
         Connection *connections;   /* list */
         unsigned n_connections;
         Request *requests;         /* list of requests not yet answered */
+        Admin *admins;             /* administration requests being served */
 
         bool stopping;
         int exit_code;

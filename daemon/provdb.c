@@ -452,7 +452,8 @@ int provdb_audit_query(ProvDb *p, uint64_t since_usec, uint64_t limit,
         return r;
 }
 
-int provdb_audit_has(ProvDb *p, const char *path) {
+int provdb_audit_latest(ProvDb *p, const char *path, uint64_t *ret_time_usec, pid_t *ret_pid, char *ret_exe,
+                        size_t exe_size) {
         sqlite3 *db = NULL;
         sqlite3_stmt *st;
         int r;
@@ -460,12 +461,20 @@ int provdb_audit_has(ProvDb *p, const char *path) {
         r = open_connection(p->path, true, &db, NULL);
         if (r < 0)
                 return r;
-        if (sqlite3_prepare_v2(db, "SELECT 1 FROM audit WHERE path = ? LIMIT 1;", -1, &st, NULL) != SQLITE_OK) {
+        if (sqlite3_prepare_v2(db, "SELECT time, pid, exe FROM audit WHERE path = ? ORDER BY id DESC LIMIT 1;", -1,
+                               &st, NULL) != SQLITE_OK) {
                 sqlite3_close(db);
                 return -EIO;
         }
         bind_text(st, 1, path);
-        r = sqlite3_step(st) == SQLITE_ROW;
+        r = 0;
+        if (sqlite3_step(st) == SQLITE_ROW) {
+                *ret_time_usec = (uint64_t)sqlite3_column_int64(st, 0);
+                *ret_pid = (pid_t)sqlite3_column_int64(st, 1);
+                snprintf(ret_exe, exe_size, "%s",
+                         sqlite3_column_text(st, 2) ? (const char *)sqlite3_column_text(st, 2) : "an exited process");
+                r = 1;
+        }
         sqlite3_finalize(st);
         sqlite3_close(db);
         return r;
@@ -610,10 +619,13 @@ int provdb_targets(const char *path, const char *package, const char *prefix,
         r = open_connection(path, true, &db, NULL);
         if (r < 0)
                 return r;
+        /* The newest write or removal of each target decides: sqlite takes
+         * the bare column from the row MAX() picked. */
         if (sqlite3_prepare_v2(db,
-                               "SELECT DISTINCT j.target FROM jobs j LEFT JOIN requests r ON r.id = j.request_id"
-                               " WHERE j.outcome = 0 AND (?1 IS NULL OR r.package = ?1 OR r.dpkg_package = ?1)"
-                               " AND (?2 IS NULL OR (j.target >= ?2 AND j.target < ?3));",
+                               "SELECT j.target, j.outcome, MAX(j.id) FROM jobs j"
+                               " LEFT JOIN requests r ON r.id = j.request_id"
+                               " WHERE j.outcome IN (0, 10) AND (?1 IS NULL OR r.package = ?1 OR r.dpkg_package = ?1)"
+                               " AND (?2 IS NULL OR (j.target >= ?2 AND j.target < ?3)) GROUP BY j.target;",
                                -1, &st, NULL) != SQLITE_OK) {
                 sqlite3_close(db);
                 return -EIO;
@@ -633,7 +645,88 @@ int provdb_targets(const char *path, const char *package, const char *prefix,
         bind_text(st, 3, hi);
         r = 0;
         while (r >= 0 && sqlite3_step(st) == SQLITE_ROW)
-                r = fn((const char *)sqlite3_column_text(st, 0), userdata);
+                if (sqlite3_column_int(st, 1) == 0)
+                        r = fn((const char *)sqlite3_column_text(st, 0), userdata);
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+        return r;
+}
+
+struct ProvLookup {
+        sqlite3 *db;
+        sqlite3_stmt *st;
+};
+
+int provdb_lookup_open(const char *path, ProvLookup **ret) {
+        ProvLookup *l = calloc(1, sizeof(*l));
+        int r;
+
+        if (!l)
+                return -ENOMEM;
+        r = open_connection(path, true, &l->db, NULL);
+        if (r >= 0 && sqlite3_prepare_v2(l->db,
+                                         "SELECT j.pyc_sha256, j.end, r.pid, i.path, r.exe FROM jobs j"
+                                         " LEFT JOIN requests r ON r.id = j.request_id"
+                                         " LEFT JOIN interpreters i ON i.id = j.interpreter_id"
+                                         " WHERE j.target = ? AND j.outcome IN (0, 10) ORDER BY j.id DESC LIMIT 1;",
+                                         -1, &l->st, NULL) != SQLITE_OK)
+                r = -EIO;
+        if (r < 0) {
+                provdb_lookup_close(l);
+                return r;
+        }
+        *ret = l;
+        return 0;
+}
+
+int provdb_lookup_last_write(ProvLookup *l, const char *target, ProvLastWrite *ret) {
+        ProvLastWrite w = {};
+
+        sqlite3_reset(l->st);
+        sqlite3_bind_text(l->st, 1, target, -1, SQLITE_STATIC);
+        if (sqlite3_step(l->st) == SQLITE_ROW && sqlite3_column_bytes(l->st, 0) == 32) {
+                w.found = true;
+                memcpy(w.pyc_sha256, sqlite3_column_blob(l->st, 0), 32);
+                w.have_pyc_sha256 = true;
+                w.time_usec = (uint64_t)sqlite3_column_int64(l->st, 1);
+                w.pid = (pid_t)sqlite3_column_int64(l->st, 2);
+                if (sqlite3_column_text(l->st, 3))
+                        snprintf(w.interpreter, sizeof(w.interpreter), "%s", sqlite3_column_text(l->st, 3));
+                if (sqlite3_column_text(l->st, 4))
+                        snprintf(w.exe, sizeof(w.exe), "%s", sqlite3_column_text(l->st, 4));
+        }
+        *ret = w;
+        return 0;
+}
+
+ProvLookup *provdb_lookup_close(ProvLookup *l) {
+        if (!l)
+                return NULL;
+        sqlite3_finalize(l->st);
+        sqlite3_close(l->db);
+        free(l);
+        return NULL;
+}
+
+int provdb_interpreters(const char *path, int (*fn)(const char *interpreter, const char *cache_tag,
+                                                    const char *magic, void *userdata),
+                        void *userdata) {
+        sqlite3 *db = NULL;
+        sqlite3_stmt *st;
+        int r;
+
+        r = open_connection(path, true, &db, NULL);
+        if (r < 0)
+                return r;
+        if (sqlite3_prepare_v2(db, "SELECT path, cache_tag, magic FROM interpreters ORDER BY id DESC;", -1, &st,
+                               NULL) != SQLITE_OK) {
+                sqlite3_close(db);
+                return -EIO;
+        }
+        r = 0;
+        while (r >= 0 && sqlite3_step(st) == SQLITE_ROW)
+                r = fn((const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
+                       (const char *)sqlite3_column_text(st, 2), userdata);
         sqlite3_finalize(st);
         sqlite3_close(db);
         return r;

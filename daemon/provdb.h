@@ -108,14 +108,37 @@ int provdb_audit_query(ProvDb *db, uint64_t since_usec, uint64_t limit,
                        int (*fn)(uint64_t time_usec, const char *path, pid_t pid, const char *exe,
                                  const char *cmdline, const char *parents, void *userdata),
                        void *userdata);
-/* True when the audit log has a foreign write of @path after @after_usec. */
-int provdb_audit_has(ProvDb *db, const char *path);
+/* The newest foreign write of @path in the audit log: 1 and its time, pid
+ * and executable, or 0 when there is none. */
+int provdb_audit_latest(ProvDb *db, const char *path, uint64_t *ret_time_usec, pid_t *ret_pid, char *ret_exe,
+                        size_t exe_size);
 
 /* Runs @q on a read connection of its own, so it never waits for writers. */
 int provdb_query(const char *path, const ProvQuery *q, provdb_row_fn fn, void *userdata);
-/* Distinct targets ever written (optionally by @package / under @prefix). */
+/* Targets whose newest record is a write (not a removal), optionally of
+ * @package and/or under directory @prefix. */
 int provdb_targets(const char *path, const char *package, const char *prefix,
                    int (*fn)(const char *target, void *userdata), void *userdata);
+
+/* Point look-ups of the newest write of a target, on one read connection. */
+typedef struct ProvLookup ProvLookup;
+typedef struct ProvLastWrite {
+        bool found;
+        uint8_t pyc_sha256[32];
+        bool have_pyc_sha256;
+        uint64_t time_usec;
+        pid_t pid;
+        char interpreter[512];
+        char exe[512];
+} ProvLastWrite;
+int provdb_lookup_open(const char *path, ProvLookup **ret);
+int provdb_lookup_last_write(ProvLookup *l, const char *target, ProvLastWrite *ret);
+ProvLookup *provdb_lookup_close(ProvLookup *l);
+
+/* Every interpreter ever recorded, newest first. */
+int provdb_interpreters(const char *path, int (*fn)(const char *interpreter, const char *cache_tag,
+                                                    const char *magic, void *userdata),
+                        void *userdata);
 
 void prov_job_done(ProvJob *j);
 void prov_request_done(ProvRequest *r);

@@ -81,7 +81,26 @@ struct Recorder {
         uint64_t last_retention;
         uint64_t retry_after;
         sd_event_source *timer;
+        struct SyncWaiter *sync_waiters;
 };
+
+typedef struct SyncWaiter {
+        void (*fn)(void *userdata);
+        void *userdata;
+        struct SyncWaiter *next;
+} SyncWaiter;
+
+static void recorder_run_sync_waiters(Recorder *r) {
+        SyncWaiter *w = r->sync_waiters;
+
+        r->sync_waiters = NULL;
+        while (w) {
+                SyncWaiter *next = w->next;
+                w->fn(w->userdata);
+                free(w);
+                w = next;
+        }
+}
 
 static void batch_done(Batch *b) {
         for (size_t i = 0; i < b->n_requests; i++)
@@ -126,6 +145,7 @@ static void flush_run(IoWork *w) {
 }
 
 static void recorder_schedule(Recorder *r, uint64_t usec);
+static void recorder_flush(Recorder *r);
 
 static void recorder_set_degraded(Recorder *r, const char *reason) {
         if (!r->degraded)
@@ -204,6 +224,12 @@ static void flush_done(IoWork *w) {
         failed = f->result < 0;
         free(f->error);
         free(f);
+        /* Waiters see what was pending when they asked: done now, or the
+         * database is failing and waiting would not help. */
+        if (failed || r->pending.n_jobs + r->pending.n_requests == 0)
+                recorder_run_sync_waiters(r);
+        else
+                recorder_flush(r);
         if (r->pending.n_jobs + r->pending.n_requests > 0)
                 recorder_schedule(r, failed ? RECORDER_RETRY_USEC : RECORDER_FLUSH_USEC);
         manager_check_idle(r->manager);
@@ -419,6 +445,7 @@ Recorder *recorder_free(Recorder *r) {
                 (void)provdb_write(r->db, r->pending.requests, r->pending.n_requests, r->pending.jobs,
                                    r->pending.n_jobs, NULL);
         batch_done(&r->pending);
+        recorder_run_sync_waiters(r);
         sd_event_source_disable_unref(r->timer);
         provdb_close(r->db);
         pthread_mutex_destroy(&r->open_lock);
@@ -426,6 +453,23 @@ Recorder *recorder_free(Recorder *r) {
         free(r->path);
         free(r);
         return NULL;
+}
+
+void recorder_sync(Recorder *r, void (*fn)(void *userdata), void *userdata) {
+        SyncWaiter *w;
+
+        if (!r->enabled || (!r->flushing && r->pending.n_jobs + r->pending.n_requests == 0)) {
+                fn(userdata);
+                return;
+        }
+        w = calloc(1, sizeof(*w));
+        if (!w) {
+                fn(userdata);
+                return;
+        }
+        *w = (SyncWaiter){ .fn = fn, .userdata = userdata, .next = r->sync_waiters };
+        r->sync_waiters = w;
+        recorder_flush(r);
 }
 
 bool recorder_enabled(const Recorder *r) {

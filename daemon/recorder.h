@@ -34,6 +34,10 @@ void recorder_queue_remove(Recorder *r, uint64_t request_id);
 /* Replays the stored queue through @fn; at startup, before serving. */
 int recorder_queue_load(Recorder *r, int (*fn)(const ProvQueued *q, void *userdata), void *userdata);
 
+/* Calls @fn once everything recorded so far has been written (or the
+ * attempt failed): readers then see it. */
+void recorder_sync(Recorder *r, void (*fn)(void *userdata), void *userdata);
+
 bool recorder_degraded(const Recorder *r);
 const char *recorder_degraded_reason(const Recorder *r);
 const char *recorder_path(const Recorder *r);

@@ -281,6 +281,39 @@ int request_new_compile(Manager *m, Connection *c, const MsgReader *msg, Request
         return 0;
 }
 
+int request_new_internal(Manager *m, char **paths, size_t n_paths, Pool *pool, unsigned opt_level,
+                         InvalidationMode mode, const RequestHooks *hooks, void *userdata, Request **ret) {
+        Request *r;
+        int k;
+
+        k = request_alloc(m, NULL, REQUEST_COMPILE, &r);
+        if (k < 0)
+                return k;
+        r->paths = calloc(MAX(n_paths, (size_t)1), sizeof(char *));
+        r->pools = calloc(1, sizeof(Pool *));
+        r->tool = strdup("pycqueued (repair)");
+        if (!r->paths || !r->pools || !r->tool) {
+                request_free(r);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < n_paths; i++) {
+                r->paths[i] = strdup(paths[i]);
+                if (!r->paths[i]) {
+                        request_free(r);
+                        return -ENOMEM;
+                }
+                r->n_paths++;
+        }
+        r->pools[r->n_pools++] = pool;
+        r->opt_levels[r->n_opt_levels++] = opt_level;
+        r->mode = mode;
+        r->force = true;
+        r->hooks = hooks;
+        r->hooks_data = userdata;
+        *ret = r;
+        return 0;
+}
+
 int request_new_wait(Manager *m, Connection *c, const MsgReader *msg, Request **ret) {
         MsgReader rd = *msg;
         MsgField f;
@@ -332,6 +365,8 @@ static void request_send_result(Request *r, const char *source, const char *targ
                                 const char *type, uint32_t line, const char *message) {
         MsgWriter w;
 
+        if (r->hooks && r->hooks->on_file)
+                r->hooks->on_file(r, source, target, outcome, type, message, r->hooks_data);
         if (!r->connection || (outcome != OUTCOME_FAILED && !r->report_all))
                 return;
         if (msg_writer_init(&w, MSG_RESULT) < 0)
@@ -419,6 +454,8 @@ static void request_finish(Request *r, int error, const char *message) {
 
         if (r->connection)
                 connection_request_finished(r->connection, r);
+        if (r->hooks && r->hooks->on_finish)
+                r->hooks->on_finish(r, error, message, r->hooks_data);
         manager_request_finished(m, r);
         request_free(r);
 }

@@ -16,6 +16,15 @@ typedef struct Manager Manager;
 typedef struct Connection Connection;
 typedef struct Pool Pool;
 typedef struct ExpandResult ExpandResult;
+typedef struct Request Request;
+
+/* For requests the daemon makes itself (repair): per-file results and the
+ * end go to these instead of a client. */
+typedef struct RequestHooks {
+        void (*on_file)(Request *r, const char *source, const char *target, Outcome outcome, const char *error_type,
+                        const char *error_message, void *userdata);
+        void (*on_finish)(Request *r, int error, const char *message, void *userdata);
+} RequestHooks;
 
 typedef enum RequestKind {
         REQUEST_COMPILE,
@@ -67,11 +76,17 @@ typedef struct Request {
 
         IoWork io;
         ExpandResult *expanded;
+
+        const RequestHooks *hooks;
+        void *hooks_data;
 } Request;
 
 /* Parses a MSG_COMPILE frame. On a bad request returns a negative errno and
  * an explanation in @ret_message for the client. */
 int request_new_compile(Manager *m, Connection *c, const MsgReader *msg, Request **ret, char **ret_message);
+/* A compile request made by the daemon itself, with no client. */
+int request_new_internal(Manager *m, char **paths, size_t n_paths, Pool *pool, unsigned opt_level,
+                         InvalidationMode mode, const RequestHooks *hooks, void *userdata, Request **ret);
 int request_new_wait(Manager *m, Connection *c, const MsgReader *msg, Request **ret);
 /* Starts serving; the manager's list now holds the request. */
 void request_start(Request *r);
