@@ -252,6 +252,9 @@ static bool interpreter_script(Interpreter kind, const Span *w, size_t n, Span *
                 Span a = w[i];
 
                 if (a.p[0] != '-' && !(kind == INTERPRETER_SHELL && a.p[0] == '+')) {
+                        /* "bash /dev/fd/3": a script without a name */
+                        if (span_starts_with(a, "/dev/fd/") || span_starts_with(a, "/proc/"))
+                                return false;
                         *ret = span_basename(a);
                         return true;
                 }

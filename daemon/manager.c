@@ -102,6 +102,11 @@ int manager_new(Config *config, Manager **ret) {
         r = iopool_new(m->event, config->io_threads, &m->iopool);
         if (r < 0)
                 goto fail;
+        /* Commits mostly sleep in fsync(): keep them from delaying the
+         * reads that feed the workers. */
+        r = iopool_new(m->event, config->io_threads, &m->commitpool);
+        if (r < 0)
+                goto fail;
         r = recorder_new(m, config->state_dir, config->recording, &m->recorder);
         if (r < 0)
                 goto fail;
@@ -136,6 +141,7 @@ Manager *manager_free(Manager *m) {
         /* Threads first: they may still hold jobs. Then what is left to
          * record is written synchronously. */
         m->iopool = iopool_free(m->iopool);
+        m->commitpool = iopool_free(m->commitpool);
         m->recorder = recorder_free(m->recorder);
         for (size_t i = 0; i < m->n_pools; i++)
                 pool_free(m->pools[i]);
@@ -259,7 +265,8 @@ void manager_record_failure(Manager *m, const char *source, const char *type, ui
 }
 
 bool manager_busy(Manager *m) {
-        if (queue_size(m->queue) > 0 || iopool_pending(m->iopool) > 0 || m->admins)
+        if (queue_size(m->queue) > 0 || iopool_pending(m->iopool) > 0 || iopool_pending(m->commitpool) > 0 ||
+            m->admins)
                 return true;
         for (Request *r = m->requests; r; r = r->next)
                 if (r->kind == REQUEST_COMPILE)

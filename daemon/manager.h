@@ -45,7 +45,8 @@ typedef struct Counters {
 typedef struct Manager {
         sd_event *event;
         Config *config;
-        IoPool *iopool;
+        IoPool *iopool;            /* reads, walks, queries */
+        IoPool *commitpool;        /* .pyc writes: they wait in fsync, so they get threads of their own */
         Queue *queue;
         Listener *listener;
         Recorder *recorder;

@@ -185,7 +185,7 @@ static void pool_on_reply(Worker *w, const WorkerReply *reply, void *userdata) {
         j->state = JOB_COMMITTING;
         j->io = (IoWork){ .run = job_commit_run, .done = pool_commit_done };
         p->n_committing++;
-        iopool_submit(p->manager->iopool, &j->io);
+        iopool_submit(p->manager->commitpool, &j->io);
         pool_schedule(p);
 }
 
