@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* The daemon's settings: defaults, then /etc/pycqueue/pycqueued.conf
+ * ("key = value" lines), then the command line. */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define CONFIG_DEFAULT_PATH SYSCONFDIR "/pycqueue/pycqueued.conf"
+#define CONFIG_DEFAULT_SOCKET "/run/pycqueue/socket"
+#define CONFIG_DEFAULT_STATE_DIR LOCALSTATEDIR "/lib/pycqueue"
+
+typedef struct Config {
+        char *socket_path;
+        char *state_dir;
+        unsigned workers;                 /* per interpreter; 0 = online CPUs */
+        uint64_t idle_exit_usec;          /* 0 = never */
+        int log_level;
+        uint64_t job_timeout_usec;
+        char *worker_user;                /* used when running as root */
+        uint64_t worker_memory_limit;     /* RLIMIT_AS of a worker, bytes */
+        unsigned max_connections;
+        unsigned max_connections_per_uid;
+        unsigned max_paths_per_request;   /* paths named in one request */
+        unsigned max_files_per_request;   /* files after expanding directories */
+        uint64_t max_source_size;
+        uint64_t lock_retry_usec;         /* how long a busy source lock is retried */
+        unsigned io_threads;
+        bool durable;                     /* fsync files and directories */
+        bool recording;                   /* provenance database on/off */
+        uint64_t retention_days;          /* 0 = keep forever */
+        uint64_t retention_rows;          /* 0 = no limit */
+        char *audit_roots;                /* colon-separated; NULL = audit off */
+} Config;
+
+void config_init(Config *c);
+void config_done(Config *c);
+
+/* Reads @path into @c. A missing file is fine when !@must_exist. On a
+ * malformed file returns -EINVAL with "FILE:LINE: reason" in @ret_error. */
+int config_load_file(Config *c, const char *path, bool must_exist, char **ret_error);
+/* Applies one "key = value" setting; -EINVAL for an unknown key or a bad value. */
+int config_set(Config *c, const char *key, const char *value);
