@@ -25,7 +25,10 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <nettle/sha2.h>
-#include <spawn.h>
+#include <grp.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -549,26 +552,33 @@ static int add_known(const char *interpreter, const char *cache_tag, const char 
 }
 
 /* Loads every .pyc in @files with @interpreter's marshal; @ret_bad[i] gets
- * an error text (malloc'd) for those that do not load. */
-static int unmarshal_check(const char *interpreter, char **files, size_t n, char **ret_bad) {
+ * an error text (malloc'd) for those that do not load. The checker gets the
+ * bytes, not the paths, and runs as the worker user with the workers'
+ * limits: the files are untrusted input, and any user may ask to verify. */
+static int unmarshal_check(Admin *a, const char *interpreter, char **files, size_t n, char **ret_bad) {
         static const char code[] =
                 "import sys, marshal\n"
+                "data = sys.stdin.buffer.read()\n"
                 "out = []\n"
-                "for p in sys.stdin.buffer.read().split(b'\\0'):\n"
-                "    if not p: continue\n"
+                "i = 0\n"
+                "while i + 4 <= len(data):\n"
+                "    n = int.from_bytes(data[i:i + 4], 'little')\n"
+                "    b = data[i + 4:i + 4 + n]\n"
+                "    i += 4 + n\n"
                 "    try:\n"
-                "        with open(p, 'rb') as f: data = f.read()\n"
-                "        marshal.loads(data[16:])\n"
+                "        marshal.loads(b[16:])\n"
                 "        out.append('ok')\n"
                 "    except Exception as e:\n"
                 "        out.append(('bad ' + type(e).__name__ + ': ' + str(e)).replace('\\n', ' '))\n"
                 "sys.stdout.write('\\n'.join(out) + '\\n')\n";
         char *argv[] = { (char *)interpreter, (char *)"-I", (char *)"-S", (char *)"-c", (char *)code, NULL };
         char *envp[] = { (char *)"LC_ALL=C.UTF-8", NULL };
-        posix_spawn_file_actions_t fa;
-        int in[2], out[2], status;
+        uid_t uid = a->manager->worker_uid;
+        gid_t gid = a->manager->worker_gid;
+        uint64_t limit = a->manager->config->worker_memory_limit;
         _cleanup_free_ char *buf = NULL;
         size_t size = 0, allocated = 0;
+        int in[2], out[2], status;
         pid_t pid;
         int r;
 
@@ -580,22 +590,56 @@ static int unmarshal_check(const char *interpreter, char **files, size_t n, char
                 safe_close(in[1]);
                 return r;
         }
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_adddup2(&fa, in[0], 0);
-        posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-        r = -posix_spawn(&pid, interpreter, &fa, NULL, argv, envp);
-        posix_spawn_file_actions_destroy(&fa);
-        safe_close(in[0]);
-        safe_close(out[1]);
-        if (r < 0) {
+        pid = fork();
+        if (pid < 0) {
+                r = negative_errno();
+                safe_close(in[0]);
                 safe_close(in[1]);
                 safe_close(out[0]);
+                safe_close(out[1]);
                 return r;
         }
+        if (pid == 0) {
+                /* async-signal-safe calls only until exec */
+                struct rlimit rl = { 0, 0 };
+                sigset_t none;
+
+                if (dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0)
+                        _exit(126);
+                for (int fd = 3; fd < 1024; fd++)
+                        (void)close(fd);
+                (void)setrlimit(RLIMIT_CORE, &rl);
+                (void)setrlimit(RLIMIT_FSIZE, &rl);
+                if (limit > 0) {
+                        rl = (struct rlimit){ limit, limit };
+                        (void)setrlimit(RLIMIT_AS, &rl);
+                }
+                (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+                (void)prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+                if (uid != (uid_t)-1 &&
+                    (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0))
+                        _exit(126);
+                sigemptyset(&none);
+                (void)sigprocmask(SIG_SETMASK, &none, NULL);
+                execve(interpreter, argv, envp);
+                _exit(127);
+        }
+        safe_close(in[0]);
+        safe_close(out[1]);
+
         /* The checker reads all of its input before writing anything. */
-        for (size_t i = 0; i < n; i++)
-                if (loop_write(in[1], files[i], strlen(files[i]) + 1) < 0)
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_close_ int fd = open(files[i], O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+                _cleanup_free_ uint8_t *data = NULL;
+                size_t dsize = 0;
+                uint8_t len[4];
+
+                if (fd < 0 || read_full_fd(fd, ADMIN_MAX_PYC, &data, &dsize) < 0)
+                        dsize = 0;
+                unaligned_write_le32(len, (uint32_t)dsize);
+                if (loop_write(in[1], len, 4) < 0 || (dsize > 0 && loop_write(in[1], data, dsize) < 0))
                         break;
+        }
         safe_close(in[1]);
         for (;;) {
                 ssize_t k;
@@ -615,7 +659,7 @@ static int unmarshal_check(const char *interpreter, char **files, size_t n, char
         }
         safe_close(out[0]);
         (void)waitpid(pid, &status, 0);
-        if (!buf)
+        if (!buf || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
                 return -EIO;
         buf[size] = '\0';
 
@@ -811,7 +855,7 @@ static int judge_untrusted(Admin *a, ProvLookup *lookup, StrList *files) {
                                 break;
                 }
                 gbad = calloc(MAX(group.n, (size_t)1), sizeof(char *));
-                if (gbad && group.n > 0 && unmarshal_check(a->known[i].interpreter, group.v, group.n, gbad) == 0)
+                if (gbad && group.n > 0 && unmarshal_check(a, a->known[i].interpreter, group.v, group.n, gbad) == 0)
                         for (size_t k = 0; k < group.n; k++)
                                 bad[index[k]] = gbad[k];
                 free(gbad);
@@ -1160,7 +1204,18 @@ static void why_run(Admin *a) {
         r = provdb_query(a->db_path, &q, why_row, &ws);
         if (r < 0 && r != -ENOENT)
                 a->error = r;
-        msg_put_stat(&a->done, "target", 's', ws.seen.n > 0 ? ws.seen.v[0] : targets.v[0]);
+        if (ws.seen.n > 0)
+                msg_put_stat(&a->done, "target", 's', ws.seen.v[0]);
+        else {
+                /* Never written: name the plain (unoptimized) target. */
+                const char *t = targets.v[0];
+                for (size_t i = 0; i < targets.n; i++)
+                        if (!strstr(targets.v[i], ".opt-")) {
+                                t = targets.v[i];
+                                break;
+                        }
+                msg_put_stat(&a->done, "target", 's', t);
+        }
         msg_put_stat(&a->done, "on_disk", 's', ws.on_disk);
         if (ws.on_disk_sha[0])
                 msg_put_stat(&a->done, "on_disk_sha256", 's', ws.on_disk_sha);

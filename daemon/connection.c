@@ -302,6 +302,10 @@ int connection_new(Manager *m, int fd, Connection **ret) {
         c->uid = cred.uid;
         c->gid = cred.gid;
         c->pid = cred.pid;
+        /* Now, while the client surely runs: its pid cannot have been
+         * reused yet (peer.c checks with a pidfd all the same). */
+        peer_info_read(c->pid, c->uid, c->gid, &c->peer);
+        c->have_peer = true;
         r = sd_event_add_io(m->event, &c->source, fd, EPOLLIN, connection_on_io, c);
         if (r < 0) {
                 safe_close(fd);

@@ -458,8 +458,11 @@ static int manager_replay_one(const ProvQueued *q, void *userdata) {
         Manager *m = userdata;
         int r = request_replay(m, q->request_id, q->uid, q->spec, q->spec_size);
 
-        if (r < 0)
-                log_warning_errno(r, "Cannot resume queued request %llu: %m", (unsigned long long)q->request_id);
+        if (r < 0) {
+                log_warning_errno(r, "Cannot resume queued request %llu, dropping it: %m",
+                                  (unsigned long long)q->request_id);
+                recorder_queue_remove(m->recorder, q->request_id);
+        }
         else
                 log_info("Resuming queued request %llu", (unsigned long long)q->request_id);
         return 0;

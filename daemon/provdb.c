@@ -150,7 +150,7 @@ int provdb_open(const char *path, ProvDb **ret, char **ret_error) {
         pthread_mutex_init(&p->lock, NULL);
         r = open_connection(path, false, &p->db, ret_error);
         if (r >= 0)
-                r = exec(p->db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;", ret_error);
+                r = exec(p->db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;", ret_error);
         if (r >= 0)
                 r = migrate(p->db, ret_error);
         if (r < 0) {
@@ -309,7 +309,8 @@ int provdb_retain(ProvDb *p, uint64_t min_time_usec, uint64_t max_rows, char **r
 
         pthread_mutex_lock(&p->lock);
         if (min_time_usec > 0) {
-                snprintf(sql, sizeof(sql), "DELETE FROM jobs WHERE end < %llu;", (unsigned long long)min_time_usec);
+                snprintf(sql, sizeof(sql), "DELETE FROM jobs WHERE end < %llu; DELETE FROM audit WHERE time < %llu;",
+                         (unsigned long long)min_time_usec, (unsigned long long)min_time_usec);
                 r = exec(p->db, sql, ret_error);
         }
         if (r >= 0 && max_rows > 0) {

@@ -436,7 +436,8 @@ static void request_finish(Request *r, int error, const char *message) {
         if (r->state == REQUEST_FINISHED)
                 return;
         r->state = REQUEST_FINISHED;
-        if (r->no_wait && (error >= 0 || r->replayed))
+        /* Done, one way or the other: nothing left to replay. */
+        if (r->no_wait && r->spec_size > 0)
                 recorder_queue_remove(m->recorder, r->id);
         if (error < 0) {
                 if (r->connection)

@@ -348,6 +348,8 @@ _noreturn_ static void worker_child(int in_fd, int out_fd, const char *interpret
         struct rlimit rl;
 
         (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+        /* Nothing a worker runs may gain privileges (setuid binaries). */
+        (void)prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
         if (dup2(in_fd, STDIN_FILENO) < 0 || dup2(out_fd, STDOUT_FILENO) < 0)
                 _exit(126);
         for (int fd = 3; fd < 1024; fd++)
