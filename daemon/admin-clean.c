@@ -1,0 +1,162 @@
+/* SPDX-License-Identifier: MIT */
+/* clean, and removing .pyc files.
+ *
+ * clean removes the .pyc files under the selected paths (or of a package),
+ * optionally only those of the interpreters named with --python, then the
+ * __pycache__ directories left empty. A .pyc is removed with its source's
+ * flock held, so no compile of that source writes at the same moment; repair
+ * removes orphans the same way. Every removal is noted here and recorded in
+ * the provenance database from the loop. */
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "admin-private.h"
+#include "macro.h"
+#include "pool.h"
+#include "provdb.h"
+#include "pycpath.h"
+#include "safepath.h"
+#include "util.h"
+
+/* Records a removal for provenance (thread side; sent to the recorder on
+ * the loop). */
+void admin_note_removed(Admin *a, const char *pyc, const char *source) {
+        ProvJob *j;
+
+        if (a->n_removed == a->allocated_removed) {
+                size_t n = MAX(a->allocated_removed * 2, (size_t)16);
+                ProvJob *nr = realloc(a->removed, n * sizeof(ProvJob));
+                if (!nr)
+                        return;
+                a->removed = nr;
+                a->allocated_removed = n;
+        }
+        j = &a->removed[a->n_removed++];
+        *j = (ProvJob){ .outcome = PROV_OUTCOME_REMOVED };
+        j->target = strdup(pyc);
+        j->source = source ? strdup(source) : NULL;
+        j->start_usec = j->end_usec = now_usec(CLOCK_REALTIME);
+}
+
+/* Removes @pyc holding its source's lock (if the source exists), so no
+ * compile of that source writes at the same moment. */
+int admin_remove_pyc(const char *pyc, const char *source) {
+        _cleanup_close_ int sfd = -1;
+        _cleanup_close_ int dfd = -1;
+        const char *name;
+        int r;
+
+        if (source) {
+                sfd = open(source, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+                for (int i = 0; sfd >= 0 && i < 100 && flock(sfd, LOCK_EX | LOCK_NB) < 0; i++)
+                        usleep(20000);
+        }
+        r = safepath_open_parent(pyc, &dfd, &name);
+        if (r < 0)
+                return r;
+        if (unlinkat(dfd, name, 0) < 0)
+                return negative_errno();
+        (void)fsync(dfd);
+        return 0;
+}
+
+static bool tag_selected(Admin *a, const char *tag) {
+        if (a->n_pools == 0)
+                return true;
+        for (size_t i = 0; i < a->n_pools; i++)
+                if (a->pools[i]->info.cache_tag && strcmp(a->pools[i]->info.cache_tag, tag) == 0)
+                        return true;
+        return false;
+}
+
+static int clean_one(Admin *a, const char *pyc) {
+        _cleanup_free_ char *source = NULL, *tag = NULL;
+        struct stat st;
+        unsigned opt;
+        MsgWriter w;
+        int r;
+
+        if (admin_pyc_source(pyc, &source, &tag, &opt) < 0 || !tag_selected(a, tag))
+                return 0;
+        if (lstat(pyc, &st) < 0 || !S_ISREG(st.st_mode))
+                return 0;
+        r = admin_remove_pyc(pyc, stat(source, &st) == 0 ? source : NULL);
+        if (r < 0)
+                return 0;
+        admin_note_removed(a, pyc, source);
+        if (admin_rec_begin(&w) < 0)
+                return -ENOMEM;
+        admin_rec_str(&w, "path", pyc);
+        return admin_rec_end(a, &w);
+}
+
+static void remove_empty_cache_dirs(const char *dir, unsigned depth) {
+        DIR *d;
+        struct dirent *de;
+
+        if (depth > 256 || !(d = opendir(dir)))
+                return;
+        while ((de = readdir(d))) {
+                _cleanup_free_ char *full = NULL;
+                struct stat st;
+
+                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                        continue;
+                full = path_join(dir, de->d_name);
+                if (!full || lstat(full, &st) < 0 || !S_ISDIR(st.st_mode))
+                        continue;
+                if (strcmp(de->d_name, PYCACHE_DIR) == 0)
+                        (void)rmdir(full); /* only succeeds when empty */
+                else
+                        remove_empty_cache_dirs(full, depth + 1);
+        }
+        closedir(d);
+}
+
+void admin_clean_run(Admin *a) {
+        StrList files = {};
+        int r = 0;
+
+        for (size_t i = 0; i < a->n_paths && r >= 0; i++) {
+                _cleanup_free_ char *p = NULL;
+                struct stat st;
+
+                r = admin_canonical(a->paths[i], &p);
+                if (r < 0) {
+                        if (asprintf(&a->error_message, "%s: %s", a->paths[i], strerror(-r)) < 0)
+                                a->error_message = NULL;
+                        break;
+                }
+                if (stat(p, &st) == 0 && S_ISDIR(st.st_mode))
+                        r = admin_collect_pycs(p, &files, 0);
+                else if (pycpath_is_source_name(p))
+                        r = admin_collect_pycs_of_source(p, &files);
+                else
+                        r = admin_strlist_add(&files, p);
+        }
+        if (r >= 0 && a->package)
+                r = provdb_targets(a->db_path, a->package, NULL, admin_strlist_add_cb, &files);
+        if (r >= 0) {
+                admin_strlist_sort_unique(&files);
+                for (size_t i = 0; i < files.n && r >= 0; i++)
+                        r = clean_one(a, files.v[i]);
+        }
+        for (size_t i = 0; i < a->n_paths; i++) {
+                _cleanup_free_ char *p = NULL;
+                struct stat st;
+                if (admin_canonical(a->paths[i], &p) == 0 && stat(p, &st) == 0 && S_ISDIR(st.st_mode))
+                        remove_empty_cache_dirs(p, 0);
+        }
+        if (r < 0)
+                a->error = r;
+        admin_strlist_done(&files);
+}

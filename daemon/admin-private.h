@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* What the admin files share: the Admin request object, the per-file items
+ * verify and repair produce, and the thread-side helpers every verb uses
+ * (reply records, .pyc/source paths and walks, known interpreters). Not for
+ * use outside daemon/admin*.c; the public interface is admin.h. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "admin.h"
+#include "iopool.h"
+#include "protocol.h"
+#include "provdb.h"
+
+#define ADMIN_MAX_RECORDS 1000000
+#define ADMIN_DEFAULT_LIMIT 1000
+#define ADMIN_MAX_PYC (256u << 20)
+#define ADMIN_MAX_FILES 2000000
+
+typedef struct Frame {
+        uint8_t *data;
+        size_t size;
+} Frame;
+
+typedef struct Known {
+        char *interpreter;
+        char *cache_tag;
+        uint8_t magic[4];
+} Known;
+
+typedef struct Item {
+        char *pyc;            /* the .pyc path */
+        char *source;
+        const char *problem;  /* static string */
+        char *detail;
+        char *interpreter;    /* to recompile with, if known */
+        unsigned opt_level;
+        InvalidationMode mode;
+        const char *action;   /* repair: what was done */
+        bool ok;
+        char *result_detail;
+} Item;
+
+struct Admin {
+        Manager *manager;
+        Connection *connection;
+        uint16_t type;
+        Admin *next, *prev;
+
+        char **paths;
+        size_t n_paths;
+        char *package;
+        uint64_t since_usec, limit;
+        bool failed_only;
+        Pool **pools;         /* clean --python */
+        size_t n_pools;
+        Known *known;         /* interpreters we can name by magic or tag */
+        size_t n_known;
+        char *db_path;
+        ProvDb *db;           /* the recorder's, for audit look-ups; may be NULL */
+
+        Frame *frames;
+        size_t n_frames, allocated_frames;
+        MsgWriter done;
+        int error;
+        char *error_message;
+
+        Item *items;
+        size_t n_items, allocated_items;
+        size_t outstanding;
+        ProvJob *removed;
+        size_t n_removed, allocated_removed;
+        uint64_t checked;
+
+        IoWork io;
+        bool started;
+};
+
+typedef struct StrList {
+        char **v;
+        size_t n, allocated;
+} StrList;
+
+/* ---- reply records (admin-util.c) -------------------------------------- */
+
+int admin_rec_begin(MsgWriter *w);
+void admin_rec_str(MsgWriter *w, const char *key, const char *value);
+void admin_rec_u64(MsgWriter *w, const char *key, uint64_t v);
+void admin_rec_bool(MsgWriter *w, const char *key, bool v);
+void admin_rec_time(MsgWriter *w, const char *key, uint64_t usec);
+/* Finishes @w and queues it as one MSG_RECORD frame of @a's reply; -E2BIG
+ * past ADMIN_MAX_RECORDS. */
+int admin_rec_end(Admin *a, MsgWriter *w);
+/* @parents: "pid\texe\tcmdline" lines, as the provenance database keeps them. */
+void admin_rec_parents(MsgWriter *w, const char *parents);
+/* One provenance row as a record (why, history). */
+void admin_rec_row(MsgWriter *w, const ProvRow *row);
+/* @out gets 2 * @n hex digits and a NUL. */
+void admin_hex(const uint8_t *b, size_t n, char *out);
+/* ISO 8601 UTC. */
+void admin_fmt_time(uint64_t usec, char *buf, size_t size);
+
+/* ---- files and paths (admin-util.c) ------------------------------------ */
+
+int admin_file_sha256(const char *path, uint8_t out[32], bool *ret_exists);
+/* "DIR/__pycache__/STEM.TAG[.opt-N].pyc" → source "DIR/STEM.py", tag, opt.
+ * @ret_tag may be NULL. */
+int admin_pyc_source(const char *pyc, char **ret_source, char **ret_tag, unsigned *ret_opt);
+/* Canonical form of a request path: directories fully, files by their
+ * directory. */
+int admin_canonical(const char *path, char **ret);
+/* Every .pyc inside __pycache__ directories under @dir. */
+int admin_collect_pycs(const char *dir, StrList *out, unsigned depth);
+/* The .pyc files of source @py: its __pycache__/STEM.*.pyc. */
+int admin_collect_pycs_of_source(const char *py, StrList *out);
+
+/* At most ADMIN_MAX_FILES entries; -E2BIG past that. */
+int admin_strlist_add(StrList *l, const char *s);
+/* admin_strlist_add() as a provdb_targets() callback; @userdata is the StrList. */
+int admin_strlist_add_cb(const char *s, void *userdata);
+void admin_strlist_sort_unique(StrList *l);
+void admin_strlist_done(StrList *l);
+
+/* ---- interpreters and items (admin-util.c) ----------------------------- */
+
+const Known *admin_known_by_magic(Admin *a, const uint8_t magic[4]);
+const Known *admin_known_by_tag(Admin *a, const char *tag);
+/* A provdb_interpreters() callback; @userdata is the Admin. @magic is hex. */
+int admin_add_known(const char *interpreter, const char *cache_tag, const char *magic, void *userdata);
+/* Appends an Item; @problem is a static string. */
+int admin_add_item(Admin *a, const char *pyc, const char *source, const char *problem, const char *detail);
+
+/* ---- removing .pyc files (admin-clean.c) -------------------------------- */
+
+/* Records a removal for provenance (thread side; sent to the recorder on
+ * the loop). */
+void admin_note_removed(Admin *a, const char *pyc, const char *source);
+/* Removes @pyc holding @source's lock (if @source is not NULL and exists). */
+int admin_remove_pyc(const char *pyc, const char *source);
+
+/* ---- the verbs (thread side) -------------------------------------------- */
+
+/* Each runs on an I/O thread and leaves its result in @a: frames, fields of
+ * the closing MSG_DONE, or error and error_message. */
+void admin_why_run(Admin *a);     /* admin-query.c */
+void admin_history_run(Admin *a); /* admin-query.c */
+void admin_audit_run(Admin *a);   /* admin-query.c */
+void admin_verify_run(Admin *a);  /* admin-verify.c */
+void admin_repair_run(Admin *a);  /* admin-verify.c: orphans only; the loop recompiles */
+/* verify's or repair's items as records, and their totals in MSG_DONE. */
+void admin_items_to_records(Admin *a, bool repair); /* admin-verify.c */
+void admin_clean_run(Admin *a);   /* admin-clean.c */

@@ -1,0 +1,433 @@
+/* SPDX-License-Identifier: MIT */
+/* Helpers the admin verbs share, all on the I/O thread side.
+ *
+ * Replies are built as MSG_RECORD frames queued on the Admin (at most
+ * ADMIN_MAX_RECORDS) and sent from the loop. Paths are taken apart the way
+ * the interpreter names its cache files ("DIR/__pycache__/STEM.TAG.pyc"),
+ * and trees are walked without following symlinked directories. Interpreters are known
+ * by magic number and cache tag, from the provenance database and from the
+ * pools this daemon runs, so a .pyc can be loaded or recompiled by the
+ * interpreter it belongs to. */
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <nettle/sha2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "admin-private.h"
+#include "macro.h"
+#include "protocol.h"
+#include "provdb.h"
+#include "pycpath.h"
+#include "safepath.h"
+#include "util.h"
+
+/* ---- building replies (thread side) ---------------------------------- */
+
+int admin_rec_begin(MsgWriter *w) {
+        return msg_writer_init(w, MSG_RECORD);
+}
+
+void admin_rec_str(MsgWriter *w, const char *key, const char *value) {
+        if (value)
+                msg_put_stat(w, key, 's', value);
+}
+
+void admin_rec_u64(MsgWriter *w, const char *key, uint64_t v) {
+        char buf[32];
+        snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);
+        msg_put_stat(w, key, 'n', buf);
+}
+
+void admin_rec_bool(MsgWriter *w, const char *key, bool v) {
+        msg_put_stat(w, key, 'b', v ? "true" : "false");
+}
+
+void admin_rec_time(MsgWriter *w, const char *key, uint64_t usec) {
+        char buf[32];
+        snprintf(buf, sizeof(buf), "%llu.%06llu", (unsigned long long)(usec / 1000000u),
+                 (unsigned long long)(usec % 1000000u));
+        msg_put_stat(w, key, 'n', buf);
+}
+
+void admin_hex(const uint8_t *b, size_t n, char *out) {
+        for (size_t i = 0; i < n; i++)
+                sprintf(out + 2 * i, "%02x", b[i]);
+}
+
+int admin_rec_end(Admin *a, MsgWriter *w) {
+        uint8_t *data;
+        size_t size;
+        int r;
+
+        if (a->n_frames >= ADMIN_MAX_RECORDS) {
+                msg_writer_done(w);
+                return -E2BIG;
+        }
+        r = msg_writer_finish(w, &data, &size);
+        if (r < 0)
+                return r;
+        if (a->n_frames == a->allocated_frames) {
+                size_t n = MAX(a->allocated_frames * 2, (size_t)64);
+                Frame *nf = realloc(a->frames, n * sizeof(Frame));
+                if (!nf) {
+                        free(data);
+                        return -ENOMEM;
+                }
+                a->frames = nf;
+                a->allocated_frames = n;
+        }
+        a->frames[a->n_frames++] = (Frame){ data, size };
+        return 0;
+}
+
+void admin_rec_parents(MsgWriter *w, const char *parents) {
+        char key[64];
+        unsigned i = 0;
+
+        for (const char *line = parents; line && *line && i < 64; i++) {
+                const char *end = strchr(line, '\n'), *t1, *t2;
+                size_t len = end ? (size_t)(end - line) : strlen(line);
+                _cleanup_free_ char *copy = strndup(line, len);
+
+                if (!copy)
+                        return;
+                t1 = strchr(copy, '\t');
+                t2 = t1 ? strchr(t1 + 1, '\t') : NULL;
+                if (t1 && t2) {
+                        *(char *)t1 = *(char *)t2 = '\0';
+                        snprintf(key, sizeof(key), "parents.%u.pid", i);
+                        msg_put_stat(w, key, 'n', copy);
+                        snprintf(key, sizeof(key), "parents.%u.exe", i);
+                        msg_put_stat(w, key, 's', t1 + 1);
+                        snprintf(key, sizeof(key), "parents.%u.cmdline", i);
+                        msg_put_stat(w, key, 's', t2 + 1);
+                }
+                line = end ? end + 1 : NULL;
+        }
+}
+
+static const char *outcome_name(unsigned o) {
+        if (o == PROV_OUTCOME_REMOVED)
+                return "removed";
+        return outcome_to_string((Outcome)o) ?: "unknown";
+}
+
+/* One provenance row as a record (why, history). */
+void admin_rec_row(MsgWriter *w, const ProvRow *row) {
+        const ProvJob *j = row->job;
+        const ProvRequest *q = row->request;
+        char buf[65];
+
+        admin_rec_time(w, "time", j->end_usec ? j->end_usec : q->time_usec);
+        admin_rec_str(w, "outcome", outcome_name(j->outcome));
+        admin_rec_str(w, "target", j->target);
+        admin_rec_str(w, "source", j->source);
+        admin_rec_u64(w, "uid", q->uid);
+        admin_rec_u64(w, "gid", q->gid);
+        admin_rec_u64(w, "pid", (uint64_t)q->pid);
+        admin_rec_str(w, "exe", q->exe);
+        admin_rec_str(w, "cmdline", q->cmdline);
+        admin_rec_parents(w, q->parents);
+        admin_rec_str(w, "package", q->package ? q->package : q->dpkg_package);
+        admin_rec_str(w, "dpkg_package", q->dpkg_package);
+        admin_rec_str(w, "tool", q->tool);
+        admin_rec_str(w, "interpreter", j->interpreter);
+        admin_rec_str(w, "cache_tag", j->cache_tag);
+        admin_rec_u64(w, "opt_level", j->opt_level);
+        admin_rec_str(w, "invalidation_mode", invalidation_mode_to_string((InvalidationMode)j->mode));
+        if (j->have_source_sha256) {
+                admin_hex(j->source_sha256, 32, buf);
+                admin_rec_str(w, "source_sha256", buf);
+        }
+        if (j->have_pyc_sha256) {
+                admin_hex(j->pyc_sha256, 32, buf);
+                admin_rec_str(w, "pyc_sha256", buf);
+        }
+        if (j->error_type) {
+                admin_rec_str(w, "error_type", j->error_type);
+                admin_rec_u64(w, "error_line", j->error_line);
+                admin_rec_str(w, "error_message", j->error_message);
+        }
+}
+
+/* ---- file helpers (thread side) --------------------------------------- */
+
+int admin_file_sha256(const char *path, uint8_t out[32], bool *ret_exists) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        struct sha256_ctx ctx;
+        uint8_t buf[65536];
+        struct stat st;
+        ssize_t n;
+
+        *ret_exists = false;
+        if (fd < 0)
+                return negative_errno();
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+                return -EBADFD;
+        *ret_exists = true;
+        sha256_init(&ctx);
+        while ((n = loop_read(fd, buf, sizeof(buf))) > 0)
+                sha256_update(&ctx, (size_t)n, buf);
+        if (n < 0)
+                return (int)n;
+        sha256_digest(&ctx, SHA256_DIGEST_SIZE, out);
+        return 0;
+}
+
+/* "DIR/__pycache__/STEM.TAG[.opt-N].pyc" → source "DIR/STEM.py", tag, opt. */
+int admin_pyc_source(const char *pyc, char **ret_source, char **ret_tag, unsigned *ret_opt) {
+        const char *slash = strrchr(pyc, '/'), *name, *end, *dot;
+        size_t dirlen;
+        unsigned opt = 0;
+
+        if (!slash)
+                return -EINVAL;
+        name = slash + 1;
+        if (!pycpath_is_cache_name(name))
+                return -EINVAL;
+        dirlen = (size_t)(slash - pyc);
+        if (dirlen < strlen("/" PYCACHE_DIR) || strncmp(slash - strlen(PYCACHE_DIR), PYCACHE_DIR, strlen(PYCACHE_DIR)) != 0 ||
+            slash[-(int)strlen(PYCACHE_DIR) - 1] != '/')
+                return -EINVAL;
+        end = name + strlen(name) - 4;
+        if (end - name > 6 && strncmp(end - 6, ".opt-", 5) == 0) {
+                opt = (unsigned)(end[-1] - '0');
+                end -= 6;
+        }
+        for (dot = end - 1; dot > name && *dot != '.'; dot--)
+                ;
+        if (ret_tag && !(*ret_tag = strndup(dot + 1, (size_t)(end - dot - 1))))
+                return -ENOMEM;
+        if (asprintf(ret_source, "%.*s%.*s.py", (int)(dirlen - strlen(PYCACHE_DIR)), pyc, (int)(dot - name), name) < 0) {
+                if (ret_tag)
+                        free(*ret_tag);
+                return -ENOMEM;
+        }
+        *ret_opt = opt;
+        return 0;
+}
+
+/* Canonical form of a request path: directories fully, files by their
+ * directory (see expand.c for why). */
+int admin_canonical(const char *path, char **ret) {
+        _cleanup_free_ char *dir = NULL, *real = NULL;
+        const char *slash = strrchr(path, '/');
+        struct stat st;
+        int r;
+
+        if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+                return safepath_canonicalize(path, ret);
+        if (!slash || slash[1] == '\0')
+                return safepath_canonicalize(path, ret);
+        dir = strndup(path, slash == path ? 1 : (size_t)(slash - path));
+        if (!dir)
+                return -ENOMEM;
+        r = safepath_canonicalize(dir, &real);
+        if (r < 0)
+                return r;
+        *ret = path_join(real, slash + 1);
+        return *ret ? 0 : -ENOMEM;
+}
+
+
+
+int admin_strlist_add(StrList *l, const char *s) {
+        if (l->n >= ADMIN_MAX_FILES)
+                return -E2BIG;
+        if (l->n == l->allocated) {
+                size_t n = MAX(l->allocated * 2, (size_t)64);
+                char **nv = realloc(l->v, n * sizeof(char *));
+                if (!nv)
+                        return -ENOMEM;
+                l->v = nv;
+                l->allocated = n;
+        }
+        l->v[l->n] = strdup(s);
+        if (!l->v[l->n])
+                return -ENOMEM;
+        l->n++;
+        return 0;
+}
+
+void admin_strlist_done(StrList *l) {
+        for (size_t i = 0; i < l->n; i++)
+                free(l->v[i]);
+        free(l->v);
+        *l = (StrList){};
+}
+
+int admin_strlist_add_cb(const char *s, void *userdata) {
+        return admin_strlist_add(userdata, s);
+}
+
+static int cmp_str(const void *a, const void *b) {
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void admin_strlist_sort_unique(StrList *l) {
+        size_t k = 0;
+
+        qsort(l->v, l->n, sizeof(char *), cmp_str);
+        for (size_t i = 0; i < l->n; i++) {
+                if (k > 0 && strcmp(l->v[k - 1], l->v[i]) == 0) {
+                        free(l->v[i]);
+                        continue;
+                }
+                l->v[k++] = l->v[i];
+        }
+        l->n = k;
+}
+
+/* Collects every .pyc inside __pycache__ directories under @dir. */
+int admin_collect_pycs(const char *dir, StrList *out, unsigned depth) {
+        DIR *d;
+        struct dirent *de;
+        int r = 0;
+
+        if (depth > 256)
+                return 0;
+        d = opendir(dir);
+        if (!d)
+                return 0;
+        while (r >= 0 && (de = readdir(d))) {
+                _cleanup_free_ char *full = NULL;
+                struct stat st;
+
+                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                        continue;
+                full = path_join(dir, de->d_name);
+                if (!full) {
+                        r = -ENOMEM;
+                        break;
+                }
+                if (lstat(full, &st) < 0 || !S_ISDIR(st.st_mode))
+                        continue;
+                if (strcmp(de->d_name, PYCACHE_DIR) == 0) {
+                        DIR *pd = opendir(full);
+                        struct dirent *pe;
+
+                        if (!pd)
+                                continue;
+                        while (r >= 0 && (pe = readdir(pd)))
+                                if (pycpath_is_cache_name(pe->d_name)) {
+                                        _cleanup_free_ char *p = path_join(full, pe->d_name);
+                                        r = p ? admin_strlist_add(out, p) : -ENOMEM;
+                                }
+                        closedir(pd);
+                } else
+                        r = admin_collect_pycs(full, out, depth + 1);
+        }
+        closedir(d);
+        return r;
+}
+
+/* The .pyc files of source @py: its __pycache__/STEM.*.pyc. */
+int admin_collect_pycs_of_source(const char *py, StrList *out) {
+        const char *slash = strrchr(py, '/');
+        _cleanup_free_ char *cache = NULL, *stem = NULL;
+        size_t stemlen;
+        struct dirent *de;
+        DIR *d;
+        int r = 0;
+
+        if (!slash || !pycpath_is_source_name(slash + 1))
+                return -EINVAL;
+        stemlen = strlen(slash + 1) - 3;
+        if (asprintf(&cache, "%.*s/" PYCACHE_DIR, (int)(slash - py), py) < 0)
+                return -ENOMEM;
+        stem = strndup(slash + 1, stemlen);
+        if (!stem)
+                return -ENOMEM;
+        d = opendir(cache);
+        if (!d)
+                return 0;
+        while (r >= 0 && (de = readdir(d))) {
+                char *tmp_source = NULL;
+                unsigned opt;
+                _cleanup_free_ char *full = path_join(cache, de->d_name);
+
+                if (!full)
+                        break;
+                if (!pycpath_is_cache_name(de->d_name) || strncmp(de->d_name, stem, stemlen) != 0 ||
+                    de->d_name[stemlen] != '.')
+                        continue;
+                if (admin_pyc_source(full, &tmp_source, NULL, &opt) == 0) {
+                        if (strcmp(tmp_source, py) == 0)
+                                r = admin_strlist_add(out, full);
+                        free(tmp_source);
+                }
+        }
+        closedir(d);
+        return r;
+}
+
+const Known *admin_known_by_magic(Admin *a, const uint8_t magic[4]) {
+        for (size_t i = 0; i < a->n_known; i++)
+                if (memcmp(a->known[i].magic, magic, 4) == 0)
+                        return &a->known[i];
+        return NULL;
+}
+
+const Known *admin_known_by_tag(Admin *a, const char *tag) {
+        for (size_t i = 0; i < a->n_known; i++)
+                if (strcmp(a->known[i].cache_tag, tag) == 0)
+                        return &a->known[i];
+        return NULL;
+}
+
+int admin_add_known(const char *interpreter, const char *cache_tag, const char *magic, void *userdata) {
+        Admin *a = userdata;
+        Known *nk, k = {};
+        unsigned b[4];
+
+        if (!interpreter || !cache_tag || !magic || sscanf(magic, "%2x%2x%2x%2x", &b[0], &b[1], &b[2], &b[3]) != 4)
+                return 0;
+        for (int i = 0; i < 4; i++)
+                k.magic[i] = (uint8_t)b[i];
+        if (admin_known_by_magic(a, k.magic) && admin_known_by_tag(a, cache_tag))
+                return 0;
+        nk = realloc(a->known, (a->n_known + 1) * sizeof(Known));
+        if (!nk)
+                return -ENOMEM;
+        a->known = nk;
+        k.interpreter = strdup(interpreter);
+        k.cache_tag = strdup(cache_tag);
+        a->known[a->n_known++] = k;
+        return 0;
+}
+
+
+int admin_add_item(Admin *a, const char *pyc, const char *source, const char *problem, const char *detail) {
+        Item *it;
+
+        if (a->n_items >= ADMIN_MAX_FILES)
+                return -E2BIG;
+        if (a->n_items == a->allocated_items) {
+                size_t n = MAX(a->allocated_items * 2, (size_t)32);
+                Item *ni = realloc(a->items, n * sizeof(Item));
+                if (!ni)
+                        return -ENOMEM;
+                a->items = ni;
+                a->allocated_items = n;
+        }
+        it = &a->items[a->n_items++];
+        *it = (Item){ .problem = problem, .mode = INVALIDATION_TIMESTAMP };
+        it->pyc = strdup(pyc);
+        it->source = source ? strdup(source) : NULL;
+        it->detail = strdup(detail);
+        return it->pyc && it->detail ? 0 : -ENOMEM;
+}
+
+void admin_fmt_time(uint64_t usec, char *buf, size_t size) {
+        time_t t = (time_t)(usec / 1000000u);
+        struct tm tm;
+
+        gmtime_r(&t, &tm);
+        strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}

@@ -1,0 +1,465 @@
+/* SPDX-License-Identifier: MIT */
+/* verify and repair: classifying .pyc files.
+ *
+ * verify classifies every .pyc under the selected paths:
+ *   corrupt  header invalid, file truncated, or marshal data that does not
+ *            load (checked by the file's own interpreter, found by magic)
+ *   stale    the header does not describe the current source
+ *   foreign  not what pycqueue last wrote there, or never written by it
+ *   orphan   no source beside it
+ *   missing  pycqueue wrote it, its source is there, the .pyc is gone
+ * A file whose sha256 equals our last write is trusted without loading it.
+ * repair runs verify and removes the orphans here, on the I/O thread; the
+ * rest is recompiled from the loop (see repair_compile() in admin.c). */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "admin-private.h"
+#include "macro.h"
+#include "manager.h"
+#include "provdb.h"
+#include "pycheader.h"
+#include "pycpath.h"
+#include "util.h"
+
+/* Loads every .pyc in @files with @interpreter's marshal; @ret_bad[i] gets
+ * an error text (malloc'd) for those that do not load. The checker gets the
+ * bytes, not the paths, and runs as the worker user with the workers'
+ * limits: the files are untrusted input, and any user may ask to verify. */
+static int unmarshal_check(Admin *a, const char *interpreter, char **files, size_t n, char **ret_bad) {
+        static const char code[] =
+                "import sys, marshal\n"
+                "data = sys.stdin.buffer.read()\n"
+                "out = []\n"
+                "i = 0\n"
+                "while i + 4 <= len(data):\n"
+                "    n = int.from_bytes(data[i:i + 4], 'little')\n"
+                "    b = data[i + 4:i + 4 + n]\n"
+                "    i += 4 + n\n"
+                "    try:\n"
+                "        marshal.loads(b[16:])\n"
+                "        out.append('ok')\n"
+                "    except Exception as e:\n"
+                "        out.append(('bad ' + type(e).__name__ + ': ' + str(e)).replace('\\n', ' '))\n"
+                "sys.stdout.write('\\n'.join(out) + '\\n')\n";
+        char *argv[] = { (char *)interpreter, (char *)"-I", (char *)"-S", (char *)"-c", (char *)code, NULL };
+        char *envp[] = { (char *)"LC_ALL=C.UTF-8", NULL };
+        uid_t uid = a->manager->worker_uid;
+        gid_t gid = a->manager->worker_gid;
+        uint64_t limit = a->manager->config->worker_memory_limit;
+        _cleanup_free_ char *buf = NULL;
+        size_t size = 0, allocated = 0;
+        int in[2], out[2], status;
+        pid_t pid;
+        int r;
+
+        if (pipe2(in, O_CLOEXEC) < 0)
+                return negative_errno();
+        if (pipe2(out, O_CLOEXEC) < 0) {
+                r = negative_errno();
+                safe_close(in[0]);
+                safe_close(in[1]);
+                return r;
+        }
+        pid = fork();
+        if (pid < 0) {
+                r = negative_errno();
+                safe_close(in[0]);
+                safe_close(in[1]);
+                safe_close(out[0]);
+                safe_close(out[1]);
+                return r;
+        }
+        if (pid == 0) {
+                /* async-signal-safe calls only until exec */
+                struct rlimit rl = { 0, 0 };
+                sigset_t none;
+
+                if (dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0)
+                        _exit(126);
+                for (int fd = 3; fd < 1024; fd++)
+                        (void)close(fd);
+                (void)setrlimit(RLIMIT_CORE, &rl);
+                (void)setrlimit(RLIMIT_FSIZE, &rl);
+                if (limit > 0) {
+                        rl = (struct rlimit){ limit, limit };
+                        (void)setrlimit(RLIMIT_AS, &rl);
+                }
+                (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+                (void)prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+                if (uid != (uid_t)-1 &&
+                    (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0))
+                        _exit(126);
+                sigemptyset(&none);
+                (void)sigprocmask(SIG_SETMASK, &none, NULL);
+                execve(interpreter, argv, envp);
+                _exit(127);
+        }
+        safe_close(in[0]);
+        safe_close(out[1]);
+
+        /* The checker reads all of its input before writing anything. */
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_close_ int fd = open(files[i], O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+                _cleanup_free_ uint8_t *data = NULL;
+                size_t dsize = 0;
+                uint8_t len[4];
+
+                if (fd < 0 || read_full_fd(fd, ADMIN_MAX_PYC, &data, &dsize) < 0)
+                        dsize = 0;
+                unaligned_write_le32(len, (uint32_t)dsize);
+                if (loop_write(in[1], len, 4) < 0 || (dsize > 0 && loop_write(in[1], data, dsize) < 0))
+                        break;
+        }
+        safe_close(in[1]);
+        for (;;) {
+                ssize_t k;
+                if (size + 4096 > allocated) {
+                        char *nb = realloc(buf, allocated + 65536);
+                        if (!nb)
+                                break;
+                        buf = nb;
+                        allocated += 65536;
+                }
+                k = read(out[0], buf + size, allocated - size - 1);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k <= 0)
+                        break;
+                size += (size_t)k;
+        }
+        safe_close(out[0]);
+        (void)waitpid(pid, &status, 0);
+        if (!buf || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                return -EIO;
+        buf[size] = '\0';
+
+        {
+                char *line = buf;
+                for (size_t i = 0; i < n && line && *line; i++) {
+                        char *nl = strchr(line, '\n');
+                        if (nl)
+                                *nl = '\0';
+                        ret_bad[i] = strncmp(line, "bad ", 4) == 0 ? strdup(line + 4) : NULL;
+                        line = nl ? nl + 1 : NULL;
+                }
+        }
+        return 0;
+}
+
+/* Classifies one .pyc; appends an item when there is a problem. Untrusted
+ * files with a valid header go to @to_load for the marshal check. */
+static int classify(Admin *a, ProvLookup *lookup, const char *pyc, StrList *to_load) {
+        _cleanup_free_ char *source = NULL, *tag = NULL, *data = NULL;
+        _cleanup_close_ int fd = -1;
+        uint8_t sha[32], head[PYC_HEADER_SIZE];
+        ProvLastWrite lw = {};
+        char detail[1024], when[64];
+        struct stat st, sst;
+        PycHeader h;
+        unsigned opt;
+        bool exists;
+        ssize_t n;
+        int r;
+
+        a->checked++;
+        r = admin_pyc_source(pyc, &source, &tag, &opt);
+        if (r < 0)
+                return 0; /* not a cache file name: not ours to judge */
+
+        if (lookup)
+                (void)provdb_lookup_last_write(lookup, pyc, &lw);
+
+        fd = open(pyc, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+                if (errno == ENOENT && lw.found && stat(source, &sst) == 0) {
+                        admin_fmt_time(lw.time_usec, when, sizeof(when));
+                        snprintf(detail, sizeof(detail), "pycqueue wrote it at %s; it is gone", when);
+                        r = admin_add_item(a, pyc, source, "missing", detail);
+                        if (r >= 0 && lw.interpreter[0])
+                                a->items[a->n_items - 1].interpreter = strdup(lw.interpreter);
+                        if (r >= 0)
+                                a->items[a->n_items - 1].opt_level = opt;
+                        return r;
+                }
+                if (fd >= 0 || errno != ENOENT)
+                        return admin_add_item(a, pyc, source, "corrupt", "not a regular file");
+                return 0;
+        }
+
+        if (stat(source, &sst) < 0 || !S_ISREG(sst.st_mode))
+                return admin_add_item(a, pyc, NULL, "orphan", "no source file beside it");
+
+        n = loop_read(fd, head, sizeof(head));
+        if (n < (ssize_t)sizeof(head) || pyc_header_parse(head, sizeof(head), &h) < 0) {
+                snprintf(detail, sizeof(detail), n < (ssize_t)sizeof(head) ? "truncated: %zd bytes" : "invalid header",
+                         n);
+                r = admin_add_item(a, pyc, source, "corrupt", detail);
+                goto with_hint;
+        }
+        if (st.st_size == (off_t)PYC_HEADER_SIZE) {
+                r = admin_add_item(a, pyc, source, "corrupt", "header only: no code after it");
+                goto with_hint;
+        }
+
+        /* stale: does the header describe the current source? */
+        if (pyc_header_mode(&h) == INVALIDATION_TIMESTAMP) {
+                if (h.mtime != pyc_mtime_field(sst.st_mtim.tv_sec, sst.st_mtim.tv_nsec) ||
+                    h.size != (uint32_t)((uint64_t)sst.st_size & 0xffffffffu)) {
+                        snprintf(detail, sizeof(detail), "the source changed since (mtime/size in the header differ)");
+                        r = admin_add_item(a, pyc, source, "stale", detail);
+                        goto with_hint;
+                }
+        } else {
+                _cleanup_close_ int sfd = open(source, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+                uint8_t *sdata = NULL;
+                size_t ssize = 0;
+                bool current = false;
+
+                if (sfd >= 0 && read_full_fd(sfd, 64u << 20, &sdata, &ssize) == 0) {
+                        current = pyc_source_hash(PYC_HASH_SIPHASH13, h.magic, sdata, ssize) == h.hash ||
+                                  pyc_source_hash(PYC_HASH_SIPHASH24, h.magic, sdata, ssize) == h.hash;
+                        free(sdata);
+                }
+                if (!current) {
+                        r = admin_add_item(a, pyc, source, "stale", "the source's hash differs from the one in the header");
+                        goto with_hint;
+                }
+        }
+
+        r = admin_file_sha256(pyc, sha, &exists);
+        if (r < 0)
+                return admin_add_item(a, pyc, source, "corrupt", "cannot read it");
+        if (a->db) {
+                uint64_t when_usec;
+                pid_t pid;
+                char exe[512];
+
+                /* Even identical bytes are foreign when the audit saw
+                 * another process write them after us. */
+                if (provdb_audit_latest(a->db, pyc, &when_usec, &pid, exe, sizeof(exe)) > 0 &&
+                    (!lw.found || when_usec > lw.time_usec)) {
+                        admin_fmt_time(when_usec, when, sizeof(when));
+                        snprintf(detail, sizeof(detail), "written by pid %d (%s) at %s, not by pycqueue (audit)",
+                                 (int)pid, exe, when);
+                        r = admin_add_item(a, pyc, source, "foreign", detail);
+                        goto with_hint;
+                }
+        }
+        if (lw.found && lw.have_pyc_sha256 && memcmp(sha, lw.pyc_sha256, 32) == 0)
+                return 0; /* exactly what we wrote: trusted */
+
+        /* Not ours: look inside before calling it merely foreign. */
+        r = admin_strlist_add(to_load, pyc);
+        return r;
+
+with_hint:
+        if (r >= 0) {
+                Item *it = &a->items[a->n_items - 1];
+                it->opt_level = opt;
+                if (pyc_header_parse(head, sizeof(head), &h) == 0)
+                        it->mode = pyc_header_mode(&h);
+                if (lw.found && lw.interpreter[0])
+                        it->interpreter = strdup(lw.interpreter);
+                else if (tag && admin_known_by_tag(a, tag))
+                        it->interpreter = strdup(admin_known_by_tag(a, tag)->interpreter);
+        }
+        return r;
+}
+
+/* Runs the marshal check on the untrusted files, grouped by magic, and
+ * classifies them corrupt or foreign. */
+static int judge_untrusted(Admin *a, ProvLookup *lookup, StrList *files) {
+        _cleanup_free_ char **bad = NULL;
+        int r = 0;
+
+        if (files->n == 0)
+                return 0;
+        bad = calloc(files->n, sizeof(char *));
+        if (!bad)
+                return -ENOMEM;
+
+        /* Group by magic: one checker process per interpreter. */
+        for (size_t i = 0; i < a->n_known; i++) {
+                StrList group = {};
+                size_t *index = calloc(files->n, sizeof(size_t));
+                char **gbad;
+
+                if (!index)
+                        return -ENOMEM;
+                for (size_t k = 0; k < files->n; k++) {
+                        uint8_t head[4];
+                        _cleanup_close_ int fd = open(files->v[k], O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+                        if (fd < 0 || loop_read(fd, head, 4) != 4 || memcmp(head, a->known[i].magic, 4) != 0)
+                                continue;
+                        index[group.n] = k;
+                        if (admin_strlist_add(&group, files->v[k]) < 0)
+                                break;
+                }
+                gbad = calloc(MAX(group.n, (size_t)1), sizeof(char *));
+                if (gbad && group.n > 0 && unmarshal_check(a, a->known[i].interpreter, group.v, group.n, gbad) == 0)
+                        for (size_t k = 0; k < group.n; k++)
+                                bad[index[k]] = gbad[k];
+                free(gbad);
+                free(index);
+                admin_strlist_done(&group);
+        }
+
+        for (size_t k = 0; k < files->n && r >= 0; k++) {
+                _cleanup_free_ char *source = NULL, *tag = NULL;
+                ProvLastWrite lw = {};
+                char detail[1024], when[64];
+                unsigned opt = 0;
+                uint8_t head[PYC_HEADER_SIZE];
+                PycHeader h;
+                Item *it;
+
+                (void)admin_pyc_source(files->v[k], &source, &tag, &opt);
+                if (lookup)
+                        (void)provdb_lookup_last_write(lookup, files->v[k], &lw);
+                if (bad[k]) {
+                        snprintf(detail, sizeof(detail), "marshal data does not load: %s", bad[k]);
+                        r = admin_add_item(a, files->v[k], source, "corrupt", detail);
+                } else if (lw.found) {
+                        admin_fmt_time(lw.time_usec, when, sizeof(when));
+                        snprintf(detail, sizeof(detail),
+                                 "content differs from what pycqueue wrote at %s; another process replaced it", when);
+                        r = admin_add_item(a, files->v[k], source, "foreign", detail);
+                } else
+                        r = admin_add_item(a, files->v[k], source, "foreign", "not written by pycqueue");
+                if (r < 0)
+                        break;
+                it = &a->items[a->n_items - 1];
+                it->opt_level = opt;
+                {
+                        _cleanup_close_ int fd = open(files->v[k], O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+                        if (fd >= 0 && loop_read(fd, head, sizeof(head)) == (ssize_t)sizeof(head) &&
+                            pyc_header_parse(head, sizeof(head), &h) == 0)
+                                it->mode = pyc_header_mode(&h);
+                }
+                if (lw.found && lw.interpreter[0])
+                        it->interpreter = strdup(lw.interpreter);
+                else if (tag && admin_known_by_tag(a, tag))
+                        it->interpreter = strdup(admin_known_by_tag(a, tag)->interpreter);
+        }
+        for (size_t k = 0; k < files->n; k++)
+                free(bad[k]);
+        return r;
+}
+
+static int collect_missing(const char *target, void *userdata) {
+        StrList *l = userdata;
+        struct stat st;
+
+        if (lstat(target, &st) == 0)
+                return 0; /* present: classified with the others */
+        return admin_strlist_add(l, target);
+}
+
+void admin_verify_run(Admin *a) {
+        ProvLookup *lookup = NULL;
+        StrList files = {}, untrusted = {};
+        int r = 0;
+
+        (void)provdb_interpreters(a->db_path, admin_add_known, a);
+        (void)provdb_lookup_open(a->db_path, &lookup);
+
+        for (size_t i = 0; i < a->n_paths && r >= 0; i++) {
+                _cleanup_free_ char *p = NULL;
+                struct stat st;
+
+                r = admin_canonical(a->paths[i], &p);
+                if (r < 0) {
+                        if (asprintf(&a->error_message, "%s: %s", a->paths[i], strerror(-r)) < 0)
+                                a->error_message = NULL;
+                        break;
+                }
+                if (stat(p, &st) == 0 && S_ISDIR(st.st_mode)) {
+                        r = admin_collect_pycs(p, &files, 0);
+                        if (r >= 0)
+                                r = provdb_targets(a->db_path, NULL, p, collect_missing, &files);
+                } else if (pycpath_is_source_name(p))
+                        r = admin_collect_pycs_of_source(p, &files);
+                else
+                        r = admin_strlist_add(&files, p);
+        }
+        if (r >= 0 && a->package)
+                r = provdb_targets(a->db_path, a->package, NULL, admin_strlist_add_cb, &files);
+        if (r >= 0) {
+                admin_strlist_sort_unique(&files);
+                for (size_t i = 0; i < files.n && r >= 0; i++)
+                        r = classify(a, lookup, files.v[i], &untrusted);
+        }
+        if (r >= 0)
+                r = judge_untrusted(a, lookup, &untrusted);
+        if (r < 0)
+                a->error = r;
+        provdb_lookup_close(lookup);
+        admin_strlist_done(&files);
+        admin_strlist_done(&untrusted);
+}
+
+void admin_repair_run(Admin *a) {
+        admin_verify_run(a);
+        if (a->error < 0)
+                return;
+        for (size_t i = 0; i < a->n_items; i++) {
+                Item *it = &a->items[i];
+                int r;
+
+                if (strcmp(it->problem, "orphan") != 0)
+                        continue;
+                r = admin_remove_pyc(it->pyc, NULL);
+                it->action = "removed";
+                it->ok = r >= 0;
+                if (r < 0)
+                        it->result_detail = strdup(strerror(-r));
+                else
+                        admin_note_removed(a, it->pyc, NULL);
+        }
+}
+
+void admin_items_to_records(Admin *a, bool repair) {
+        uint64_t repaired = 0, failed = 0;
+
+        for (size_t i = 0; i < a->n_items; i++) {
+                Item *it = &a->items[i];
+                MsgWriter w;
+
+                if (admin_rec_begin(&w) < 0)
+                        return;
+                admin_rec_str(&w, "path", it->pyc);
+                admin_rec_str(&w, "problem", it->problem);
+                admin_rec_str(&w, "detail", it->detail);
+                if (repair) {
+                        admin_rec_str(&w, "action", it->action ? it->action : "none");
+                        admin_rec_str(&w, "result", it->ok ? "ok" : "failed");
+                        if (it->result_detail)
+                                admin_rec_str(&w, "result_detail", it->result_detail);
+                        if (it->ok)
+                                repaired++;
+                        else
+                                failed++;
+                }
+                if (admin_rec_end(a, &w) < 0)
+                        return;
+        }
+        if (repair) {
+                admin_rec_u64(&a->done, "repaired", repaired);
+                admin_rec_u64(&a->done, "failed", failed);
+        } else {
+                admin_rec_u64(&a->done, "checked", a->checked);
+                admin_rec_u64(&a->done, "problems", a->n_items);
+        }
+}
