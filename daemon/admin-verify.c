@@ -213,6 +213,15 @@ static int classify(Admin *a, ProvLookup *lookup, const char *pyc, StrList *to_l
                 goto with_hint;
         }
 
+        /* The name says which interpreter wrote it; a magic number that is
+         * not that interpreter's means the header is damaged. */
+        if (tag && admin_known_by_tag(a, tag) && memcmp(admin_known_by_tag(a, tag)->magic, h.magic, 4) != 0) {
+                snprintf(detail, sizeof(detail), "bad magic number %02x%02x%02x%02x for %s", h.magic[0], h.magic[1],
+                         h.magic[2], h.magic[3], tag);
+                r = admin_add_item(a, pyc, source, "corrupt", detail);
+                goto with_hint;
+        }
+
         /* stale: does the header describe the current source? */
         if (pyc_header_mode(&h) == INVALIDATION_TIMESTAMP) {
                 if (h.mtime != pyc_mtime_field(sst.st_mtim.tv_sec, sst.st_mtim.tv_nsec) ||

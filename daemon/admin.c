@@ -222,6 +222,8 @@ static void repair_compile(Admin *a) {
                     request_new_internal(m, sources.v, sources.n, p, it->opt_level, it->mode, &repair_hooks, a, &r) >=
                             0) {
                         a->outstanding++;
+                        /* The recompiles are the repair client's doing. */
+                        request_set_origin(r, a->connection);
                         request_start(r);
                 } else {
                         it->action = "none";

@@ -667,8 +667,8 @@ static void request_record_start(Request *r) {
 
         if (!rec || !recorder_enabled(rec))
                 return;
-        if (r->connection) {
-                const PeerInfo *peer = connection_peer(r->connection);
+        if (r->connection || r->origin) {
+                const PeerInfo *peer = connection_peer(r->connection ? r->connection : r->origin);
                 pr.exe = strdup_or_null(peer->self.exe);
                 pr.cmdline = strdup_or_null(peer->self.cmdline);
                 pr.parents = peer_info_parents_text(peer);
@@ -711,6 +711,7 @@ void request_start(Request *r) {
                 r->id = m->recorder ? recorder_next_request_id(m->recorder) : 0;
                 request_record_start(r);
         }
+        r->origin = NULL; /* only needed for the record above */
         if (r->no_wait && !r->replayed && m->recorder) {
                 /* Stays WAITING_POOLS-in-name only after the commit. */
                 r->state = REQUEST_EXPANDING;
@@ -719,6 +720,15 @@ void request_start(Request *r) {
         }
         r->state = REQUEST_WAITING_POOLS;
         request_pools_changed(r);
+}
+
+void request_set_origin(Request *r, Connection *c) {
+        if (!c)
+                return;
+        r->origin = c;
+        r->uid = c->uid;
+        r->gid = c->gid;
+        r->pid = c->pid;
 }
 
 int request_replay(Manager *m, uint64_t id, uid_t uid, const uint8_t *spec, size_t size) {

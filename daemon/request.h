@@ -79,6 +79,7 @@ typedef struct Request {
 
         const RequestHooks *hooks;
         void *hooks_data;
+        Connection *origin;      /* for an internal request: whom to record as asking */
 } Request;
 
 /* Parses a MSG_COMPILE frame. On a bad request returns a negative errno and
@@ -90,6 +91,8 @@ int request_new_internal(Manager *m, char **paths, size_t n_paths, Pool *pool, u
 int request_new_wait(Manager *m, Connection *c, const MsgReader *msg, Request **ret);
 /* Starts serving; the manager's list now holds the request. */
 void request_start(Request *r);
+/* Attributes an internal request to @c's peer (provenance); @c may be NULL. */
+void request_set_origin(Request *r, Connection *c);
 /* Resumes a request from the durable queue (at startup). */
 int request_replay(Manager *m, uint64_t id, uid_t uid, const uint8_t *spec, size_t size);
 /* A pool this request uses became ready or failed. */
