@@ -84,3 +84,30 @@ bool pycpath_is_cache_name(const char *name) {
                 ;
         return p > name && p < end - 1;
 }
+
+int pycpath_source_path(const char *pyc, char **ret) {
+        const char *slash = strrchr(pyc, '/'), *name, *end, *dot, *dir_end;
+        size_t cl = strlen(PYCACHE_DIR);
+        char *r;
+
+        if (!slash)
+                return -EINVAL;
+        name = slash + 1;
+        if (!pycpath_is_cache_name(name))
+                return -EINVAL;
+        /* ".../__pycache__/" */
+        if ((size_t)(slash - pyc) < cl || strncmp(slash - cl, PYCACHE_DIR, cl) != 0)
+                return -EINVAL;
+        dir_end = slash - cl; /* just after the source directory's slash, or @pyc itself */
+        if (dir_end != pyc && dir_end[-1] != '/')
+                return -EINVAL;
+        end = name + strlen(name) - 4;
+        if (end - name > 6 && strncmp(end - 6, ".opt-", 5) == 0)
+                end -= 6;
+        for (dot = end - 1; dot > name && *dot != '.'; dot--)
+                ;
+        if (asprintf(&r, "%.*s%.*s.py", (int)(dir_end - pyc), pyc, (int)(dot - name), name) < 0)
+                return -ENOMEM;
+        *ret = r;
+        return 0;
+}

@@ -77,6 +77,7 @@ struct Admin {
 
         IoWork io;
         bool started;
+        bool have_db;         /* recording is on and the database exists */
 };
 
 typedef struct StrList {

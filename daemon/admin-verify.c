@@ -250,14 +250,14 @@ static int classify(Admin *a, ProvLookup *lookup, const char *pyc, StrList *to_l
         r = admin_file_sha256(pyc, sha, &exists);
         if (r < 0)
                 return admin_add_item(a, pyc, source, "corrupt", "cannot read it");
-        if (a->db) {
+        {
                 uint64_t when_usec;
                 pid_t pid;
                 char exe[512];
 
                 /* Even identical bytes are foreign when the audit saw
                  * another process write them after us. */
-                if (provdb_audit_latest(a->db, pyc, &when_usec, &pid, exe, sizeof(exe)) > 0 &&
+                if (lookup && provdb_lookup_audit(lookup, pyc, &when_usec, &pid, exe, sizeof(exe)) > 0 &&
                     (!lw.found || when_usec > lw.time_usec)) {
                         admin_fmt_time(when_usec, when, sizeof(when));
                         snprintf(detail, sizeof(detail), "written by pid %d (%s) at %s, not by pycqueue (audit)",
@@ -345,8 +345,10 @@ static int judge_untrusted(Admin *a, ProvLookup *lookup, StrList *files) {
                         snprintf(detail, sizeof(detail),
                                  "content differs from what pycqueue wrote at %s; another process replaced it", when);
                         r = admin_add_item(a, files->v[k], source, "foreign", detail);
-                } else
+                } else if (lookup)
                         r = admin_add_item(a, files->v[k], source, "foreign", "not written by pycqueue");
+                else
+                        continue; /* no record to compare with: only loading says anything */
                 if (r < 0)
                         break;
                 it = &a->items[a->n_items - 1];
@@ -381,8 +383,10 @@ void admin_verify_run(Admin *a) {
         StrList files = {}, untrusted = {};
         int r = 0;
 
-        (void)provdb_interpreters(a->db_path, admin_add_known, a);
-        (void)provdb_lookup_open(a->db_path, &lookup);
+        if (a->have_db) {
+                (void)provdb_interpreters(a->db_path, admin_add_known, a);
+                (void)provdb_lookup_open(a->db_path, &lookup);
+        }
 
         for (size_t i = 0; i < a->n_paths && r >= 0; i++) {
                 _cleanup_free_ char *p = NULL;
@@ -396,7 +400,7 @@ void admin_verify_run(Admin *a) {
                 }
                 if (stat(p, &st) == 0 && S_ISDIR(st.st_mode)) {
                         r = admin_collect_pycs(p, &files, 0);
-                        if (r >= 0)
+                        if (r >= 0 && a->have_db)
                                 r = provdb_targets(a->db_path, NULL, p, collect_missing, &files);
                 } else if (pycpath_is_source_name(p))
                         r = admin_collect_pycs_of_source(p, &files);

@@ -399,9 +399,11 @@ int admin_start(Manager *m, Connection *c, const MsgReader *msg, char **ret_mess
                                           "AuditRoots= in its configuration") < 0)
                         *ret_message = NULL;
         }
-        if (k >= 0 && !m->recorder) {
-                k = -EIO;
-                if (asprintf(ret_message, "the provenance database is not available") < 0)
+        if (k >= 0 && !recorder_enabled(m->recorder) &&
+            (a->type == MSG_WHY || a->type == MSG_HISTORY || a->type == MSG_AUDIT || a->package)) {
+                k = -EOPNOTSUPP;
+                if (asprintf(ret_message, "provenance recording is turned off (recording = off in the daemon's "
+                                          "configuration), so there is no record to ask") < 0)
                         *ret_message = NULL;
         }
         if (k < 0) {
@@ -410,6 +412,15 @@ int admin_start(Manager *m, Connection *c, const MsgReader *msg, char **ret_mess
         }
         a->db_path = strdup(recorder_path(m->recorder));
         a->db = recorder_db(m->recorder);
+        a->have_db = recorder_enabled(m->recorder) && access(a->db_path, F_OK) == 0;
+        if (!a->have_db && (a->type == MSG_WHY || a->type == MSG_HISTORY || a->type == MSG_AUDIT)) {
+                if (asprintf(ret_message, "the provenance database %s is not available%s%s", a->db_path,
+                             recorder_degraded_reason(m->recorder) ? ": " : "",
+                             recorder_degraded_reason(m->recorder) ?: "") < 0)
+                        *ret_message = NULL;
+                admin_free(a);
+                return -EIO;
+        }
         if (!a->db_path) {
                 admin_free(a);
                 return -ENOMEM;

@@ -26,6 +26,7 @@
 
 #include "macro.h"
 #include "provdb.h"
+#include "pycpath.h"
 
 struct ProvDb {
         sqlite3 *db;
@@ -131,6 +132,8 @@ static int open_connection(const char *path, bool readonly, sqlite3 **ret, char 
         }
         /* Never wait long: the caller retries later instead. */
         sqlite3_busy_timeout(db, readonly ? 2000 : 200);
+        /* A small page cache per connection: the daemon stays small. */
+        (void)sqlite3_exec(db, "PRAGMA cache_size = -512;", NULL, NULL, NULL);
         *ret = db;
         return 0;
 }
@@ -269,7 +272,16 @@ int provdb_write(ProvDb *p, const ProvRequest *requests, size_t n_requests, cons
                 sqlite3_clear_bindings(jb);
                 sqlite3_bind_int64(jb, 1, (int64_t)j->request_id);
                 bind_text(jb, 2, j->target);
-                bind_text(jb, 3, j->source);
+                /* The source is stored only when the target's name does not
+                 * say it (the common case costs no bytes). */
+                {
+                        _cleanup_free_ char *derived = NULL;
+                        if (!j->source || (pycpath_source_path(j->target, &derived) == 0 &&
+                                           strcmp(derived, j->source) == 0))
+                                sqlite3_bind_null(jb, 3);
+                        else
+                                bind_text(jb, 3, j->source);
+                }
                 sqlite3_bind_int64(jb, 4, j->source_mtime);
                 sqlite3_bind_int64(jb, 5, (int64_t)j->source_size);
                 if (j->have_source_sha256)
@@ -309,9 +321,19 @@ int provdb_retain(ProvDb *p, uint64_t min_time_usec, uint64_t max_rows, char **r
 
         pthread_mutex_lock(&p->lock);
         if (min_time_usec > 0) {
-                snprintf(sql, sizeof(sql), "DELETE FROM jobs WHERE end < %llu; DELETE FROM audit WHERE time < %llu;",
-                         (unsigned long long)min_time_usec, (unsigned long long)min_time_usec);
-                r = exec(p->db, sql, ret_error);
+                /* Rows are appended in time order, so the old ones are at
+                 * the low ids: delete them in bounded chunks from there, so
+                 * neither the WAL nor the time the lock is held grows with
+                 * the backlog. */
+                snprintf(sql, sizeof(sql),
+                         "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE end < %llu ORDER BY id LIMIT 10000);",
+                         (unsigned long long)min_time_usec);
+                do
+                        r = exec(p->db, sql, ret_error);
+                while (r >= 0 && sqlite3_changes(p->db) > 0);
+                snprintf(sql, sizeof(sql), "DELETE FROM audit WHERE time < %llu;", (unsigned long long)min_time_usec);
+                if (r >= 0)
+                        r = exec(p->db, sql, ret_error);
         }
         if (r >= 0 && max_rows > 0) {
                 snprintf(sql, sizeof(sql),
@@ -557,6 +579,7 @@ int provdb_query(const char *path, const ProvQuery *q, provdb_row_fn fn, void *u
 
         r = 0;
         while (r >= 0) {
+                _cleanup_free_ char *derived = NULL;
                 ProvJob j = {};
                 ProvRequest rq = {};
                 ProvRow row = { .job = &j, .request = &rq };
@@ -570,6 +593,8 @@ int provdb_query(const char *path, const ProvQuery *q, provdb_row_fn fn, void *u
                 }
                 j.target = (char *)sqlite3_column_text(st, 0);
                 j.source = (char *)sqlite3_column_text(st, 1);
+                if (!j.source && j.target && pycpath_source_path(j.target, &derived) == 0)
+                        j.source = derived;
                 j.source_mtime = sqlite3_column_int64(st, 2);
                 j.source_size = (uint64_t)sqlite3_column_int64(st, 3);
                 if (sqlite3_column_bytes(st, 4) == 32) {
@@ -612,26 +637,32 @@ int provdb_query(const char *path, const ProvQuery *q, provdb_row_fn fn, void *u
 
 int provdb_targets(const char *path, const char *package, const char *prefix,
                    int (*fn)(const char *target, void *userdata), void *userdata) {
+        _cleanup_free_ char *lo = NULL, *hi = NULL;
         sqlite3 *db = NULL;
         sqlite3_stmt *st;
-        _cleanup_free_ char *lo = NULL, *hi = NULL;
-        int r;
+        char sql[512];
+        int r, k = 1;
 
+        /* The newest write or removal of each target decides: sqlite takes
+         * the bare column from the row MAX() picked. The SQL is built for
+         * the filters given so that a prefix is a range search on the
+         * target index, not a scan. */
+        snprintf(sql, sizeof(sql),
+                 "SELECT j.target, j.outcome, MAX(j.id) FROM jobs j%s WHERE j.outcome IN (0, 10)%s%s GROUP BY j.target;",
+                 package ? " LEFT JOIN requests r ON r.id = j.request_id" : "",
+                 package ? " AND (r.package = ? OR r.dpkg_package = ?)" : "",
+                 prefix ? " AND j.target >= ? AND j.target < ?" : "");
         r = open_connection(path, true, &db, NULL);
         if (r < 0)
                 return r;
-        /* The newest write or removal of each target decides: sqlite takes
-         * the bare column from the row MAX() picked. */
-        if (sqlite3_prepare_v2(db,
-                               "SELECT j.target, j.outcome, MAX(j.id) FROM jobs j"
-                               " LEFT JOIN requests r ON r.id = j.request_id"
-                               " WHERE j.outcome IN (0, 10) AND (?1 IS NULL OR r.package = ?1 OR r.dpkg_package = ?1)"
-                               " AND (?2 IS NULL OR (j.target >= ?2 AND j.target < ?3)) GROUP BY j.target;",
-                               -1, &st, NULL) != SQLITE_OK) {
+        if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
                 sqlite3_close(db);
                 return -EIO;
         }
-        bind_text(st, 1, package);
+        if (package) {
+                bind_text(st, k++, package);
+                bind_text(st, k++, package);
+        }
         if (prefix) {
                 size_t n = strlen(prefix);
                 if (n > 0 && prefix[n - 1] == '/')
@@ -641,9 +672,9 @@ int provdb_targets(const char *path, const char *package, const char *prefix,
                         sqlite3_close(db);
                         return -ENOMEM;
                 }
+                bind_text(st, k++, lo);
+                bind_text(st, k++, hi);
         }
-        bind_text(st, 2, lo);
-        bind_text(st, 3, hi);
         r = 0;
         while (r >= 0 && sqlite3_step(st) == SQLITE_ROW)
                 if (sqlite3_column_int(st, 1) == 0)
@@ -656,6 +687,8 @@ int provdb_targets(const char *path, const char *package, const char *prefix,
 struct ProvLookup {
         sqlite3 *db;
         sqlite3_stmt *st;
+        sqlite3_stmt *audit;
+        bool audit_empty;
 };
 
 int provdb_lookup_open(const char *path, ProvLookup **ret) {
@@ -672,12 +705,37 @@ int provdb_lookup_open(const char *path, ProvLookup **ret) {
                                          " WHERE j.target = ? AND j.outcome IN (0, 10) ORDER BY j.id DESC LIMIT 1;",
                                          -1, &l->st, NULL) != SQLITE_OK)
                 r = -EIO;
+        if (r >= 0 && sqlite3_prepare_v2(l->db,
+                                         "SELECT time, pid, exe FROM audit WHERE path = ? ORDER BY id DESC LIMIT 1;",
+                                         -1, &l->audit, NULL) != SQLITE_OK)
+                r = -EIO;
         if (r < 0) {
                 provdb_lookup_close(l);
                 return r;
         }
+        /* Most systems never audit: skip the per-file look-up then. */
+        l->audit_empty = query_int(l->db, "SELECT EXISTS (SELECT 1 FROM audit);", 0) == 0;
         *ret = l;
         return 0;
+}
+
+int provdb_lookup_audit(ProvLookup *l, const char *path, uint64_t *ret_time_usec, pid_t *ret_pid, char *ret_exe,
+                        size_t exe_size) {
+        int r = 0;
+
+        if (l->audit_empty)
+                return 0;
+        sqlite3_reset(l->audit);
+        sqlite3_bind_text(l->audit, 1, path, -1, SQLITE_STATIC);
+        if (sqlite3_step(l->audit) == SQLITE_ROW) {
+                *ret_time_usec = (uint64_t)sqlite3_column_int64(l->audit, 0);
+                *ret_pid = (pid_t)sqlite3_column_int64(l->audit, 1);
+                snprintf(ret_exe, exe_size, "%s",
+                         sqlite3_column_text(l->audit, 2) ? (const char *)sqlite3_column_text(l->audit, 2)
+                                                          : "an exited process");
+                r = 1;
+        }
+        return r;
 }
 
 int provdb_lookup_last_write(ProvLookup *l, const char *target, ProvLastWrite *ret) {
@@ -704,6 +762,7 @@ ProvLookup *provdb_lookup_close(ProvLookup *l) {
         if (!l)
                 return NULL;
         sqlite3_finalize(l->st);
+        sqlite3_finalize(l->audit);
         sqlite3_close(l->db);
         free(l);
         return NULL;

@@ -133,6 +133,9 @@ typedef struct ProvLastWrite {
 } ProvLastWrite;
 int provdb_lookup_open(const char *path, ProvLookup **ret);
 int provdb_lookup_last_write(ProvLookup *l, const char *target, ProvLastWrite *ret);
+/* As provdb_audit_latest(), on the look-up's connection. */
+int provdb_lookup_audit(ProvLookup *l, const char *path, uint64_t *ret_time_usec, pid_t *ret_pid, char *ret_exe,
+                        size_t exe_size);
 ProvLookup *provdb_lookup_close(ProvLookup *l);
 
 /* Every interpreter ever recorded, newest first. */

@@ -192,8 +192,46 @@ static void test_is_cache_name_rejects(void **state) {
         }
 }
 
+
+static void test_source_path_inverse(void **state) {
+        static const struct {
+                const char *pyc, *py;
+        } ok[] = {
+                { "/a/b/__pycache__/foo.cpython-311.pyc", "/a/b/foo.py" },
+                { "/a/b/__pycache__/foo.cpython-311.opt-2.pyc", "/a/b/foo.py" },
+                { "/a/__pycache__/a.b.pypy39.pyc", "/a/a.b.py" },
+                { "__pycache__/x.cpython-311.pyc", "x.py" },
+        };
+        static const char *const bad[] = {
+                "/a/b/foo.cpython-311.pyc",          /* not in __pycache__ */
+                "/a/x__pycache__/foo.cpython-311.pyc", /* a directory that only ends like it */
+                "/a/__pycache__/foo.pyc",            /* no tag */
+                "/a/__pycache__/.foo.cpython-311.pyc.1.2.pycqueue-tmp",
+        };
+        for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+                char *r = NULL;
+                assert_int_equal(pycpath_source_path(ok[i].pyc, &r), 0);
+                assert_string_equal(r, ok[i].py);
+                free(r);
+        }
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                char *r = NULL;
+                assert_int_equal(pycpath_source_path(bad[i], &r), -EINVAL);
+        }
+        /* round trip with the forward mapping */
+        {
+                char *c = NULL, *s = NULL;
+                assert_int_equal(pycpath_cache_path("/usr/lib/python3/m\xffod.py", "cpython-311", 1, &c), 0);
+                assert_int_equal(pycpath_source_path(c, &s), 0);
+                assert_string_equal(s, "/usr/lib/python3/m\xffod.py");
+                free(c);
+                free(s);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_source_path_inverse),
                 cmocka_unit_test(test_cache_name_opt_levels),
                 cmocka_unit_test(test_cache_name_importlib_shapes),
                 cmocka_unit_test(test_cache_name_no_dot), /* BUG: fails, see above */
