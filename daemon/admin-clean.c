@@ -29,7 +29,7 @@
 
 /* Records a removal for provenance (thread side; sent to the recorder on
  * the loop). */
-void admin_note_removed(Admin *a, const char *pyc, const char *source) {
+void admin_note_removed(Admin *a, const char *pyc, const char *source, InvalidationMode mode) {
         ProvJob *j;
 
         if (a->n_removed == a->allocated_removed) {
@@ -41,10 +41,21 @@ void admin_note_removed(Admin *a, const char *pyc, const char *source) {
                 a->allocated_removed = n;
         }
         j = &a->removed[a->n_removed++];
-        *j = (ProvJob){ .outcome = PROV_OUTCOME_REMOVED };
+        *j = (ProvJob){ .outcome = PROV_OUTCOME_REMOVED, .request_id = a->request_id };
         j->target = strdup(pyc);
         j->source = source ? strdup(source) : NULL;
         j->start_usec = j->end_usec = now_usec(CLOCK_REALTIME);
+        {
+                /* What was removed: its level from the name, its mode from
+                 * the header (read before the removal). */
+                _cleanup_free_ char *src = NULL, *tag = NULL;
+                unsigned opt = 0;
+                if (admin_pyc_source(pyc, &src, &tag, &opt) == 0) {
+                        j->opt_level = opt;
+                        j->cache_tag = TAKE_PTR(tag);
+                }
+                j->mode = mode;
+        }
 }
 
 /* Removes @pyc holding its source's lock (if the source exists), so no
@@ -80,6 +91,7 @@ static bool tag_selected(Admin *a, const char *tag) {
 
 static int clean_one(Admin *a, const char *pyc) {
         _cleanup_free_ char *source = NULL, *tag = NULL;
+        InvalidationMode mode;
         struct stat st;
         unsigned opt;
         MsgWriter w;
@@ -89,10 +101,11 @@ static int clean_one(Admin *a, const char *pyc) {
                 return 0;
         if (lstat(pyc, &st) < 0 || !S_ISREG(st.st_mode))
                 return 0;
+        mode = admin_pyc_mode(pyc);
         r = admin_remove_pyc(pyc, stat(source, &st) == 0 ? source : NULL);
         if (r < 0)
                 return 0;
-        admin_note_removed(a, pyc, source);
+        admin_note_removed(a, pyc, source, mode);
         if (admin_rec_begin(&w) < 0)
                 return -ENOMEM;
         admin_rec_str(&w, "path", pyc);

@@ -78,6 +78,7 @@ struct Admin {
         IoWork io;
         bool started;
         bool have_db;         /* recording is on and the database exists */
+        uint64_t request_id;  /* provenance id of a mutating request */
 };
 
 typedef struct StrList {
@@ -138,7 +139,9 @@ int admin_add_item(Admin *a, const char *pyc, const char *source, const char *pr
 
 /* Records a removal for provenance (thread side; sent to the recorder on
  * the loop). */
-void admin_note_removed(Admin *a, const char *pyc, const char *source);
+void admin_note_removed(Admin *a, const char *pyc, const char *source, InvalidationMode mode);
+/* The invalidation mode a .pyc's header says, timestamp when unreadable. */
+InvalidationMode admin_pyc_mode(const char *pyc);
 /* Removes @pyc holding @source's lock (if @source is not NULL and exists). */
 int admin_remove_pyc(const char *pyc, const char *source);
 

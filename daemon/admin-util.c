@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "admin-private.h"
+#include "pycheader.h"
 #include "macro.h"
 #include "protocol.h"
 #include "provdb.h"
@@ -215,6 +216,17 @@ int admin_pyc_source(const char *pyc, char **ret_source, char **ret_tag, unsigne
 
 /* Canonical form of a request path: directories fully, files by their
  * directory (see expand.c for why). */
+InvalidationMode admin_pyc_mode(const char *pyc) {
+        _cleanup_close_ int fd = open(pyc, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        uint8_t head[PYC_HEADER_SIZE];
+        PycHeader h;
+
+        if (fd < 0 || loop_read(fd, head, sizeof(head)) != (ssize_t)sizeof(head) ||
+            pyc_header_parse(head, sizeof(head), &h) < 0)
+                return INVALIDATION_TIMESTAMP;
+        return pyc_header_mode(&h);
+}
+
 int admin_canonical(const char *path, char **ret) {
         _cleanup_free_ char *dir = NULL, *real = NULL;
         const char *slash = strrchr(path, '/');
@@ -229,6 +241,10 @@ int admin_canonical(const char *path, char **ret) {
         if (!dir)
                 return -ENOMEM;
         r = safepath_canonicalize(dir, &real);
+        /* A directory that is gone (a removed __pycache__) still names
+         * records: canonicalize what exists and keep the rest. */
+        if (r == -ENOENT && slash != path)
+                r = admin_canonical(dir, &real);
         if (r < 0)
                 return r;
         *ret = path_join(real, slash + 1);

@@ -439,7 +439,7 @@ void admin_repair_run(Admin *a) {
                 if (r < 0)
                         it->result_detail = strdup(strerror(-r));
                 else
-                        admin_note_removed(a, it->pyc, NULL);
+                        admin_note_removed(a, it->pyc, NULL, it->mode);
         }
 }
 

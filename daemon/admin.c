@@ -433,6 +433,26 @@ int admin_start(Manager *m, Connection *c, const MsgReader *msg, char **ret_mess
                                  m->pools[i]->info.magic[1], m->pools[i]->info.magic[2], m->pools[i]->info.magic[3]);
                         (void)admin_add_known(m->pools[i]->interpreter, m->pools[i]->info.cache_tag, magic, a);
                 }
+        if (admin_mutates(a->type) && recorder_enabled(m->recorder)) {
+                /* Removals and recompiles are recorded against this client. */
+                ProvRequest pr = {
+                        .id = recorder_next_request_id(m->recorder),
+                        .time_usec = now_usec(CLOCK_REALTIME),
+                };
+                a->request_id = pr.id;
+                if (c) {
+                        const PeerInfo *peer = connection_peer(c);
+                        pr.uid = c->uid;
+                        pr.gid = c->gid;
+                        pr.pid = c->pid;
+                        pr.exe = peer->self.exe ? strdup(peer->self.exe) : NULL;
+                        pr.cmdline = peer->self.cmdline ? strdup(peer->self.cmdline) : NULL;
+                        pr.parents = peer_info_parents_text(peer);
+                }
+                pr.tool = strdup(a->type == MSG_CLEAN ? "pycqueue clean" : "pycqueue repair");
+                pr.package = a->package ? strdup(a->package) : NULL;
+                recorder_add_request(m->recorder, &pr);
+        }
         if (c)
                 c->admin = a;
         admin_pools_changed(m, NULL);
