@@ -38,10 +38,20 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
     if rep.failed:
+        item._pycq_failed = True
         for d in getattr(item, "_pycq_daemons", []):
             text = d.log_text(limit=30000)
             if text:
                 rep.sections.append(("pycqueued log (%s)" % d.name, text))
+
+
+@pytest.fixture(autouse=True)
+def _remove_tmp_path_after_success(request, tmp_path):
+    """Source trees are big (a full stdlib copy and its .pyc files per test):
+    keep a test's tmp_path only when it failed, for the post-mortem."""
+    yield
+    if not getattr(request.node, "_pycq_failed", False):
+        shutil.rmtree(tmp_path, ignore_errors=True)
 
 
 # --- daemons -------------------------------------------------------------------
@@ -230,3 +240,17 @@ def pypy_tree(pypy_pristine, tmp_path):
         dest = fss(dest) if dest is not None else str(tmp_path / "tree")
         return copy_tree(pypy_pristine, dest)
     return make
+
+
+@pytest.fixture
+def nobody_client(sockdir):
+    """A copy of pycqueue that nobody can execute (the build tree may not be
+    reachable for nobody). test_security.py has its own, identical one."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to drop privileges")
+    if not shutil.which("setpriv", path="/usr/bin:/bin"):
+        pytest.skip("setpriv missing")
+    path = os.path.join(sockdir, "pycqueue")
+    shutil.copy(PYCQUEUE, path)
+    os.chmod(path, 0o755)
+    return path

@@ -583,3 +583,47 @@ def is_regular(path):
         return stat.S_ISREG(os.lstat(fsb(path)).st_mode)
     except FileNotFoundError:
         return False
+
+
+# --- provenance and the administration verbs ----------------------------------
+
+def sha256_of(path):
+    """The hex sha256 of the file at @path."""
+    import hashlib
+    return hashlib.sha256(read(path)).hexdigest()
+
+
+def json_records(p):
+    """The JSON array an administration verb printed with --json (asserts
+    that it is one)."""
+    try:
+        data = json.loads(p.stdout)
+    except ValueError as e:
+        raise AssertionError("not JSON (%s): %s" % (e, describe(p)))
+    assert isinstance(data, list), "not a JSON array: %s" % describe(p)
+    return data
+
+
+def verify_problems(d, *paths):
+    """Runs `verify --json PATHS` on daemon @d; returns (exit code, {path: problem})
+    with paths as str. Asserts that every record has path, problem and detail."""
+    p = d.pycq("--json", "verify", *paths)
+    assert p.returncode in (0, 1), describe(p)
+    recs = json_records(p)
+    for r in recs:
+        assert set(r) >= {"path", "problem", "detail"}, "incomplete verify record %r" % (r,)
+    out = {r["path"]: r["problem"] for r in recs}
+    assert len(out) == len(recs), "a path reported twice: %r" % (recs,)
+    return p.returncode, out
+
+
+def sqlite_integrity(db_path):
+    """`PRAGMA integrity_check` of @db_path, in a separate process (the
+    python sqlite3 module) so that a hang fails instead of blocking."""
+    code = ("import sqlite3, sys\n"
+            "c = sqlite3.connect('file:' + sys.argv[1] + '?mode=ro', uri=True)\n"
+            "print('\\n'.join(r[0] for r in c.execute('PRAGMA integrity_check')))\n")
+    p = subprocess.run([PYTHON, "-I", "-c", code, fsb(db_path)], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, env=clean_env(), timeout=CLIENT_TIMEOUT)
+    assert p.returncode == 0, "integrity check failed to run: %s" % p.stderr.decode(errors="replace")
+    return p.stdout.decode(errors="replace").strip()
