@@ -104,7 +104,7 @@ int manager_new(Config *config, Manager **ret) {
                 goto fail;
         /* Commits mostly sleep in fsync(): keep them from delaying the
          * reads that feed the workers. */
-        r = iopool_new(m->event, config->io_threads, &m->commitpool);
+        r = iopool_new(m->event, config->io_threads * 2, &m->commitpool);
         if (r < 0)
                 goto fail;
         r = recorder_new(m, config->state_dir, config->recording, &m->recorder);

@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "macro.h"
 #include "safepath.h"
@@ -65,8 +66,41 @@ int safepath_open_dir(const char *path, int *ret_fd) {
         return open_dir_prefix(path, strlen(path), ret_fd);
 }
 
+/* A one-entry cache per thread of the last directory walked: the pools
+ * prepare the files of one directory one after another, and a walk costs a
+ * system call per component. A cached fd is reused only while the path
+ * still names the same directory (device and inode), so a directory that
+ * was replaced, or a path that now leads elsewhere, is walked again. */
+static __thread char cached_path[PATH_MAX];
+static __thread int cached_fd = -1;
+
+static int cached_lookup(const char *path, size_t len) {
+        struct stat st, cst;
+        char buf[PATH_MAX];
+
+        if (cached_fd < 0 || len >= sizeof(buf) || strlen(cached_path) != len ||
+            memcmp(cached_path, path, len) != 0)
+                return -1;
+        memcpy(buf, path, len);
+        buf[len] = '\0';
+        if (stat(buf, &st) < 0 || fstat(cached_fd, &cst) < 0 || st.st_dev != cst.st_dev || st.st_ino != cst.st_ino ||
+            !S_ISDIR(st.st_mode))
+                return -1;
+        return fcntl(cached_fd, F_DUPFD_CLOEXEC, 3);
+}
+
+static void cached_store(const char *path, size_t len, int fd) {
+        if (len >= sizeof(cached_path))
+                return;
+        cached_fd = safe_close(cached_fd);
+        cached_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        memcpy(cached_path, path, len);
+        cached_path[len] = '\0';
+}
+
 int safepath_open_parent(const char *path, int *ret_dir_fd, const char **ret_name) {
         const char *slash = strrchr(path, '/');
+        size_t len;
         int r, fd;
 
         if (!slash || path[0] != '/' || slash[1] == '\0')
@@ -75,9 +109,14 @@ int safepath_open_parent(const char *path, int *ret_dir_fd, const char **ret_nam
                 return -ENAMETOOLONG;
         if (strcmp(slash + 1, ".") == 0 || strcmp(slash + 1, "..") == 0)
                 return -EINVAL;
-        r = open_dir_prefix(path, slash == path ? 1 : (size_t)(slash - path), &fd);
-        if (r < 0)
-                return r;
+        len = slash == path ? 1 : (size_t)(slash - path);
+        fd = cached_lookup(path, len);
+        if (fd < 0) {
+                r = open_dir_prefix(path, len, &fd);
+                if (r < 0)
+                        return r;
+                cached_store(path, len, fd);
+        }
         *ret_dir_fd = fd;
         *ret_name = slash + 1;
         return 0;

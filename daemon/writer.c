@@ -11,9 +11,12 @@
  * temporary name, whose suffix never looks like a .pyc and which the next
  * daemon removes (writer_remove_stale_temps()). Where O_TMPFILE is not
  * supported a named O_EXCL temporary is used instead, with the same rename.
- * Finally the directory is fsynced so the new name survives a crash. */
+ * Finally the directory is fsynced so the new name survives a crash. That
+ * fsync is a group commit: threads that renamed into the same directory at
+ * about the same time share one fsync (writer_sync_dir()). */
 
 #include <dirent.h>
+#include <pthread.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -64,6 +67,76 @@ int writer_check_target(int dir_fd, const char *name) {
 }
 
 static atomic_uint temp_counter;
+
+/* Directory group commit. An entry per directory being synced: a thread
+ * that renamed into it asks for generation ++requested and returns once
+ * synced has reached it. One thread at a time runs the fsync, for every
+ * generation requested before it started; the others wait for it. */
+#define DIRSYNC_SLOTS 64
+
+typedef struct DirSync {
+        dev_t dev;
+        ino_t ino;
+        unsigned users;
+        bool busy;
+        uint64_t requested, synced;
+} DirSync;
+
+static pthread_mutex_t dirsync_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t dirsync_cond = PTHREAD_COND_INITIALIZER;
+static DirSync dirsync[DIRSYNC_SLOTS];
+
+static DirSync *dirsync_get(dev_t dev, ino_t ino) {
+        DirSync *free_slot = NULL;
+
+        for (unsigned i = 0; i < DIRSYNC_SLOTS; i++) {
+                DirSync *d = &dirsync[i];
+                if (d->users > 0 && d->dev == dev && d->ino == ino)
+                        return d;
+                if (d->users == 0 && !free_slot)
+                        free_slot = d;
+        }
+        if (free_slot)
+                *free_slot = (DirSync){ .dev = dev, .ino = ino };
+        return free_slot;
+}
+
+int writer_sync_dir(int dir_fd) {
+        struct stat st;
+        uint64_t gen;
+        DirSync *d;
+        int r = 0;
+
+        if (fstat(dir_fd, &st) < 0)
+                return negative_errno();
+        pthread_mutex_lock(&dirsync_lock);
+        d = dirsync_get(st.st_dev, st.st_ino);
+        if (!d) {
+                /* Every slot busy: sync alone. */
+                pthread_mutex_unlock(&dirsync_lock);
+                return fsync(dir_fd) < 0 ? negative_errno() : 0;
+        }
+        d->users++;
+        gen = ++d->requested;
+        while (d->synced < gen && r == 0) {
+                if (d->busy) {
+                        pthread_cond_wait(&dirsync_cond, &dirsync_lock);
+                        continue;
+                }
+                uint64_t covers = d->requested;
+                d->busy = true;
+                pthread_mutex_unlock(&dirsync_lock);
+                r = fsync(dir_fd) < 0 ? negative_errno() : 0;
+                pthread_mutex_lock(&dirsync_lock);
+                d->busy = false;
+                if (r == 0 && covers > d->synced)
+                        d->synced = covers;
+                pthread_cond_broadcast(&dirsync_cond);
+        }
+        d->users--;
+        pthread_mutex_unlock(&dirsync_lock);
+        return r;
+}
 
 static int temp_name(const char *name, char *buf, size_t size) {
         int n = snprintf(buf, size, ".%s.%d.%u" WRITER_TEMP_SUFFIX, name, (int)getpid(),
@@ -149,9 +222,7 @@ int writer_replace_at(int dir_fd, const char *name, const void *data, size_t siz
         }
 
 sync_dir:
-        if (durable && fsync(dir_fd) < 0)
-                return negative_errno();
-        return 0;
+        return durable ? writer_sync_dir(dir_fd) : 0;
 
 fail:
         if (named)

@@ -26,6 +26,11 @@ int writer_check_target(int dir_fd, const char *name);
  * and no temporary file is left behind. */
 int writer_replace_at(int dir_fd, const char *name, const void *data, size_t size, mode_t mode, bool durable);
 
+/* fsync()s @dir_fd, sharing one fsync with other threads syncing the same
+ * directory at the same time. Returns once a sync that began after this
+ * call has completed. */
+int writer_sync_dir(int dir_fd);
+
 /* Removes temporary files that a killed pycqueued left in @dir_fd. Returns
  * the number removed. */
 int writer_remove_stale_temps(int dir_fd);
