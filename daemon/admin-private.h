@@ -139,6 +139,10 @@ int admin_add_item(Admin *a, const char *pyc, const char *source, const char *pr
 
 /* Records a removal for provenance (thread side; sent to the recorder on
  * the loop). */
+/* The .pyc files a verify, repair or clean request selects: under its
+ * paths and of its package; @missing_fn, if set, is also given the targets
+ * recorded under each directory (see collect_missing()). */
+int admin_collect_selected(Admin *a, StrList *files, int (*missing_fn)(const char *target, void *userdata));
 void admin_note_removed(Admin *a, const char *pyc, const char *source, InvalidationMode mode);
 /* The invalidation mode a .pyc's header says, timestamp when unreadable. */
 InvalidationMode admin_pyc_mode(const char *pyc);

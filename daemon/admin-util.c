@@ -228,27 +228,34 @@ InvalidationMode admin_pyc_mode(const char *pyc) {
 }
 
 int admin_canonical(const char *path, char **ret) {
-        _cleanup_free_ char *dir = NULL, *real = NULL;
-        const char *slash = strrchr(path, '/');
-        struct stat st;
-        int r;
+        return safepath_canonicalize_named(path, true, ret);
+}
 
-        if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-                return safepath_canonicalize(path, ret);
-        if (!slash || slash[1] == '\0')
-                return safepath_canonicalize(path, ret);
-        dir = strndup(path, slash == path ? 1 : (size_t)(slash - path));
-        if (!dir)
-                return -ENOMEM;
-        r = safepath_canonicalize(dir, &real);
-        /* A directory that is gone (a removed __pycache__) still names
-         * records: canonicalize what exists and keep the rest. */
-        if (r == -ENOENT && slash != path)
-                r = admin_canonical(dir, &real);
-        if (r < 0)
-                return r;
-        *ret = path_join(real, slash + 1);
-        return *ret ? 0 : -ENOMEM;
+int admin_collect_selected(Admin *a, StrList *files, int (*missing_fn)(const char *target, void *userdata)) {
+        int r = 0;
+
+        for (size_t i = 0; i < a->n_paths && r >= 0; i++) {
+                _cleanup_free_ char *p = NULL;
+                struct stat st;
+
+                r = admin_canonical(a->paths[i], &p);
+                if (r < 0) {
+                        if (asprintf(&a->error_message, "%s: %s", a->paths[i], strerror(-r)) < 0)
+                                a->error_message = NULL;
+                        return r;
+                }
+                if (stat(p, &st) == 0 && S_ISDIR(st.st_mode)) {
+                        r = admin_collect_pycs(p, files, 0);
+                        if (r >= 0 && missing_fn && a->have_db)
+                                r = provdb_targets(a->db_path, NULL, p, missing_fn, files);
+                } else if (pycpath_is_source_name(p))
+                        r = admin_collect_pycs_of_source(p, files);
+                else
+                        r = admin_strlist_add(files, p);
+        }
+        if (r >= 0 && a->package && a->have_db)
+                r = provdb_targets(a->db_path, a->package, NULL, admin_strlist_add_cb, files);
+        return r;
 }
 
 

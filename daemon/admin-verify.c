@@ -388,27 +388,7 @@ void admin_verify_run(Admin *a) {
                 (void)provdb_lookup_open(a->db_path, &lookup);
         }
 
-        for (size_t i = 0; i < a->n_paths && r >= 0; i++) {
-                _cleanup_free_ char *p = NULL;
-                struct stat st;
-
-                r = admin_canonical(a->paths[i], &p);
-                if (r < 0) {
-                        if (asprintf(&a->error_message, "%s: %s", a->paths[i], strerror(-r)) < 0)
-                                a->error_message = NULL;
-                        break;
-                }
-                if (stat(p, &st) == 0 && S_ISDIR(st.st_mode)) {
-                        r = admin_collect_pycs(p, &files, 0);
-                        if (r >= 0 && a->have_db)
-                                r = provdb_targets(a->db_path, NULL, p, collect_missing, &files);
-                } else if (pycpath_is_source_name(p))
-                        r = admin_collect_pycs_of_source(p, &files);
-                else
-                        r = admin_strlist_add(&files, p);
-        }
-        if (r >= 0 && a->package)
-                r = provdb_targets(a->db_path, a->package, NULL, admin_strlist_add_cb, &files);
+        r = admin_collect_selected(a, &files, collect_missing);
         if (r >= 0) {
                 admin_strlist_sort_unique(&files);
                 for (size_t i = 0; i < files.n && r >= 0; i++)

@@ -228,29 +228,6 @@ finish:
         return r;
 }
 
-/* Canonicalizes @requested: fully for a directory, and for a file only its
- * directory, so that a symlinked module keeps its own name and its .pyc
- * lands beside the link, as with py_compile. */
-static int canonicalize_request(const char *requested, char **ret) {
-        _cleanup_free_ char *dir = NULL, *real = NULL;
-        const char *slash = strrchr(requested, '/');
-        struct stat st;
-        int r;
-
-        if (stat(requested, &st) == 0 && S_ISDIR(st.st_mode))
-                return safepath_canonicalize(requested, ret);
-        if (!slash || slash[1] == '\0' || strcmp(slash + 1, ".") == 0 || strcmp(slash + 1, "..") == 0)
-                return safepath_canonicalize(requested, ret);
-        dir = strndup(requested, slash == requested ? 1 : (size_t)(slash - requested));
-        if (!dir)
-                return -ENOMEM;
-        r = safepath_canonicalize(dir, &real);
-        if (r < 0)
-                return r;
-        *ret = path_join(real, slash + 1);
-        return *ret ? 0 : -ENOMEM;
-}
-
 static int expand_path(Walk *w, const char *requested) {
         _cleanup_free_ char *real = NULL;
         _cleanup_close_ int fd = -1, cache_fd = -1;
@@ -259,7 +236,7 @@ static int expand_path(Walk *w, const char *requested) {
         struct stat st;
         int r;
 
-        r = canonicalize_request(requested, &real);
+        r = safepath_canonicalize_named(requested, false, &real);
         if (r >= 0 && stat(real, &st) < 0)
                 r = negative_errno();
         if (r < 0) {

@@ -20,6 +20,34 @@ int safepath_canonicalize(const char *path, char **ret) {
         return 0;
 }
 
+int safepath_canonicalize_named(const char *path, bool allow_missing, char **ret) {
+        _cleanup_free_ char *dir = NULL, *real = NULL;
+        const char *slash = strrchr(path, '/');
+        struct stat st;
+        char *r;
+        int k;
+
+        if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+                return safepath_canonicalize(path, ret);
+        if (!slash || slash[1] == '\0' || strcmp(slash + 1, ".") == 0 || strcmp(slash + 1, "..") == 0)
+                return safepath_canonicalize(path, ret);
+        dir = strndup(path, slash == path ? 1 : (size_t)(slash - path));
+        if (!dir)
+                return -ENOMEM;
+        k = safepath_canonicalize(dir, &real);
+        if (k == -ENOENT && allow_missing && slash != path)
+                k = safepath_canonicalize_named(dir, true, &real);
+        if (k < 0)
+                return k;
+        r = malloc(strlen(real) + strlen(slash) + 1);
+        if (!r)
+                return -ENOMEM;
+        strcpy(r, strcmp(real, "/") == 0 ? "" : real);
+        strcat(r, slash);
+        *ret = r;
+        return 0;
+}
+
 /* Walks the first @len bytes of absolute @path. */
 static int open_dir_prefix(const char *path, size_t len, int *ret_fd) {
         _cleanup_close_ int fd = -1;

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+#include <stdbool.h>
+
 /* Path handling for a daemon that writes where root asks it to: paths are
  * canonicalized once, then every directory is opened component by component
  * with O_NOFOLLOW|O_DIRECTORY, so a symlink swapped in after the
@@ -9,6 +11,12 @@
 
 /* realpath(3) with negative-errno returns. */
 int safepath_canonicalize(const char *path, char **ret);
+/* Canonicalizes a path a client named: a directory fully, a file only by
+ * its directory, so that a symlinked module keeps its own name (its .pyc
+ * belongs beside the link, as with py_compile). With @allow_missing, parent
+ * directories that do not exist are kept as named below the deepest one
+ * that does (a removed __pycache__ still names records). */
+int safepath_canonicalize_named(const char *path, bool allow_missing, char **ret);
 /* Opens the absolute directory @path without following any symlink. */
 int safepath_open_dir(const char *path, int *ret_fd);
 /* Opens the parent directory of absolute @path without following symlinks;
