@@ -26,6 +26,7 @@
 #include "pycpath.h"
 #include "safepath.h"
 #include "util.h"
+#include "writer.h"
 
 /* Records a removal for provenance (thread side; sent to the recorder on
  * the loop). */
@@ -67,24 +68,36 @@ int admin_remove_pyc(const char *pyc, const char *source) {
         int r;
 
         if (source) {
+                bool locked = false;
+
                 sfd = open(source, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-                for (int i = 0; sfd >= 0 && i < 100 && flock(sfd, LOCK_EX | LOCK_NB) < 0; i++)
+                for (int i = 0; sfd >= 0 && i < 100; i++) {
+                        if (flock(sfd, LOCK_EX | LOCK_NB) == 0) {
+                                locked = true;
+                                break;
+                        }
                         usleep(20000);
+                }
+                /* Someone compiles it right now and keeps at it: leave it. */
+                if (sfd >= 0 && !locked)
+                        return -EBUSY;
         }
         r = safepath_open_parent(pyc, &dfd, &name);
         if (r < 0)
                 return r;
         if (unlinkat(dfd, name, 0) < 0)
                 return negative_errno();
-        (void)fsync(dfd);
+        (void)writer_sync_dir(dfd);
         return 0;
 }
 
 static bool tag_selected(Admin *a, const char *tag) {
         if (a->n_pools == 0)
                 return true;
-        for (size_t i = 0; i < a->n_pools; i++)
-                if (a->pools[i]->info.cache_tag && strcmp(a->pools[i]->info.cache_tag, tag) == 0)
+        /* The tags were copied on the loop (admin_submit()): pools are
+         * the loop's, never read here. */
+        for (size_t i = 0; i < a->n_clean_tags; i++)
+                if (strcmp(a->clean_tags[i], tag) == 0)
                         return true;
         return false;
 }

@@ -55,7 +55,9 @@ struct Admin {
         char *package;
         uint64_t since_usec, limit;
         bool failed_only;
-        Pool **pools;         /* clean --python */
+        Pool **pools;         /* clean --python (loop side only) */
+        char **clean_tags;    /* their cache tags, copied for the thread */
+        size_t n_clean_tags;
         size_t n_pools;
         Known *known;         /* interpreters we can name by magic or tag */
         size_t n_known;

@@ -59,6 +59,9 @@ Admin *admin_free(Admin *a) {
         free(a->paths);
         free(a->package);
         free(a->pools);
+        for (size_t i = 0; i < a->n_clean_tags; i++)
+                free(a->clean_tags[i]);
+        free(a->clean_tags);
         for (size_t i = 0; i < a->n_known; i++) {
                 free(a->known[i].interpreter);
                 free(a->known[i].cache_tag);
@@ -254,6 +257,11 @@ static void admin_submit_now(void *userdata) {
 
 static void admin_submit(Admin *a) {
         a->started = true;
+        /* The thread must not read pools: hand it their cache tags. */
+        a->clean_tags = calloc(MAX(a->n_pools, (size_t)1), sizeof(char *));
+        for (size_t i = 0; a->clean_tags && i < a->n_pools; i++)
+                if (a->pools[i]->info.cache_tag && (a->clean_tags[a->n_clean_tags] = strdup(a->pools[i]->info.cache_tag)))
+                        a->n_clean_tags++;
         /* Queries must see every write recorded so far. */
         recorder_sync(a->manager->recorder, admin_submit_now, a);
 }
@@ -411,6 +419,10 @@ int admin_start(Manager *m, Connection *c, const MsgReader *msg, char **ret_mess
                 return k;
         }
         a->db_path = strdup(recorder_path(m->recorder));
+        if (!a->db_path) {
+                admin_free(a);
+                return -ENOMEM;
+        }
         a->db = recorder_db(m->recorder);
         a->have_db = recorder_enabled(m->recorder) && access(a->db_path, F_OK) == 0;
         if (!a->have_db && (a->type == MSG_WHY || a->type == MSG_HISTORY || a->type == MSG_AUDIT)) {
@@ -420,10 +432,6 @@ int admin_start(Manager *m, Connection *c, const MsgReader *msg, char **ret_mess
                         *ret_message = NULL;
                 admin_free(a);
                 return -EIO;
-        }
-        if (!a->db_path) {
-                admin_free(a);
-                return -ENOMEM;
         }
         /* Interpreters this daemon runs are known too. */
         for (size_t i = 0; i < m->n_pools; i++)

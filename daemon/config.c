@@ -29,7 +29,7 @@ void config_init(Config *c) {
                 .max_files_per_request = 1000000,
                 .max_source_size = 64ULL << 20,
                 .lock_retry_usec = 5 * 1000000ULL,
-                .io_threads = 2,
+                .io_threads = 4,
                 .durable = true,
                 .recording = true,
                 .retention_days = 90,

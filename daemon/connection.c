@@ -103,7 +103,7 @@ void connection_request_finished(Connection *c, Request *r) {
 
 const PeerInfo *connection_peer(Connection *c) {
         if (!c->have_peer) {
-                peer_info_read(c->pid, c->uid, c->gid, &c->peer);
+                peer_info_read_pidfd(c->pid, c->pidfd, c->uid, c->gid, &c->peer);
                 c->have_peer = true;
         }
         return &c->peer;
@@ -302,12 +302,12 @@ int connection_new(Manager *m, int fd, Connection **ret) {
         c->uid = cred.uid;
         c->gid = cred.gid;
         c->pid = cred.pid;
-        /* Now, while the client surely runs: its pid cannot have been
-         * reused yet (peer.c checks with a pidfd all the same). */
-        peer_info_read(c->pid, c->uid, c->gid, &c->peer);
-        c->have_peer = true;
+        /* The pidfd pins the peer's identity now; /proc is read only when a
+         * request needs it (connection_peer()), off the accept path. */
+        c->pidfd = peer_pidfd_open(c->pid);
         r = sd_event_add_io(m->event, &c->source, fd, EPOLLIN, connection_on_io, c);
         if (r < 0) {
+                safe_close(c->pidfd);
                 safe_close(fd);
                 free(c);
                 return r;
@@ -352,6 +352,7 @@ Connection *connection_free(Connection *c) {
         sd_event_source_disable_unref(c->source);
         safe_close(c->fd);
         peer_info_done(&c->peer);
+        safe_close(c->pidfd);
         free(c->rbuf);
         free(c);
         manager_check_idle(m);

@@ -38,7 +38,8 @@ typedef struct Connection {
 
         Request *request;        /* the request being served, if any */
         Admin *admin;            /* or the administration request */
-        PeerInfo peer;           /* read at the first mutating request */
+        int pidfd;               /* the peer, pinned at accept */
+        PeerInfo peer;           /* read from /proc when a request first needs it */
         bool have_peer;
 } Connection;
 

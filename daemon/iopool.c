@@ -159,5 +159,5 @@ void iopool_submit(IoPool *p, IoWork *w) {
 }
 
 unsigned iopool_pending(IoPool *p) {
-        return p->pending;
+        return p ? p->pending : 0;
 }

@@ -25,5 +25,6 @@ int iopool_new(sd_event *event, unsigned n_threads, IoPool **ret);
  * called. NULL is fine. */
 IoPool *iopool_free(IoPool *p);
 void iopool_submit(IoPool *p, IoWork *w);
-/* Work items submitted and not yet completed on the loop thread. */
+/* Work items submitted and not yet completed on the loop thread (0 for
+ * NULL, as during teardown). */
 unsigned iopool_pending(IoPool *p);

@@ -85,7 +85,7 @@ int job_add_waiter(Job *j, Request *r, bool coalesced) {
                 j->waiters = nw;
                 j->allocated_waiters = n;
         }
-        j->waiters[j->n_waiters++] = (JobWaiter){ .request = r, .coalesced = coalesced };
+        j->waiters[j->n_waiters++] = (JobWaiter){ .request = r, .coalesced = coalesced, .requeue = false };
         return 0;
 }
 

@@ -27,6 +27,7 @@ typedef enum JobState {
 typedef struct JobWaiter {
         Request *request;
         bool coalesced;  /* joined a job another request created */
+        bool requeue;    /* the job does not fit the request: take the target again after it */
 } JobWaiter;
 
 /* What the I/O thread needs, copied in before submission so the thread

@@ -104,7 +104,7 @@ int manager_new(Config *config, Manager **ret) {
                 goto fail;
         /* Commits mostly sleep in fsync(): keep them from delaying the
          * reads that feed the workers. */
-        r = iopool_new(m->event, config->io_threads * 2, &m->commitpool);
+        r = iopool_new(m->event, MIN(config->io_threads * 2, 64u), &m->commitpool);
         if (r < 0)
                 goto fail;
         r = recorder_new(m, config->state_dir, config->recording, &m->recorder);
@@ -127,6 +127,10 @@ fail:
 Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
+        /* Threads first: their work items point into requests, admins and
+         * jobs, so those go only after every thread has finished. */
+        m->iopool = iopool_free(m->iopool);
+        m->commitpool = iopool_free(m->commitpool);
         while (m->connections)
                 connection_free(m->connections);
         while (m->admins)
@@ -138,10 +142,7 @@ Manager *manager_free(Manager *m) {
         }
         m->listener = listener_free(m->listener);
         m->audit = audit_free(m->audit);
-        /* Threads first: they may still hold jobs. Then what is left to
-         * record is written synchronously. */
-        m->iopool = iopool_free(m->iopool);
-        m->commitpool = iopool_free(m->commitpool);
+        /* What is left to record is written synchronously. */
         m->recorder = recorder_free(m->recorder);
         for (size_t i = 0; i < m->n_pools; i++)
                 pool_free(m->pools[i]);
@@ -153,6 +154,7 @@ Manager *manager_free(Manager *m) {
                 free(m->recent[i].message);
         }
         sd_event_source_disable_unref(m->idle_source);
+        sd_event_source_disable_unref(m->wait_source);
         sd_event_source_disable_unref(m->status_source);
         sd_event_unref(m->event);
         free(m->last_status);
@@ -216,14 +218,26 @@ void manager_pool_changed(Manager *m, Pool *p) {
         }
 }
 
-void manager_request_finished(Manager *m, Request *finished) {
+static int manager_on_check_waits(sd_event_source *s, void *userdata) {
+        Manager *m = userdata;
         Request *r, *next;
 
-        if (finished->kind == REQUEST_COMPILE)
-                for (r = m->requests; r; r = next) {
-                        next = r->next;
-                        request_check_wait(r);
-                }
+        for (r = m->requests; r; r = next) {
+                next = r->next; /* a wait finishes nothing but itself */
+                request_check_wait(r);
+        }
+        return 0;
+}
+
+void manager_request_finished(Manager *m, Request *finished) {
+        /* Waits are answered from a deferred event, not from here: the
+         * caller may be walking the request list, and finishing a wait now
+         * would free an element under it. */
+        if (finished->kind == REQUEST_COMPILE) {
+                if (!m->wait_source)
+                        (void)sd_event_add_defer(m->event, &m->wait_source, manager_on_check_waits, m);
+                (void)sd_event_source_set_enabled(m->wait_source, SD_EVENT_ONESHOT);
+        }
         manager_status_changed(m);
         manager_check_idle(m);
 }

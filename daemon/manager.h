@@ -74,6 +74,7 @@ typedef struct Manager {
         unsigned n_recent, recent_next;
 
         sd_event_source *idle_source;
+        sd_event_source *wait_source;  /* answers waits after a compile finished */
         sd_event_source *status_source;
         char *last_status;
 } Manager;

@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /* Peer process information for provenance records.
  *
- * The connection's credentials come from SO_PEERCRED at accept. The
- * executable and command line come from /proc/PID, which names a process
- * only for as long as it lives: between accept and the read the client may
- * have exited and its pid been reused. So we open a pidfd first, read
- * /proc, and then ask the pidfd whether the process still exists; if not,
- * what we read may belong to someone else and is discarded. Ancestors are
+ * The connection's credentials come from SO_PEERCRED at accept, and so
+ * does a pidfd of the peer. The executable and command line come from
+ * /proc/PID, read later, when a request needs them: /proc names a process
+ * only for as long as it lives, and the pid may have been reused by then.
+ * So after reading we ask the pidfd taken at accept whether that process
+ * still exists; if not, what we read may belong to someone else and is
+ * discarded. Ancestors are
  * read the same way, each with its own pidfd, up to pid 1 or
  * PEER_MAX_PARENTS. */
 
@@ -94,9 +95,15 @@ static pid_t read_ppid(pid_t pid) {
         return ppid;
 }
 
-/* Fills @ret for @pid; returns its parent's pid, or -1. */
-static pid_t read_process(pid_t pid, PeerProcess *ret) {
-        _cleanup_close_ int pidfd = pidfd_open_compat(pid);
+int peer_pidfd_open(pid_t pid) {
+        return pidfd_open_compat(pid);
+}
+
+/* Fills @ret for @pid, checked against @pidfd (taken by the caller, or
+ * here when -1); returns its parent's pid, or -1. */
+static pid_t read_process_with(pid_t pid, int given_pidfd, PeerProcess *ret) {
+        _cleanup_close_ int own = given_pidfd < 0 ? pidfd_open_compat(pid) : -1;
+        int pidfd = given_pidfd >= 0 ? given_pidfd : own;
         PeerProcess p = { .pid = pid };
         pid_t ppid;
 
@@ -113,11 +120,15 @@ static pid_t read_process(pid_t pid, PeerProcess *ret) {
         return ppid;
 }
 
-void peer_info_read(pid_t pid, uid_t uid, gid_t gid, PeerInfo *ret) {
+static pid_t read_process(pid_t pid, PeerProcess *ret) {
+        return read_process_with(pid, -1, ret);
+}
+
+void peer_info_read_pidfd(pid_t pid, int pidfd, uid_t uid, gid_t gid, PeerInfo *ret) {
         PeerInfo info = { .uid = uid, .gid = gid };
         pid_t next;
 
-        next = pid > 0 ? read_process(pid, &info.self) : -1;
+        next = pid > 0 ? read_process_with(pid, pidfd, &info.self) : -1;
         while (next > 0 && info.n_parents < PEER_MAX_PARENTS) {
                 PeerProcess *p = &info.parents[info.n_parents++];
                 pid_t cur = next;
@@ -127,6 +138,10 @@ void peer_info_read(pid_t pid, uid_t uid, gid_t gid, PeerInfo *ret) {
                         break;
         }
         *ret = info;
+}
+
+void peer_info_read(pid_t pid, uid_t uid, gid_t gid, PeerInfo *ret) {
+        peer_info_read_pidfd(pid, -1, uid, gid, ret);
 }
 
 void peer_info_done(PeerInfo *info) {

@@ -29,6 +29,12 @@ typedef struct PeerInfo {
  * reused its pid; when the peer is already gone the process fields stay
  * empty rather than wrong. */
 void peer_info_read(pid_t pid, uid_t uid, gid_t gid, PeerInfo *ret);
+/* The same, for a peer whose pidfd was taken earlier (at connect): what is
+ * read is kept only if that very process still runs. @pidfd is not
+ * consumed; -1 means none. */
+void peer_info_read_pidfd(pid_t pid, int pidfd, uid_t uid, gid_t gid, PeerInfo *ret);
+/* pidfd_open(2); -1 where unsupported. */
+int peer_pidfd_open(pid_t pid);
 void peer_info_done(PeerInfo *info);
 /* The parent chain as "pid\texe\tcmdline" lines, outermost last. */
 char *peer_info_parents_text(const PeerInfo *info);

@@ -81,7 +81,7 @@ static void pool_finish_job(Pool *p, Job *j) {
                 manager_record_failure(m, j->source, j->error_type ? j->error_type : "OSError", j->error_line,
                                        j->error_message ? j->error_message : "failed");
         for (size_t i = 0; i < j->n_waiters; i++)
-                request_job_done(j->waiters[i].request, j, j->waiters[i].coalesced);
+                request_job_done(j->waiters[i].request, j, &j->waiters[i]);
         job_free(j);
         manager_status_changed(m);
         manager_check_idle(m);
@@ -496,10 +496,20 @@ int pool_new(Manager *m, const char *interpreter, unsigned n_workers, Pool **ret
 }
 
 Pool *pool_free(Pool *p) {
+        Job *j;
+
         if (!p)
                 return NULL;
+        /* Only at exit, after the I/O threads are gone: jobs still waiting
+         * here are dropped (a --no-wait request comes back from the durable
+         * queue). */
+        while ((j = fifo_pop(&p->queued_head, &p->queued_tail)))
+                job_free(j);
+        while ((j = fifo_pop(&p->prepared_head, &p->prepared_tail)))
+                job_free(j);
         for (unsigned i = 0; i < p->n_workers; i++) {
                 WorkerSlot *s = p->workers[i];
+                job_free(s->job);
                 worker_free(s->worker);
                 free(s);
         }

@@ -445,7 +445,12 @@ Recorder *recorder_free(Recorder *r) {
                 (void)provdb_write(r->db, r->pending.requests, r->pending.n_requests, r->pending.jobs,
                                    r->pending.n_jobs, NULL);
         batch_done(&r->pending);
-        recorder_run_sync_waiters(r);
+        /* Their owners are gone at exit: drop the waiters, do not call them. */
+        while (r->sync_waiters) {
+                SyncWaiter *w = r->sync_waiters;
+                r->sync_waiters = w->next;
+                free(w);
+        }
         sd_event_source_disable_unref(r->timer);
         provdb_close(r->db);
         pthread_mutex_destroy(&r->open_lock);

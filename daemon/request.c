@@ -495,10 +495,23 @@ static void request_count(Request *r, Outcome o) {
         }
 }
 
-void request_job_done(Request *r, Job *j, bool coalesced) {
+static void request_add_target(Request *r, const char *source, const char *target, Pool *p, unsigned opt,
+                               bool up_to_date_hint);
+
+void request_job_done(Request *r, Job *j, const JobWaiter *waiter) {
         Outcome o = j->outcome;
 
-        if (o == OUTCOME_COMPILED && coalesced)
+        if (waiter->requeue) {
+                /* The job was not the kind this request asked for: take the
+                 * target again now that it is free. */
+                r->outstanding--;
+                request_add_target(r, j->source, j->target, j->pool, j->opt_level, false);
+                if (r->state == REQUEST_RUNNING && r->outstanding == 0)
+                        request_finish(r, 0, NULL);
+                return;
+        }
+
+        if (o == OUTCOME_COMPILED && waiter->coalesced)
                 o = OUTCOME_COALESCED;
         request_count(r, o);
         request_record(r, j, j->source, j->target, j->pool, j->opt_level, o, j->error_type, j->error_line,
@@ -511,6 +524,55 @@ void request_job_done(Request *r, Job *j, bool coalesced) {
                 request_finish(r, 0, NULL);
         else
                 request_progress(r);
+}
+
+/* Takes one target into the request: joins the job already queued or in
+ * flight for it, reports it up to date, or creates its job. A job that
+ * would not give this request what it asked for — another invalidation
+ * mode, or not forced when this request forces — is waited for and the
+ * target then taken again (request_job_done()), so one writer per target
+ * holds and every request still gets its own kind of .pyc. */
+static void request_add_target(Request *r, const char *source, const char *target, Pool *p, unsigned opt,
+                               bool up_to_date_hint) {
+        Manager *m = r->manager;
+        Job *j = queue_lookup(m->queue, target);
+        int err = 0;
+
+        if (j) {
+                bool fits = j->mode == r->mode && (!r->force || j->params.force);
+                err = job_add_waiter(j, r, true);
+                if (err == 0) {
+                        j->waiters[j->n_waiters - 1].requeue = !fits;
+                        r->outstanding++;
+                        return;
+                }
+        }
+        if (err == 0 && up_to_date_hint && !r->force) {
+                request_count(r, OUTCOME_UP_TO_DATE);
+                request_record(r, NULL, source, target, p, opt, OUTCOME_UP_TO_DATE, NULL, 0, NULL);
+                request_send_result(r, source, target, OUTCOME_UP_TO_DATE, NULL, 0, NULL);
+                return;
+        }
+        if (err == 0)
+                err = job_new(++m->next_job_id, source, target, p, opt, r->mode, &j);
+        if (err == 0) {
+                j->params.force = r->force;
+                err = job_add_waiter(j, r, false);
+                if (err == 0)
+                        err = queue_add(m->queue, j);
+                if (err < 0)
+                        j = job_free(j);
+        }
+        if (err < 0) {
+                const char *msg = err == -ENOSPC ? "the daemon's queue is full" : strerror(-err);
+                request_count(r, OUTCOME_FAILED);
+                request_record(r, NULL, source, target, p, opt, OUTCOME_FAILED, "OSError", 0, msg);
+                manager_record_failure(m, source, "OSError", 0, msg);
+                request_send_result(r, source, target, OUTCOME_FAILED, "OSError", 0, msg);
+                return;
+        }
+        r->outstanding++;
+        pool_enqueue(p, j);
 }
 
 static void request_expand_run(IoWork *w);
@@ -594,47 +656,9 @@ static void request_expand_done(IoWork *w) {
                         request_send_result(r, e->source, NULL, OUTCOME_FAILED, e->error_type, 0, e->error_message);
                         continue;
                 }
-                for (size_t k = 0; k < per; k++) {
-                        ExpandTarget *t = &e->targets[k];
-                        Pool *p = r->pools[k / r->n_opt_levels];
-                        unsigned opt = r->opt_levels[k % r->n_opt_levels];
-                        Job *j;
-                        int err;
-
-                        j = queue_coalesce(m->queue, t->path, r, &err);
-                        if (j) {
-                                r->outstanding++;
-                                continue;
-                        }
-                        if (err == 0 && t->up_to_date && !r->force) {
-                                request_count(r, OUTCOME_UP_TO_DATE);
-                                request_record(r, NULL, e->source, t->path, p, opt, OUTCOME_UP_TO_DATE, NULL, 0,
-                                               NULL);
-                                request_send_result(r, e->source, t->path, OUTCOME_UP_TO_DATE, NULL, 0, NULL);
-                                continue;
-                        }
-                        if (err == 0)
-                                err = job_new(++m->next_job_id, e->source, t->path, p, opt, r->mode, &j);
-                        if (err == 0) {
-                                j->params.force = r->force;
-                                err = job_add_waiter(j, r, false);
-                                if (err == 0)
-                                        err = queue_add(m->queue, j);
-                                if (err < 0)
-                                        j = job_free(j);
-                        }
-                        if (err < 0) {
-                                const char *msg = err == -ENOSPC ? "the daemon's queue is full" : strerror(-err);
-                                request_count(r, OUTCOME_FAILED);
-                                request_record(r, NULL, e->source, t->path, p, opt, OUTCOME_FAILED, "OSError", 0,
-                                               msg);
-                                manager_record_failure(m, e->source, "OSError", 0, msg);
-                                request_send_result(r, e->source, t->path, OUTCOME_FAILED, "OSError", 0, msg);
-                                continue;
-                        }
-                        r->outstanding++;
-                        pool_enqueue(p, j);
-                }
+                for (size_t k = 0; k < per; k++)
+                        request_add_target(r, e->source, e->targets[k].path, r->pools[k / r->n_opt_levels],
+                                           r->opt_levels[k % r->n_opt_levels], e->targets[k].up_to_date);
         }
         r->expanded = expand_result_free(r->expanded);
         r->state = REQUEST_RUNNING;

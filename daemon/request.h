@@ -98,7 +98,7 @@ int request_replay(Manager *m, uint64_t id, uid_t uid, const uint8_t *spec, size
 /* A pool this request uses became ready or failed. */
 void request_pools_changed(Request *r);
 /* One job this request waits for is done. */
-void request_job_done(Request *r, Job *j, bool coalesced);
+void request_job_done(Request *r, Job *j, const JobWaiter *waiter);
 /* The client went away: the work goes on, the replies are dropped. */
 void request_detach(Request *r);
 /* A wait request: answer it if what it waits for is drained. */
