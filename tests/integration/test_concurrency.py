@@ -96,3 +96,22 @@ def test_autostart_race(tmp_path, sockdir):
     finally:
         for pid in daemons_for_socket(sock):
             kill_pid(pid)
+
+
+def test_other_mode_never_coalesces(daemon, stdlib_tree):
+    """A checked-hash request that meets a timestamp job for the same target
+    must not be handed that job's .pyc: it waits, then gets its own."""
+    tree = stdlib_tree()
+    n = len(expected_pycs(tree))
+
+    a = daemon.pycq_popen("compile", tree)
+    b = daemon.pycq_popen("compile", "--invalidation-mode=checked-hash", tree)
+    (rc_a, out_a, err_a), (rc_b, out_b, err_b) = run_all([a, b])
+    assert rc_a == 0, (out_a, err_a)
+    assert rc_b == 0, (out_b, err_b)
+    sa, sb = summary(out_a), summary(out_b)
+    assert sa[2] == 0 and sb[2] == 0, "a request coalesced onto a job of the other mode: %r %r" % (sa, sb)
+    assert sum(sa) == n and sum(sb) == n, (sa, sb)
+    assert_tree_compiled(tree)
+    # both wrote every target of theirs: the daemon compiled each twice
+    assert daemon.status()["totals"]["compiled"] == 2 * n
