@@ -14,18 +14,16 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "admin-private.h"
+#include "sandbox.h"
 #include "macro.h"
 #include "manager.h"
 #include "provdb.h"
@@ -82,29 +80,8 @@ static int unmarshal_check(Admin *a, const char *interpreter, char **files, size
                 return r;
         }
         if (pid == 0) {
-                /* async-signal-safe calls only until exec */
-                struct rlimit rl = { 0, 0 };
-                sigset_t none;
-
-                if (dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0)
-                        _exit(126);
-                for (int fd = 3; fd < 1024; fd++)
-                        (void)close(fd);
-                (void)setrlimit(RLIMIT_CORE, &rl);
-                (void)setrlimit(RLIMIT_FSIZE, &rl);
-                if (limit > 0) {
-                        rl = (struct rlimit){ limit, limit };
-                        (void)setrlimit(RLIMIT_AS, &rl);
-                }
-                (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
-                (void)prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-                if (uid != (uid_t)-1 &&
-                    (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0))
-                        _exit(126);
-                sigemptyset(&none);
-                (void)sigprocmask(SIG_SETMASK, &none, NULL);
-                execve(interpreter, argv, envp);
-                _exit(127);
+                SandboxOptions so = { .uid = uid, .gid = gid, .memory_limit = limit };
+                sandbox_exec(in[0], out[1], &so, interpreter, argv, envp);
         }
         safe_close(in[0]);
         safe_close(out[1]);

@@ -13,14 +13,12 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/wait.h>
-#include <grp.h>
 #include <unistd.h>
 
 #include "macro.h"
 #include "util.h"
+#include "sandbox.h"
 #include "worker.h"
 #include "worker-code.h"
 
@@ -342,42 +340,6 @@ int worker_send_job(Worker *w, uint64_t job_id, const char *display_path, uint32
         return 0;
 }
 
-/* Runs in the forked child: only async-signal-safe calls until exec. */
-_noreturn_ static void worker_child(int in_fd, int out_fd, const char *interpreter, const WorkerOptions *opts,
-                                    char **argv, char **envp) {
-        struct rlimit rl;
-
-        (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
-        /* Nothing a worker runs may gain privileges (setuid binaries). */
-        (void)prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-        if (dup2(in_fd, STDIN_FILENO) < 0 || dup2(out_fd, STDOUT_FILENO) < 0)
-                _exit(126);
-        for (int fd = 3; fd < 1024; fd++)
-                (void)close(fd);
-
-        rl = (struct rlimit){ 0, 0 };
-        (void)setrlimit(RLIMIT_CORE, &rl);
-        /* A worker writes no file, ever. */
-        (void)setrlimit(RLIMIT_FSIZE, &rl);
-        if (opts->memory_limit > 0) {
-                rl = (struct rlimit){ opts->memory_limit, opts->memory_limit };
-                (void)setrlimit(RLIMIT_AS, &rl);
-        }
-        if (opts->uid != (uid_t)-1) {
-                if (setgroups(0, NULL) < 0 || setresgid(opts->gid, opts->gid, opts->gid) < 0 ||
-                    setresuid(opts->uid, opts->uid, opts->uid) < 0)
-                        _exit(126);
-        }
-        /* Unblock what the daemon blocked for sd-event. */
-        {
-                sigset_t none;
-                sigemptyset(&none);
-                (void)sigprocmask(SIG_SETMASK, &none, NULL);
-        }
-        execve(interpreter, argv, envp);
-        _exit(127);
-}
-
 int worker_spawn(sd_event *event, const char *interpreter, const WorkerOptions *opts,
                  const WorkerCallbacks *callbacks, void *userdata, Worker **ret) {
         static char *envp[] = { (char *)"PATH=/usr/local/bin:/usr/bin:/bin", (char *)"LC_ALL=C.UTF-8", NULL };
@@ -405,8 +367,10 @@ int worker_spawn(sd_event *event, const char *interpreter, const WorkerOptions *
                 safe_close(out_pipe[1]);
                 return r;
         }
-        if (pid == 0)
-                worker_child(in_pipe[0], out_pipe[1], interpreter, opts, argv, envp);
+        if (pid == 0) {
+                SandboxOptions so = { .uid = opts->uid, .gid = opts->gid, .memory_limit = opts->memory_limit };
+                sandbox_exec(in_pipe[0], out_pipe[1], &so, interpreter, argv, envp);
+        }
 
         safe_close(in_pipe[0]);
         safe_close(out_pipe[1]);

@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* The child side of every interpreter the daemon starts (see sandbox.c). */
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "macro.h"
+
+typedef struct SandboxOptions {
+        uid_t uid;               /* (uid_t)-1: keep ours */
+        gid_t gid;
+        uint64_t memory_limit;   /* RLIMIT_AS, bytes; 0 = none */
+} SandboxOptions;
+
+/* In a freshly forked child: makes @in_fd stdin and @out_fd stdout, closes
+ * every other descriptor, sets the limits, drops privileges, unblocks
+ * signals and execs @path. Async-signal-safe; never returns (exit status
+ * 126 when the setup fails, 127 when the exec does). */
+_noreturn_ void sandbox_exec(int in_fd, int out_fd, const SandboxOptions *o, const char *path, char **argv,
+                             char **envp);
