@@ -345,27 +345,7 @@ static int parse_paths(const AdminVerb *v, AdminArgs *a, int n, char **args) {
         }
         if (n == 0)
                 return 1;
-        a->paths = calloc((size_t)n, sizeof(char *));
-        if (!a->paths) {
-                output_error("out of memory");
-                return -EXIT_OTHER;
-        }
-        for (int i = 0; i < n; i++) {
-                int r;
-
-                if (!*args[i]) {
-                        output_usage_error(v->name, "empty PATH");
-                        return -EXIT_USAGE;
-                }
-                r = client_path_absolute(args[i], &a->paths[a->n_paths]);
-                if (r < 0) {
-                        errno = -r;
-                        output_error("cannot make the path absolute: %m");
-                        return -EXIT_OTHER;
-                }
-                a->n_paths++;
-        }
-        return 1;
+        return client_paths_absolute(v->name, n, args, &a->paths, &a->n_paths);
 }
 
 static int parse_args(ClientOptions *o, const AdminVerb *v, AdminArgs *a, int argc, char **argv) {

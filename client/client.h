@@ -70,6 +70,10 @@ int client_io_error(int r);
 /* Makes @path absolute by prefixing the current directory, without
  * resolving anything ("." is the directory itself); a new string. */
 int client_path_absolute(const char *path, char **ret);
+/* Makes the @n operands absolute into @paths/@n_paths (the array holds @n
+ * entries; @n_paths counts those filled, for the caller's cleanup). Returns
+ * 1, or -EXIT_USAGE / -EXIT_OTHER after printing why. */
+int client_paths_absolute(const char *verb, int n, char **args, char ***paths, size_t *n_paths);
 
 int verb_compile(ClientOptions *o, int argc, char **argv);
 int verb_status(ClientOptions *o, int argc, char **argv);

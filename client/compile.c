@@ -264,25 +264,7 @@ static int parse_paths(CompileArgs *a, int n, char **args) {
                 output_usage_error(VERB, "no PATH given");
                 return -EXIT_USAGE;
         }
-        a->paths = calloc((size_t)n, sizeof(char *));
-        if (!a->paths)
-                return -EXIT_OTHER;
-        for (int i = 0; i < n; i++) {
-                int r;
-
-                if (!*args[i]) {
-                        output_usage_error(VERB, "empty PATH");
-                        return -EXIT_USAGE;
-                }
-                r = client_path_absolute(args[i], &a->paths[a->n_paths]);
-                if (r < 0) {
-                        errno = -r;
-                        output_error("cannot make the path absolute: %m");
-                        return -EXIT_OTHER;
-                }
-                a->n_paths++;
-        }
-        return 1;
+        return client_paths_absolute(VERB, n, args, &a->paths, &a->n_paths);
 }
 
 static int parse_args(ClientOptions *o, CompileArgs *a, int argc, char **argv) {

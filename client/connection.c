@@ -40,6 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "client.h"
 #include "connection.h"
 #include "util.h"
 
@@ -247,20 +248,6 @@ static int spawn_collect(int fd, pid_t *ret_pid) {
         return 0;
 }
 
-static int make_absolute(const char *path, char **ret) {
-        _cleanup_free_ char *cwd = NULL;
-
-        if (path_is_absolute(path)) {
-                *ret = strdup(path);
-                return *ret ? 0 : -ENOMEM;
-        }
-        cwd = getcwd(NULL, 0);
-        if (!cwd)
-                return negative_errno();
-        *ret = path_join(cwd, path);
-        return *ret ? 0 : -ENOMEM;
-}
-
 static int spawn_daemon(const char *daemon, const char *socket_path, pid_t *ret_pid) {
         _cleanup_free_ char *exe = NULL, *abs_socket = NULL, *socket_arg = NULL;
         _cleanup_close_ int read_fd = -1, write_fd = -1;
@@ -268,10 +255,10 @@ static int spawn_daemon(const char *daemon, const char *socket_path, pid_t *ret_
         pid_t child;
 
         /* The daemon runs in "/": relative paths would change meaning. */
-        r = make_absolute(daemon, &exe);
+        r = client_path_absolute(daemon, &exe);
         if (r < 0)
                 return r;
-        r = make_absolute(socket_path, &abs_socket);
+        r = client_path_absolute(socket_path, &abs_socket);
         if (r < 0)
                 return r;
         if (asprintf(&socket_arg, "--socket=%s", abs_socket) < 0)

@@ -241,6 +241,30 @@ int client_path_absolute(const char *path, char **ret) {
         return *ret ? 0 : -ENOMEM;
 }
 
+int client_paths_absolute(const char *verb, int n, char **args, char ***paths, size_t *n_paths) {
+        *paths = calloc((size_t)n, sizeof(char *));
+        if (!*paths) {
+                output_error("out of memory");
+                return -EXIT_OTHER;
+        }
+        for (int i = 0; i < n; i++) {
+                int r;
+
+                if (!*args[i]) {
+                        output_usage_error(verb, "empty PATH");
+                        return -EXIT_USAGE;
+                }
+                r = client_path_absolute(args[i], &(*paths)[*n_paths]);
+                if (r < 0) {
+                        errno = -r;
+                        output_error("cannot make the path absolute: %m");
+                        return -EXIT_OTHER;
+                }
+                (*n_paths)++;
+        }
+        return 1;
+}
+
 /* So that no socket or status pipe ever lands on fd 0, 1 or 2. */
 static void ensure_std_fds(void) {
         for (int fd = 0; fd < 3; fd++)

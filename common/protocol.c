@@ -216,6 +216,17 @@ int field_strdup(const MsgField *f, char **ret) {
         return 0;
 }
 
+int field_replace_string(const MsgField *f, char **field) {
+        char *s;
+        int k = field_strdup(f, &s);
+
+        if (k < 0)
+                return k;
+        free(*field);
+        *field = s;
+        return 0;
+}
+
 int field_stat(const MsgField *f, const char **ret_key, char *ret_kind, const uint8_t **ret_value,
                size_t *ret_value_size) {
         const uint8_t *nul;

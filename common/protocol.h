@@ -164,6 +164,8 @@ int field_u64(const MsgField *f, uint64_t *ret);                 /* -EBADMSG unl
 /* Copies a string field into a new NUL-terminated string; -EBADMSG when it
  * holds a NUL byte. */
 int field_strdup(const MsgField *f, char **ret);
+/* field_strdup() into *@field, freeing what it held. */
+int field_replace_string(const MsgField *f, char **field);
 /* Splits a TAG_STAT field. Pointers borrow the frame; @ret_value is not NUL
  * terminated. */
 int field_stat(const MsgField *f, const char **ret_key, char *ret_kind, const uint8_t **ret_value,

@@ -294,16 +294,6 @@ void admin_detach(Admin *a) {
         a->connection = NULL;
 }
 
-static int take_str(const MsgField *f, char **field) {
-        char *s;
-        int k = field_strdup(f, &s);
-        if (k < 0)
-                return k;
-        free(*field);
-        *field = s;
-        return 0;
-}
-
 int admin_start(Manager *m, Connection *c, const MsgReader *msg, char **ret_message) {
         MsgReader rd = *msg;
         MsgField f;
@@ -373,7 +363,7 @@ int admin_start(Manager *m, Connection *c, const MsgReader *msg, char **ret_mess
                         break;
                 }
                 case TAG_PACKAGE:
-                        k = take_str(&f, &a->package);
+                        k = field_replace_string(&f, &a->package);
                         break;
                 case TAG_SINCE:
                         k = field_u64(&f, &v);

@@ -71,17 +71,6 @@ Request *request_free(Request *r) {
         return NULL;
 }
 
-static int take_string(const MsgField *f, char **field) {
-        char *s;
-        int k = field_strdup(f, &s);
-
-        if (k < 0)
-                return k;
-        free(*field);
-        *field = s;
-        return 0;
-}
-
 static int append_path(Request *r, const MsgField *f, size_t max, char **ret_message) {
         char *s, **np;
         int k;
@@ -214,13 +203,13 @@ static int parse_compile(Request *r, const MsgReader *msg, char **ret_message) {
                         r->report_all = k >= 0 && v != 0;
                         break;
                 case TAG_PACKAGE:
-                        k = take_string(&f, &r->package);
+                        k = field_replace_string(&f, &r->package);
                         break;
                 case TAG_CTX_TOOL:
-                        k = take_string(&f, &r->tool);
+                        k = field_replace_string(&f, &r->tool);
                         break;
                 case TAG_CTX_DPKG_PACKAGE:
-                        k = take_string(&f, &r->dpkg_package);
+                        k = field_replace_string(&f, &r->dpkg_package);
                         break;
                 case TAG_ROOT:
                         if (asprintf(ret_message, "--root is not supported by this pycqueued yet") < 0)
@@ -324,7 +313,7 @@ int request_new_wait(Manager *m, Connection *c, const MsgReader *msg, Request **
         if (k < 0)
                 return k;
         while ((k = msg_next(&rd, &f)) > 0)
-                if (f.tag == TAG_PACKAGE && (k = take_string(&f, &r->package)) < 0)
+                if (f.tag == TAG_PACKAGE && (k = field_replace_string(&f, &r->package)) < 0)
                         break;
         if (k < 0) {
                 request_free(r);

@@ -245,7 +245,7 @@ def pypy_tree(pypy_pristine, tmp_path):
 @pytest.fixture
 def nobody_client(sockdir):
     """A copy of pycqueue that nobody can execute (the build tree may not be
-    reachable for nobody). test_security.py has its own, identical one."""
+    reachable for nobody)."""
     if os.geteuid() != 0:
         pytest.skip("needs root to drop privileges")
     if not shutil.which("setpriv", path="/usr/bin:/bin"):

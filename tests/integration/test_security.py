@@ -5,12 +5,11 @@ bits; only root may ask a root daemon to write; request paths are
 canonicalized."""
 
 import os
-import shutil
 import stat
 
 import pytest
 
-from pycqtest import (PYCQUEUE, cache_path, describe, fss, is_regular, pycache_files, py_compile_ref,
+from pycqtest import (cache_path, describe, fss, is_regular, pycache_files, py_compile_ref,
                       read, run_client, validate, write)
 
 
@@ -98,20 +97,6 @@ def test_world_writable_source_gives_safe_pyc(daemon, tmp_path):
     p = daemon.pycq("compile", "-f", src)
     assert p.returncode == 0, describe(p)
     assert os.lstat(cache_path(src)).st_mode & 0o022 == 0
-
-
-@pytest.fixture
-def nobody_client(sockdir):
-    """A copy of pycqueue that nobody can execute (the build tree may not be
-    reachable for nobody)."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root to drop privileges")
-    if not shutil.which("setpriv", path="/usr/bin:/bin"):
-        pytest.skip("setpriv missing")
-    path = os.path.join(sockdir, "pycqueue")
-    shutil.copy(PYCQUEUE, path)
-    os.chmod(path, 0o755)
-    return path
 
 
 def test_nonroot_compile_refused_status_allowed(daemon, tmp_path, nobody_client):
