@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests of the job queue (daemon/queue.c) and of job creation and
- * waiters (daemon/job.c).
+/* Unit tests of the job queue (daemon/compile/queue.c) and of job creation and
+ * waiters (daemon/compile/job.c).
  *
  * Jobs are created with no pool, and requests are dummy pointers: neither
  * the queue nor job_add_waiter() dereferences them. */

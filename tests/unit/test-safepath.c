@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests of the no-symlink directory walk (daemon/safepath.c).
+/* Unit tests of the no-symlink directory walk (daemon/files/safepath.c).
  *
  * Each test builds a fresh tree under a temporary directory:
  *

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests of the atomic .pyc writer (daemon/writer.c).
+/* Unit tests of the atomic .pyc writer (daemon/files/writer.c).
  *
  * Every test runs in a fresh temporary directory and checks what is left on
  * disk: the bytes and mode of the written file, its inode (a replacement is a
