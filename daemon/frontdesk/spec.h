@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* What a client asked, as plain validated data (see spec.c). */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "protocol.h"
+
+/* The verbs, in the order of the authorisation table (dispatch.c). */
+typedef enum Verb {
+        VERB_STATUS,
+        VERB_COMPILE,
+        VERB_WAIT,
+        VERB_WHY,
+        VERB_HISTORY,
+        VERB_VERIFY,
+        VERB_REPAIR,
+        VERB_CLEAN,
+        VERB_AUDIT,
+        _VERB_MAX,
+        _VERB_INVALID = -EINVAL,
+} Verb;
+
+/* Bounds the parser enforces; every list a client sends is capped. */
+typedef struct SpecLimits {
+        size_t max_paths;          /* TAG_PATH fields */
+        size_t max_excludes;       /* TAG_EXCLUDE fields */
+        size_t max_exclude_size;   /* bytes of one pattern */
+        size_t max_pythons;        /* TAG_PYTHON fields */
+        size_t max_argv;           /* TAG_CTX_ARGV fields */
+        size_t max_string;         /* bytes of a package, tool or argv string */
+} SpecLimits;
+
+#define SPEC_LIMITS_DEFAULT                                                                                 \
+        ((SpecLimits){ .max_paths = 4096,                                                                   \
+                       .max_excludes = 64,                                                                  \
+                       .max_exclude_size = 1024,                                                            \
+                       .max_pythons = 8,                                                                    \
+                       .max_argv = 256,                                                                     \
+                       .max_string = 4096 })
+
+/* A parsed request. Every string is NUL-terminated, holds no NUL, and is
+ * the client's text verbatim: paths are absolute but not canonicalized, no
+ * interpreter is resolved, no pattern compiled. Building a Spec has no side
+ * effect at all. */
+typedef struct Spec {
+        Verb verb;
+        char **paths;              /* absolute, < PATH_MAX */
+        size_t n_paths;
+        char **excludes;           /* POSIX extended regexes, uncompiled */
+        size_t n_excludes;
+        char **pythons;            /* absolute interpreter paths, as sent */
+        size_t n_pythons;
+        unsigned opt_levels[3];    /* distinct, each 0..2; at least one for compile */
+        size_t n_opt_levels;
+        InvalidationMode mode;
+        bool force;
+        bool report_all;
+        bool no_wait;
+        bool failed_only;
+        char *root;                /* --root, absolute; NULL when absent */
+        char *package;             /* --package */
+        uint64_t since_usec;       /* 0 = no bound; saturates instead of wrapping */
+        uint64_t limit;            /* 0 = the verb's default */
+
+        /* client context, recorded as provenance */
+        char *tool;
+        char *dpkg_package;
+        char **argv;
+        size_t n_argv;
+} Spec;
+
+/* The verb a message type asks for, or -EBADMSG for a type no client sends. */
+int verb_from_message_type(uint16_t type);
+const char *verb_to_string(Verb v);
+/* True for the verbs that change files: compile, repair, clean. */
+bool verb_mutates(Verb v);
+
+/* Builds a Spec from an untrusted frame. Returns 0, or a negative errno with
+ * an explanation for the client in @ret_message (which may stay NULL when
+ * the errno says it all). Touches nothing but memory. */
+int spec_parse(const MsgReader *msg, const SpecLimits *limits, Spec **ret, char **ret_message);
+Spec *spec_free(Spec *s);
