@@ -4,6 +4,7 @@
 /* The few macros every file uses: cleanup attributes, ownership transfer,
  * array sizes. Kept deliberately small. */
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -14,6 +15,13 @@
 #define _noreturn_ __attribute__((noreturn))
 #define _likely_(x) __builtin_expect(!!(x), 1)
 #define _unlikely_(x) __builtin_expect(!!(x), 0)
+
+/* For code that cannot be reached unless the program is wrong. */
+#define assert_not_reached()                                                                                \
+        do {                                                                                                \
+                assert(!"unreachable code reached");                                                        \
+                abort();                                                                                    \
+        } while (0)
 
 #define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
 #define MIN(a, b) ((a) < (b) ? (a) : (b))

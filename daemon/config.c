@@ -34,6 +34,10 @@ void config_init(Config *c) {
                 .recording = true,
                 .retention_days = 90,
                 .retention_rows = 10000000,
+                .frame_timeout_usec = 10 * 1000000ULL,
+                .max_requests_per_uid = 4,
+                .max_reply_rows = 100000,
+                .max_buffer_memory = 256ULL << 20,
         };
 }
 
@@ -42,6 +46,9 @@ void config_done(Config *c) {
         free(c->state_dir);
         free(c->worker_user);
         free(c->audit_roots);
+        for (size_t i = 0; i < c->n_interpreters; i++)
+                free(c->interpreters[i]);
+        free(c->interpreters);
         *c = (Config){};
 }
 
@@ -74,6 +81,42 @@ static int set_u64(uint64_t *field, const char *value, uint64_t min) {
 
 static int set_seconds(uint64_t *field, const char *value) {
         return parse_seconds_usec(value, field);
+}
+
+/* "interpreters = PATH..." (whitespace-separated absolute paths) replaces
+ * the list; an empty value empties it. */
+static int set_interpreters(Config *c, const char *value) {
+        _cleanup_free_ char *copy = strdup(value);
+        char **list = NULL, *save = NULL;
+        size_t n = 0;
+
+        if (!copy)
+                return -ENOMEM;
+        for (char *w = strtok_r(copy, " \t", &save); w; w = strtok_r(NULL, " \t", &save)) {
+                char **nl;
+
+                if (*w != '/' || n >= CONFIG_MAX_INTERPRETERS)
+                        goto invalid;
+                nl = realloc(list, (n + 1) * sizeof(char *));
+                if (!nl)
+                        goto invalid;
+                list = nl;
+                list[n] = strdup(w);
+                if (!list[n])
+                        goto invalid;
+                n++;
+        }
+        for (size_t i = 0; i < c->n_interpreters; i++)
+                free(c->interpreters[i]);
+        free(c->interpreters);
+        c->interpreters = list;
+        c->n_interpreters = n;
+        return 0;
+invalid:
+        for (size_t i = 0; i < n; i++)
+                free(list[i]);
+        free(list);
+        return -EINVAL;
 }
 
 int config_set(Config *c, const char *key, const char *value) {
@@ -131,6 +174,16 @@ int config_set(Config *c, const char *key, const char *value) {
                         return -EINVAL;
                 return set_string(&c->audit_roots, value);
         }
+        if (strcmp(key, "interpreters") == 0)
+                return set_interpreters(c, value);
+        if (strcmp(key, "frame_timeout") == 0)
+                return set_seconds(&c->frame_timeout_usec, value) < 0 || c->frame_timeout_usec == 0 ? -EINVAL : 0;
+        if (strcmp(key, "max_requests_per_uid") == 0)
+                return set_unsigned(&c->max_requests_per_uid, value, 1, 65536);
+        if (strcmp(key, "max_reply_rows") == 0)
+                return set_u64(&c->max_reply_rows, value, 1);
+        if (strcmp(key, "max_buffer_memory") == 0)
+                return set_u64(&c->max_buffer_memory, value, 1u << 20);
         if (strcmp(key, "durability") == 0) {
                 if (strcmp(value, "full") == 0)
                         c->durable = true;

@@ -32,7 +32,15 @@ typedef struct Config {
         uint64_t retention_days;          /* 0 = keep forever */
         uint64_t retention_rows;          /* 0 = no limit */
         char *audit_roots;                /* colon-separated; NULL = audit off */
+        char **interpreters;              /* absolute paths any caller may name */
+        size_t n_interpreters;
+        uint64_t frame_timeout_usec;      /* to complete a frame once begun */
+        unsigned max_requests_per_uid;    /* concurrent requests of a non-privileged uid */
+        uint64_t max_reply_rows;          /* records in one reply */
+        uint64_t max_buffer_memory;       /* connection buffers of non-privileged peers, bytes */
 } Config;
+
+#define CONFIG_MAX_INTERPRETERS 16
 
 void config_init(Config *c);
 void config_done(Config *c);

@@ -22,6 +22,8 @@
 #include "admin.h"
 #include "audit.h"
 #include "connection.h"
+#include "interpreter.h"
+#include "job.h"
 #include "listener.h"
 #include "log.h"
 #include "macro.h"
@@ -107,6 +109,13 @@ int manager_new(Config *config, Manager **ret) {
         r = iopool_new(m->event, MIN(config->io_threads * 2, 64u), &m->commitpool);
         if (r < 0)
                 goto fail;
+        /* Read-only verbs (anyone may ask) get threads of their own, so
+         * however many of them run, root's compiles keep theirs. */
+        r = iopool_new(m->event, MAX(config->io_threads / 2, 1u), &m->querypool);
+        if (r < 0)
+                goto fail;
+        m->spec_limits = SPEC_LIMITS_DEFAULT;
+        m->spec_limits.max_paths = config->max_paths_per_request;
         r = recorder_new(m, config->state_dir, config->recording, &m->recorder);
         if (r < 0)
                 goto fail;
@@ -131,6 +140,7 @@ Manager *manager_free(Manager *m) {
          * jobs, so those go only after every thread has finished. */
         m->iopool = iopool_free(m->iopool);
         m->commitpool = iopool_free(m->commitpool);
+        m->querypool = iopool_free(m->querypool);
         while (m->connections)
                 connection_free(m->connections);
         while (m->admins)
@@ -155,6 +165,12 @@ Manager *manager_free(Manager *m) {
         }
         sd_event_source_disable_unref(m->idle_source);
         sd_event_source_disable_unref(m->wait_source);
+        sd_event_source_disable_unref(m->completion_source);
+        while (m->finished_head) {
+                Job *j = m->finished_head;
+                m->finished_head = j->next;
+                job_free(j);
+        }
         sd_event_source_disable_unref(m->status_source);
         sd_event_unref(m->event);
         free(m->last_status);
@@ -169,37 +185,154 @@ static bool manager_pool_in_use(Manager *m, Pool *p) {
                 for (size_t i = 0; i < r->n_pools; i++)
                         if (r->pools[i] == p)
                                 return true;
+        for (Admin *a = m->admins; a; a = admin_next(a))
+                if (admin_uses_pool(a, p))
+                        return true;
+        for (Job *j = m->finished_head; j; j = j->next)
+                if (j->pool == p)
+                        return true;
         return false;
 }
 
-int manager_get_pool(Manager *m, const char *interpreter, Pool **ret) {
+static void manager_drop_pool(Manager *m, size_t i) {
+        pool_free(m->pools[i]);
+        m->pools[i] = m->pools[--m->n_pools];
+}
+
+static void manager_reclaim_pools_now(Manager *m) {
+        for (size_t i = 0; i < m->n_pools;) {
+                Pool *p = m->pools[i];
+
+                if ((p->retired || p->state == POOL_FAILED) && !manager_pool_in_use(m, p)) {
+                        log_debug("Freeing the pool of %s (%s)", p->interpreter, p->retired ? "replaced" : "failed");
+                        manager_drop_pool(m, i);
+                } else
+                        i++;
+        }
+}
+
+/* Delivers finished jobs to their requests, and frees what nothing uses
+ * any more. Runs from its own event, never from inside a pool's or a
+ * request's callback, so no list is changed under a walk. */
+static int manager_on_completion(sd_event_source *s, void *userdata) {
+        Manager *m = userdata;
+        Job *j;
+
+        while ((j = m->finished_head)) {
+                m->finished_head = j->next;
+                if (!m->finished_head)
+                        m->finished_tail = NULL;
+                j->next = NULL;
+                for (size_t i = 0; i < j->n_waiters; i++)
+                        request_job_done(j->waiters[i].request, j, &j->waiters[i]);
+                job_free(j);
+        }
+        manager_reclaim_pools_now(m);
+        manager_status_changed(m);
+        manager_check_idle(m);
+        return 0;
+}
+
+static void manager_schedule_completion(Manager *m) {
+        if (!m->completion_source &&
+            sd_event_add_defer(m->event, &m->completion_source, manager_on_completion, m) < 0) {
+                m->completion_source = NULL;
+                return;
+        }
+        (void)sd_event_source_set_enabled(m->completion_source, SD_EVENT_ONESHOT);
+}
+
+void manager_job_finished(Manager *m, Job *j) {
+        j->next = NULL;
+        if (m->finished_tail)
+                m->finished_tail->next = j;
+        else
+                m->finished_head = j;
+        m->finished_tail = j;
+        manager_schedule_completion(m);
+}
+
+void manager_reclaim_pools(Manager *m) {
+        manager_schedule_completion(m);
+}
+
+Pool *manager_find_pool(Manager *m, const char *path) {
+        for (size_t i = 0; i < m->n_pools; i++)
+                if (!m->pools[i]->retired && m->pools[i]->state != POOL_FAILED &&
+                    strcmp(m->pools[i]->interpreter, path) == 0)
+                        return m->pools[i];
+        return NULL;
+}
+
+bool manager_interpreter_known(Manager *m, const char *path) {
+        if (manager_find_pool(m, path))
+                return true;
+        for (size_t i = 0; i < m->config->n_interpreters; i++)
+                if (strcmp(m->config->interpreters[i], path) == 0)
+                        return true;
+        return false;
+}
+
+unsigned manager_requests_of_uid(Manager *m, uid_t uid) {
+        unsigned n = 0;
+
+        for (Request *r = m->requests; r; r = r->next)
+                if (r->connection && r->uid == uid)
+                        n++;
+        for (Admin *a = m->admins; a; a = admin_next(a))
+                if (admin_uid(a) == uid) /* a request whose client left still works */
+                        n++;
+        return n;
+}
+
+int manager_get_pool(Manager *m, const char *name, Pool **ret, char **ret_message) {
+        _cleanup_free_ char *real = NULL, *message = NULL;
+        InterpreterId id;
         Pool *p, **np;
         int r;
 
+        r = interpreter_resolve(name, &real, &id, &message);
+        if (r < 0) {
+                if (ret_message)
+                        *ret_message = TAKE_PTR(message);
+                return r;
+        }
         for (size_t i = 0; i < m->n_pools; i++) {
-                if (strcmp(m->pools[i]->interpreter, interpreter) != 0)
+                p = m->pools[i];
+                if (p->retired || strcmp(p->interpreter, real) != 0)
                         continue;
-                if (m->pools[i]->state == POOL_FAILED && !manager_pool_in_use(m, m->pools[i])) {
+                if (!interpreter_id_equal(&p->id, &id)) {
+                        /* Another file now (an upgrade): new work goes to a
+                         * new pool; this one finishes what it has. */
+                        p->retired = true;
+                        continue;
+                }
+                if (p->state == POOL_FAILED && !manager_pool_in_use(m, p)) {
                         /* Try again: the interpreter may have been fixed or
                          * installed since. */
-                        pool_free(m->pools[i]);
-                        m->pools[i] = m->pools[--m->n_pools];
+                        manager_drop_pool(m, i);
                         break;
                 }
-                *ret = m->pools[i];
+                *ret = p;
                 return 0;
         }
-        if (m->n_pools >= MANAGER_MAX_POOLS)
+        manager_reclaim_pools_now(m);
+        if (m->n_pools >= MANAGER_MAX_POOLS) {
+                if (ret_message && asprintf(ret_message, "interpreter %s: this pycqueued already runs %d interpreters",
+                                            real, MANAGER_MAX_POOLS) < 0)
+                        *ret_message = NULL;
                 return -EMFILE;
+        }
         np = realloc(m->pools, (m->n_pools + 1) * sizeof(Pool *));
         if (!np)
                 return -ENOMEM;
         m->pools = np;
-        r = pool_new(m, interpreter, m->workers_per_pool, &p);
+        r = pool_new(m, real, m->workers_per_pool, &p);
         if (r < 0)
                 return r;
+        p->id = id;
         m->pools[m->n_pools++] = p;
-        log_debug("Starting %u worker(s) for %s", m->workers_per_pool, interpreter);
+        log_debug("Starting %u worker(s) for %s", m->workers_per_pool, real);
         *ret = p;
         return 0;
 }
@@ -238,6 +371,7 @@ void manager_request_finished(Manager *m, Request *finished) {
                         (void)sd_event_add_defer(m->event, &m->wait_source, manager_on_check_waits, m);
                 (void)sd_event_source_set_enabled(m->wait_source, SD_EVENT_ONESHOT);
         }
+        manager_reclaim_pools(m);
         manager_status_changed(m);
         manager_check_idle(m);
 }

@@ -11,16 +11,11 @@
 #include <systemd/sd-event.h>
 
 #include "config.h"
+#include "spec.h"
 #include "iopool.h"
 #include "queue.h"
+#include "forward.h"
 
-typedef struct Listener Listener;
-typedef struct Connection Connection;
-typedef struct Request Request;
-typedef struct Pool Pool;
-typedef struct Recorder Recorder;
-typedef struct Audit Audit;
-typedef struct Admin Admin;
 
 #define MANAGER_RECENT_ERRORS 10
 #define MANAGER_RATE_SLOTS 10
@@ -46,7 +41,8 @@ typedef struct Manager {
         sd_event *event;
         Config *config;
         IoPool *iopool;            /* reads, walks, queries */
-        IoPool *commitpool;        /* .pyc writes: they wait in fsync, so they get threads of their own */
+        IoPool *commitpool;
+        IoPool *querypool;         /* read-only verbs: never take the compile path's threads */        /* .pyc writes: they wait in fsync, so they get threads of their own */
         Queue *queue;
         Listener *listener;
         Recorder *recorder;
@@ -58,6 +54,8 @@ typedef struct Manager {
         unsigned n_connections;
         Request *requests;         /* list of requests not yet answered */
         Admin *admins;             /* administration requests being served */
+
+        SpecLimits spec_limits;    /* what the front desk accepts in one request */
 
         bool stopping;
         int exit_code;
@@ -74,6 +72,8 @@ typedef struct Manager {
         unsigned n_recent, recent_next;
 
         sd_event_source *idle_source;
+        sd_event_source *completion_source; /* delivers finished jobs (manager_job_finished()) */
+        Job *finished_head, *finished_tail;
         sd_event_source *wait_source;  /* answers waits after a compile finished */
         sd_event_source *status_source;
         char *last_status;
@@ -88,8 +88,22 @@ int manager_run(Manager *m);
 /* Stops accepting, lets accepted work finish, then exits. */
 void manager_stop(Manager *m);
 
-/* The pool for canonical interpreter path @interpreter, started if new. */
-int manager_get_pool(Manager *m, const char *interpreter, Pool **ret);
+/* The pool for interpreter @name (canonicalized, and refused unless only a
+ * trusted user can change it), started if new: for privileged requests and
+ * configured interpreters only. @ret_message may be NULL. */
+int manager_get_pool(Manager *m, const char *name, Pool **ret, char **ret_message);
+/* The running pool whose canonical path is exactly @path, or NULL. */
+Pool *manager_find_pool(Manager *m, const char *path);
+/* True when a caller who may not mutate may name @path: it has a pool
+ * already, or the configuration lists it. Compares strings only. */
+bool manager_interpreter_known(Manager *m, const char *path);
+/* Requests (compile, wait, administration) being served for @uid. */
+unsigned manager_requests_of_uid(Manager *m, uid_t uid);
+/* Frees pools that were replaced or failed once nothing uses them. */
+void manager_reclaim_pools(Manager *m);
+/* @j is done and out of the queue: its waiters hear of it from the loop's
+ * next iteration, and it is freed then. */
+void manager_job_finished(Manager *m, Job *j);
 /* A pool became ready or failed: requests waiting for it go on. */
 void manager_pool_changed(Manager *m, Pool *p);
 /* A request has been answered and detached from the list. */

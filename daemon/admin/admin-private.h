@@ -13,17 +13,13 @@
 #include "admin.h"
 #include "iopool.h"
 #include "protocol.h"
+#include "admin-stream.h"
+#include "fsid.h"
 #include "provdb.h"
 
-#define ADMIN_MAX_RECORDS 1000000
 #define ADMIN_DEFAULT_LIMIT 1000
 #define ADMIN_MAX_PYC (256u << 20)
 #define ADMIN_MAX_FILES 2000000
-
-typedef struct Frame {
-        uint8_t *data;
-        size_t size;
-} Frame;
 
 typedef struct Known {
         char *interpreter;
@@ -47,7 +43,13 @@ typedef struct Item {
 struct Admin {
         Manager *manager;
         Connection *connection;
-        uint16_t type;
+        Verb verb;
+        uint16_t type;        /* its message type */
+        uid_t uid;            /* the caller's */
+        bool privileged;      /* the caller may change files */
+        bool as_caller;       /* file access with the caller's identity (below) */
+        FsId fsid;
+        uint64_t reply_rows_max;
         Admin *next, *prev;
 
         char **paths;
@@ -64,8 +66,10 @@ struct Admin {
         char *db_path;
         ProvDb *db;           /* the recorder's, for audit look-ups; may be NULL */
 
-        Frame *frames;
-        size_t n_frames, allocated_frames;
+        AdminStream stream;   /* records on their way to the client */
+        uint64_t n_records;
+        bool truncated;       /* max_reply_rows reached */
+        bool entered;         /* the thread has the caller's identity now */
         MsgWriter done;
         int error;
         char *error_message;
@@ -95,13 +99,26 @@ void admin_rec_str(MsgWriter *w, const char *key, const char *value);
 void admin_rec_u64(MsgWriter *w, const char *key, uint64_t v);
 void admin_rec_bool(MsgWriter *w, const char *key, bool v);
 void admin_rec_time(MsgWriter *w, const char *key, uint64_t usec);
-/* Finishes @w and queues it as one MSG_RECORD frame of @a's reply; -E2BIG
- * past ADMIN_MAX_RECORDS. */
+/* Finishes @w and streams it as one MSG_RECORD frame of @a's reply;
+ * -ENOSPC once max_reply_rows are sent (the verb stops there, and the
+ * reply says it was truncated), or the stream's error. */
 int admin_rec_end(Admin *a, MsgWriter *w);
 /* @parents: "pid\texe\tcmdline" lines, as the provenance database keeps them. */
 void admin_rec_parents(MsgWriter *w, const char *parents);
 /* One provenance row as a record (why, history). */
-void admin_rec_row(MsgWriter *w, const ProvRow *row);
+void admin_rec_row(Admin *a, MsgWriter *w, const ProvRow *row);
+
+/* ---- the caller's identity (admin-util.c) -------------------------------- */
+
+/* For a read-only request of a caller who may not change files, the I/O
+ * thread takes the caller's filesystem identity around every walk, stat
+ * and read of the caller's paths, and returns to ours for the database.
+ * No-ops for everyone else. */
+int admin_enter_caller(Admin *a);
+void admin_leave_caller(Admin *a);
+/* True when the caller could look @path up itself (always, for the
+ * privileged): records of other paths are not shown. */
+bool admin_caller_may_see(Admin *a, const char *path);
 /* @out gets 2 * @n hex digits and a NUL. */
 void admin_hex(const uint8_t *b, size_t n, char *out);
 /* ISO 8601 UTC. */

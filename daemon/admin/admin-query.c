@@ -25,7 +25,11 @@ static int targets_of(Admin *a, const char *path, StrList *out) {
         size_t n = strlen(path);
         int r;
 
+        r = admin_enter_caller(a);
+        if (r < 0)
+                return r;
         r = admin_canonical(path, &p);
+        admin_leave_caller(a);
         if (r < 0)
                 return r;
         if (n > 4 && strcmp(path + n - 4, ".pyc") == 0)
@@ -60,16 +64,25 @@ static int why_row(const ProvRow *row, void *userdata) {
         MsgWriter w;
         bool newest = true, matches = false;
 
+        if (!admin_caller_may_see(ws->a, row->job->target) ||
+            (row->job->source && !admin_caller_may_see(ws->a, row->job->source)))
+                return 0;
         for (size_t i = 0; i < ws->seen.n; i++)
                 if (strcmp(ws->seen.v[i], row->job->target) == 0)
                         newest = false;
         if (newest) {
                 uint8_t sha[32];
-                bool exists;
+                bool exists = false;
                 char hexs[65];
+                int r;
 
                 (void)admin_strlist_add(&ws->seen, row->job->target);
-                if (admin_file_sha256(row->job->target, sha, &exists) == 0)
+                r = admin_enter_caller(ws->a);
+                if (r < 0)
+                        return r;
+                r = admin_file_sha256(row->job->target, sha, &exists);
+                admin_leave_caller(ws->a);
+                if (r == 0)
                         matches = row->job->have_pyc_sha256 && memcmp(sha, row->job->pyc_sha256, 32) == 0;
                 if (ws->seen.n == 1) {
                         snprintf(ws->on_disk, sizeof(ws->on_disk), "%s",
@@ -82,7 +95,7 @@ static int why_row(const ProvRow *row, void *userdata) {
         }
         if (admin_rec_begin(&w) < 0)
                 return -ENOMEM;
-        admin_rec_row(&w, row);
+        admin_rec_row(ws->a, &w, row);
         admin_rec_bool(&w, "matches_disk", matches);
         return admin_rec_end(ws->a, &w);
 }
@@ -134,9 +147,11 @@ static int history_row(const ProvRow *row, void *userdata) {
         Admin *a = userdata;
         MsgWriter w;
 
+        if (!admin_caller_may_see(a, row->job->target) || (row->job->source && !admin_caller_may_see(a, row->job->source)))
+                return 0;
         if (admin_rec_begin(&w) < 0)
                 return -ENOMEM;
-        admin_rec_row(&w, row);
+        admin_rec_row(a, &w, row);
         return admin_rec_end(a, &w);
 }
 
@@ -153,9 +168,18 @@ void admin_history_run(Admin *a) {
 
         if (a->n_paths > 0) {
                 struct stat st;
-                if (stat(a->paths[0], &st) == 0 && S_ISDIR(st.st_mode))
+                bool dir;
+
+                r = admin_enter_caller(a);
+                if (r < 0) {
+                        a->error = r;
+                        return;
+                }
+                dir = stat(a->paths[0], &st) == 0 && S_ISDIR(st.st_mode);
+                if (dir)
                         r = admin_canonical(a->paths[0], &prefix);
-                else
+                admin_leave_caller(a);
+                if (!dir)
                         r = targets_of(a, a->paths[0], &targets);
                 if (r < 0) {
                         a->error = r;
@@ -181,14 +205,20 @@ static int audit_row(uint64_t time_usec, const char *path, pid_t pid, const char
         Admin *a = userdata;
         MsgWriter w;
 
+        /* The writer's command line is not the caller's to read. */
+        if (!admin_caller_may_see(a, path))
+                return 0;
         if (admin_rec_begin(&w) < 0)
                 return -ENOMEM;
         admin_rec_time(&w, "time", time_usec);
         admin_rec_str(&w, "path", path);
         admin_rec_u64(&w, "pid", (uint64_t)pid);
-        admin_rec_str(&w, "exe", exe);
-        admin_rec_str(&w, "cmdline", cmdline);
-        admin_rec_parents(&w, parents);
+        if (a->privileged) {
+                admin_rec_str(&w, "exe", exe);
+                admin_rec_str(&w, "cmdline", cmdline);
+                admin_rec_parents(&w, parents);
+        } else
+                admin_rec_bool(&w, "redacted", true);
         return admin_rec_end(a, &w);
 }
 

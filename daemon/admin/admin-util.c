@@ -1,14 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /* Helpers the admin verbs share, all on the I/O thread side.
  *
- * Replies are built as MSG_RECORD frames queued on the Admin (at most
- * ADMIN_MAX_RECORDS) and sent from the loop. Paths are taken apart the way
+ * Replies are MSG_RECORD frames streamed to the loop (admin-stream.c), at
+ * most max_reply_rows of them. Paths are taken apart the way
  * the interpreter names its cache files ("DIR/__pycache__/STEM.TAG.pyc"),
  * and trees are walked without following symlinked directories. Interpreters are known
  * by magic number and cache tag, from the provenance database and from the
  * pools this daemon runs, so a .pyc can be loaded or recompiled by the
  * interpreter it belongs to. */
 
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -66,24 +67,18 @@ int admin_rec_end(Admin *a, MsgWriter *w) {
         size_t size;
         int r;
 
-        if (a->n_frames >= ADMIN_MAX_RECORDS) {
+        if (a->n_records >= a->reply_rows_max) {
                 msg_writer_done(w);
-                return -E2BIG;
+                a->truncated = true;
+                return -ENOSPC;
         }
         r = msg_writer_finish(w, &data, &size);
         if (r < 0)
                 return r;
-        if (a->n_frames == a->allocated_frames) {
-                size_t n = MAX(a->allocated_frames * 2, (size_t)64);
-                Frame *nf = realloc(a->frames, n * sizeof(Frame));
-                if (!nf) {
-                        free(data);
-                        return -ENOMEM;
-                }
-                a->frames = nf;
-                a->allocated_frames = n;
-        }
-        a->frames[a->n_frames++] = (Frame){ data, size };
+        r = admin_stream_push(&a->stream, data, size);
+        if (r < 0)
+                return r;
+        a->n_records++;
         return 0;
 }
 
@@ -119,10 +114,14 @@ static const char *outcome_name(unsigned o) {
         return outcome_to_string((Outcome)o) ?: "unknown";
 }
 
-/* One provenance row as a record (why, history). */
-void admin_rec_row(MsgWriter *w, const ProvRow *row) {
+/* One provenance row as a record (why, history). A caller who may not
+ * change files sees who asked for another user's request (uid, time,
+ * package, tool, outcome) but not how: that request's executable, command
+ * line and parent chain are left out and the record says so. */
+void admin_rec_row(Admin *a, MsgWriter *w, const ProvRow *row) {
         const ProvJob *j = row->job;
         const ProvRequest *q = row->request;
+        bool redact = !a->privileged && q->uid != a->uid;
         char buf[65];
 
         admin_rec_time(w, "time", j->end_usec ? j->end_usec : q->time_usec);
@@ -132,9 +131,13 @@ void admin_rec_row(MsgWriter *w, const ProvRow *row) {
         admin_rec_u64(w, "uid", q->uid);
         admin_rec_u64(w, "gid", q->gid);
         admin_rec_u64(w, "pid", (uint64_t)q->pid);
-        admin_rec_str(w, "exe", q->exe);
-        admin_rec_str(w, "cmdline", q->cmdline);
-        admin_rec_parents(w, q->parents);
+        if (redact)
+                admin_rec_bool(w, "redacted", true);
+        else {
+                admin_rec_str(w, "exe", q->exe);
+                admin_rec_str(w, "cmdline", q->cmdline);
+                admin_rec_parents(w, q->parents);
+        }
         admin_rec_str(w, "package", q->package ? q->package : q->dpkg_package);
         admin_rec_str(w, "dpkg_package", q->dpkg_package);
         admin_rec_str(w, "tool", q->tool);
@@ -227,6 +230,42 @@ InvalidationMode admin_pyc_mode(const char *pyc) {
         return pyc_header_mode(&h);
 }
 
+int admin_enter_caller(Admin *a) {
+        int r;
+
+        if (!a->as_caller)
+                return 0;
+        assert(!a->entered);
+        r = fsid_enter(&a->fsid);
+        if (r < 0)
+                return r; /* never go on with our own rights instead */
+        a->entered = true;
+        return 0;
+}
+
+void admin_leave_caller(Admin *a) {
+        if (!a->entered)
+                return;
+        fsid_leave();
+        a->entered = false;
+}
+
+bool admin_caller_may_see(Admin *a, const char *path) {
+        struct stat st;
+        bool visible;
+
+        if (!a->as_caller)
+                return true;
+        if (!path || admin_enter_caller(a) < 0)
+                return false;
+        /* Looking the path up succeeds, or says it is not there: the
+         * caller could have learned as much. EACCES on the way (or
+         * anything else) hides it. */
+        visible = lstat(path, &st) == 0 || errno == ENOENT || errno == ENOTDIR;
+        admin_leave_caller(a);
+        return visible;
+}
+
 int admin_canonical(const char *path, char **ret) {
         return safepath_canonicalize_named(path, true, ret);
 }
@@ -237,21 +276,30 @@ int admin_collect_selected(Admin *a, StrList *files, int (*missing_fn)(const cha
         for (size_t i = 0; i < a->n_paths && r >= 0; i++) {
                 _cleanup_free_ char *p = NULL;
                 struct stat st;
+                bool dir;
 
+                /* The walk with the caller's rights; the database (which
+                 * only the daemon may open) with ours. */
+                r = admin_enter_caller(a);
+                if (r < 0)
+                        return r;
                 r = admin_canonical(a->paths[i], &p);
                 if (r < 0) {
+                        admin_leave_caller(a);
                         if (asprintf(&a->error_message, "%s: %s", a->paths[i], strerror(-r)) < 0)
                                 a->error_message = NULL;
                         return r;
                 }
-                if (stat(p, &st) == 0 && S_ISDIR(st.st_mode)) {
+                dir = stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+                if (dir)
                         r = admin_collect_pycs(p, files, 0);
-                        if (r >= 0 && missing_fn && a->have_db)
-                                r = provdb_targets(a->db_path, NULL, p, missing_fn, files);
-                } else if (pycpath_is_source_name(p))
+                else if (pycpath_is_source_name(p))
                         r = admin_collect_pycs_of_source(p, files);
                 else
                         r = admin_strlist_add(files, p);
+                admin_leave_caller(a);
+                if (r >= 0 && dir && missing_fn && a->have_db)
+                        r = provdb_targets(a->db_path, NULL, p, missing_fn, files);
         }
         if (r >= 0 && a->package && a->have_db)
                 r = provdb_targets(a->db_path, a->package, NULL, admin_strlist_add_cb, files);

@@ -16,6 +16,7 @@
  * admin-clean.c (clean); admin-util.c has what they share. */
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,7 @@
 #include "recorder.h"
 #include "request.h"
 #include "safepath.h"
+#include "spec.h"
 #include "util.h"
 
 static void item_done(Item *i) {
@@ -68,9 +70,7 @@ Admin *admin_free(Admin *a) {
         }
         free(a->known);
         free(a->db_path);
-        for (size_t i = 0; i < a->n_frames; i++)
-                free(a->frames[i].data);
-        free(a->frames);
+        admin_stream_done(&a->stream);
         msg_writer_done(&a->done);
         free(a->error_message);
         for (size_t i = 0; i < a->n_items; i++)
@@ -84,43 +84,89 @@ Admin *admin_free(Admin *a) {
         return NULL;
 }
 
-bool admin_handles(uint16_t type) {
-        return type >= MSG_WHY && type <= MSG_AUDIT;
-}
-
-bool admin_mutates(uint16_t type) {
-        return type == MSG_REPAIR || type == MSG_CLEAN;
+uint16_t admin_message_type(Verb verb) {
+        switch (verb) {
+        case VERB_WHY:
+                return MSG_WHY;
+        case VERB_HISTORY:
+                return MSG_HISTORY;
+        case VERB_VERIFY:
+                return MSG_VERIFY;
+        case VERB_REPAIR:
+                return MSG_REPAIR;
+        case VERB_CLEAN:
+                return MSG_CLEAN;
+        case VERB_AUDIT:
+                return MSG_AUDIT;
+        default:
+                assert_not_reached();
+        }
 }
 
 static void admin_run(IoWork *w) {
         Admin *a = (Admin *)((char *)w - offsetof(Admin, io));
 
-        switch (a->type) {
-        case MSG_WHY:
+        a->stream.may_block = true;
+        switch (a->verb) {
+        case VERB_WHY:
                 admin_why_run(a);
                 break;
-        case MSG_HISTORY:
+        case VERB_HISTORY:
                 admin_history_run(a);
                 break;
-        case MSG_VERIFY:
+        case VERB_VERIFY:
                 admin_verify_run(a);
                 if (a->error >= 0)
                         admin_items_to_records(a, false);
                 break;
-        case MSG_REPAIR:
+        case VERB_REPAIR:
                 admin_repair_run(a);
                 break;
-        case MSG_CLEAN:
+        case VERB_CLEAN:
                 admin_clean_run(a);
                 admin_rec_u64(&a->done, "removed", a->n_removed);
                 break;
-        case MSG_AUDIT:
+        case VERB_AUDIT:
                 admin_audit_run(a);
                 break;
+        default:
+                assert_not_reached();
+        }
+        /* Whatever happened, the thread goes back to being ours. */
+        admin_leave_caller(a);
+        a->stream.may_block = false;
+        if (a->truncated) {
+                if (a->error == -ENOSPC)
+                        a->error = 0;
+                admin_rec_bool(&a->done, "truncated", true);
         }
 }
 
 /* ---- the loop side ------------------------------------------------------ */
+
+/* Moves queued records into the connection while the client keeps up
+ * (all of them when @all), and lets the thread go on. */
+static void admin_pump(Admin *a, bool all) {
+        Frame f;
+
+        while ((all || !a->connection || connection_pending_output(a->connection) < ADMIN_STREAM_HIGH) &&
+               admin_stream_pop(&a->stream, &f)) {
+                if (a->connection)
+                        connection_send(a->connection, f.data, f.size, false);
+                else
+                        free(f.data);
+        }
+        admin_stream_release(&a->stream, a->connection ? 0 : -ECANCELED);
+}
+
+static int admin_on_stream_wake(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        admin_pump(userdata, false);
+        return 0;
+}
+
+void admin_output_drained(Admin *a) {
+        admin_pump(a, false);
+}
 
 static void admin_reply(Admin *a) {
         Manager *m = a->manager;
@@ -137,10 +183,7 @@ static void admin_reply(Admin *a) {
                         uint8_t *data;
                         size_t size;
 
-                        for (size_t i = 0; i < a->n_frames; i++) {
-                                connection_send(a->connection, a->frames[i].data, a->frames[i].size, false);
-                                a->frames[i].data = NULL;
-                        }
+                        admin_pump(a, true);
                         if (msg_writer_finish(&a->done, &data, &size) >= 0)
                                 connection_send(a->connection, data, size, false);
                 }
@@ -221,7 +264,7 @@ static void repair_compile(Admin *a) {
                         }
                 }
                 admin_strlist_sort_unique(&sources);
-                if (manager_get_pool(m, it->interpreter, &p) >= 0 &&
+                if (manager_get_pool(m, it->interpreter, &p, NULL) >= 0 &&
                     request_new_internal(m, sources.v, sources.n, p, it->opt_level, it->mode, &repair_hooks, a, &r) >=
                             0) {
                         a->outstanding++;
@@ -252,7 +295,9 @@ static void admin_submit_now(void *userdata) {
         Admin *a = userdata;
 
         a->io = (IoWork){ .run = admin_run, .done = admin_done };
-        iopool_submit(a->manager->iopool, &a->io);
+        /* Read-only verbs have threads of their own: they never delay a
+         * compile, however many of them anyone asks for. */
+        iopool_submit(verb_mutates(a->verb) ? a->manager->iopool : a->manager->querypool, &a->io);
 }
 
 static void admin_submit(Admin *a) {
@@ -292,13 +337,48 @@ void admin_pools_changed(Manager *m, Pool *p) {
 
 void admin_detach(Admin *a) {
         a->connection = NULL;
+        /* A thread producing for nobody stops at its next record. */
+        admin_stream_release(&a->stream, -ECANCELED);
 }
 
-int admin_start(Manager *m, Connection *c, const MsgReader *msg, char **ret_message) {
-        MsgReader rd = *msg;
-        MsgField f;
+static int admin_fail(char **ret_message, int error, const char *fmt, ...) _printf_(3, 4);
+static int admin_fail(char **ret_message, int error, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        if (vasprintf(ret_message, fmt, ap) < 0)
+                *ret_message = NULL;
+        va_end(ap);
+        return error;
+}
+
+/* The pools of the interpreters a verify, repair or clean names. The
+ * dispatcher has checked that a caller who may not mutate names only
+ * interpreters that run already or are configured. */
+static int admin_take_pythons(Admin *a, Connection *c, const Spec *s, char **ret_message) {
+        Manager *m = a->manager;
+
+        if (s->n_pythons == 0)
+                return 0;
+        a->pools = calloc(s->n_pythons, sizeof(Pool *));
+        if (!a->pools)
+                return -ENOMEM;
+        for (size_t i = 0; i < s->n_pythons; i++) {
+                Pool *p = manager_find_pool(m, s->pythons[i]);
+                int k = 0;
+
+                if (!p)
+                        k = manager_get_pool(m, s->pythons[i], &p, ret_message);
+                if (k < 0)
+                        return k;
+                a->pools[a->n_pools++] = p;
+        }
+        return 0;
+}
+
+int admin_start(Manager *m, Connection *c, Spec *spec, char **ret_message) {
+        _cleanup_(spec_freep) Spec *s = spec;
         Admin *a;
-        uint64_t v;
         int k;
 
         *ret_message = NULL;
@@ -307,96 +387,46 @@ int admin_start(Manager *m, Connection *c, const MsgReader *msg, char **ret_mess
                 return -ENOMEM;
         a->manager = m;
         a->connection = c;
-        a->type = msg->type;
+        a->verb = s->verb;
+        a->type = admin_message_type(s->verb);
         a->next = m->admins;
         if (m->admins)
                 m->admins->prev = a;
         m->admins = a;
-        k = msg_writer_init(&a->done, MSG_DONE);
+        if (c) {
+                a->uid = c->uid;
+                a->privileged = c->caller == CALLER_PRIVILEGED;
+                a->fsid = c->fsid;
+                /* Read-only verbs of anyone but the privileged caller touch
+                 * files with the caller's own rights. */
+                a->as_caller = dispatch_access(s->verb, c->caller) == ACCESS_AS_CALLER;
+        } else
+                a->privileged = true;
+        a->reply_rows_max = m->config->max_reply_rows;
+        k = admin_stream_init(&a->stream, m->event, admin_on_stream_wake, a);
+        if (k >= 0)
+                k = msg_writer_init(&a->done, MSG_DONE);
 
-        while (k >= 0 && (k = msg_next(&rd, &f)) > 0) {
-                switch (f.tag) {
-                case TAG_PATH: {
-                        char *s, **np;
-                        if (a->n_paths >= m->config->max_paths_per_request) {
-                                k = -E2BIG;
-                                break;
-                        }
-                        k = field_strdup(&f, &s);
-                        if (k < 0)
-                                break;
-                        if (!path_is_absolute(s)) {
-                                free(s);
-                                k = -EINVAL;
-                                break;
-                        }
-                        np = realloc(a->paths, (a->n_paths + 1) * sizeof(char *));
-                        if (!np) {
-                                free(s);
-                                k = -ENOMEM;
-                                break;
-                        }
-                        a->paths = np;
-                        a->paths[a->n_paths++] = s;
-                        break;
-                }
-                case TAG_PYTHON: {
-                        _cleanup_free_ char *s = NULL, *real = NULL;
-                        Pool *p, **np;
-                        k = field_strdup(&f, &s);
-                        if (k >= 0)
-                                k = safepath_canonicalize(s, &real);
-                        if (k >= 0)
-                                k = manager_get_pool(m, real, &p);
-                        if (k < 0) {
-                                if (s && asprintf(ret_message, "interpreter %s: %s", s, strerror(-k)) < 0)
-                                        *ret_message = NULL;
-                                break;
-                        }
-                        np = realloc(a->pools, (a->n_pools + 1) * sizeof(Pool *));
-                        if (!np) {
-                                k = -ENOMEM;
-                                break;
-                        }
-                        a->pools = np;
-                        a->pools[a->n_pools++] = p;
-                        break;
-                }
-                case TAG_PACKAGE:
-                        k = field_replace_string(&f, &a->package);
-                        break;
-                case TAG_SINCE:
-                        k = field_u64(&f, &v);
-                        a->since_usec = v * 1000000u;
-                        break;
-                case TAG_LIMIT:
-                        k = field_u64(&f, &a->limit);
-                        break;
-                case TAG_FAILED_ONLY:
-                        k = field_u64(&f, &v);
-                        a->failed_only = v != 0;
-                        break;
-                default:
-                        k = 0;
-                }
+        if (k >= 0 && s->root)
+                k = admin_fail(ret_message, -EOPNOTSUPP, "--root is not supported by this pycqueued yet");
+        if (k >= 0 && s->n_paths > m->config->max_paths_per_request)
+                k = admin_fail(ret_message, -E2BIG, "the request names more than %u paths",
+                               m->config->max_paths_per_request);
+        if (k >= 0) {
+                a->paths = TAKE_PTR(s->paths);
+                a->n_paths = s->n_paths;
+                s->n_paths = 0;
+                a->package = TAKE_PTR(s->package);
+                a->since_usec = s->since_usec;
+                a->limit = s->limit;
+                a->failed_only = s->failed_only;
         }
-        if (k >= 0 && a->type == MSG_WHY && a->n_paths != 1) {
-                k = -EINVAL;
-                if (asprintf(ret_message, "why takes exactly one path") < 0)
-                        *ret_message = NULL;
-        }
-        if (k >= 0 && (a->type == MSG_VERIFY || a->type == MSG_REPAIR || a->type == MSG_CLEAN) && a->n_paths == 0 &&
-            !a->package) {
-                k = -EINVAL;
-                if (asprintf(ret_message, "name paths or a package") < 0)
-                        *ret_message = NULL;
-        }
-        if (k >= 0 && a->type == MSG_AUDIT && !m->audit) {
-                k = -EOPNOTSUPP;
-                if (asprintf(ret_message, "auditing is not enabled: start pycqueued with --audit=DIR or set "
-                                          "AuditRoots= in its configuration") < 0)
-                        *ret_message = NULL;
-        }
+        if (k >= 0 && (a->verb == VERB_VERIFY || a->verb == VERB_REPAIR || a->verb == VERB_CLEAN))
+                k = admin_take_pythons(a, c, s, ret_message);
+        if (k >= 0 && a->type == MSG_AUDIT && !m->audit)
+                k = admin_fail(ret_message, -EOPNOTSUPP,
+                               "auditing is not enabled: start pycqueued with --audit=DIR or set AuditRoots= in its "
+                               "configuration");
         if (k >= 0 && !recorder_enabled(m->recorder) &&
             (a->type == MSG_WHY || a->type == MSG_HISTORY || a->type == MSG_AUDIT || a->package)) {
                 k = -EOPNOTSUPP;
@@ -431,7 +461,7 @@ int admin_start(Manager *m, Connection *c, const MsgReader *msg, char **ret_mess
                                  m->pools[i]->info.magic[1], m->pools[i]->info.magic[2], m->pools[i]->info.magic[3]);
                         (void)admin_add_known(m->pools[i]->interpreter, m->pools[i]->info.cache_tag, magic, a);
                 }
-        if (admin_mutates(a->type) && recorder_enabled(m->recorder)) {
+        if (verb_mutates(a->verb) && recorder_enabled(m->recorder)) {
                 /* Removals and recompiles are recorded against this client. */
                 ProvRequest pr = {
                         .id = recorder_next_request_id(m->recorder),
@@ -455,4 +485,19 @@ int admin_start(Manager *m, Connection *c, const MsgReader *msg, char **ret_mess
                 c->admin = a;
         admin_pools_changed(m, NULL);
         return 0;
+}
+
+bool admin_uses_pool(const Admin *a, const Pool *p) {
+        for (size_t i = 0; i < a->n_pools; i++)
+                if (a->pools[i] == p)
+                        return true;
+        return false;
+}
+
+uid_t admin_uid(const Admin *a) {
+        return a->uid;
+}
+
+Admin *admin_next(const Admin *a) {
+        return a->next;
 }

@@ -5,21 +5,26 @@
  * (see admin.c). */
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include "protocol.h"
+#include "spec.h"
+#include "forward.h"
 
-typedef struct Manager Manager;
-typedef struct Connection Connection;
-typedef struct Admin Admin;
-typedef struct Pool Pool;
 
-/* True for the message types this module serves. */
-bool admin_handles(uint16_t type);
-/* True for the ones that change files (repair, clean). */
-bool admin_mutates(uint16_t type);
-/* Parses and starts serving @msg for @c. On a bad request returns a
- * negative errno and a message for the client. */
-int admin_start(Manager *m, Connection *c, const MsgReader *msg, char **ret_message);
+/* The message type of an administration verb. */
+uint16_t admin_message_type(Verb verb);
+/* Starts serving the authorised @spec (consumed, whatever happens) for @c.
+ * On a bad request returns a negative errno and a message for the client. */
+int admin_start(Manager *m, Connection *c, Spec *spec, char **ret_message);
+/* True when @a waits for or uses pool @p. */
+bool admin_uses_pool(const Admin *a, const Pool *p);
+/* The next in the manager's list of administration requests. */
+Admin *admin_next(const Admin *a);
+/* The uid of the caller @a serves. */
+uid_t admin_uid(const Admin *a);
+/* @a's connection has taken some of its output: a streaming reply goes on. */
+void admin_output_drained(Admin *a);
 /* The client went away: finish quietly. */
 void admin_detach(Admin *a);
 /* A pool an admin request waits for changed state. */

@@ -11,9 +11,8 @@
 #include "iopool.h"
 #include "pycheader.h"
 #include "protocol.h"
+#include "forward.h"
 
-typedef struct Pool Pool;
-typedef struct Request Request;
 
 typedef enum JobState {
         JOB_QUEUED,      /* waiting in its pool's FIFO */

@@ -21,7 +21,6 @@
 #include "macro.h"
 #include "manager.h"
 #include "pool.h"
-#include "request.h"
 #include "util.h"
 
 #define POOL_MAX_FAILED_STARTS 5
@@ -67,7 +66,8 @@ static Job *fifo_pop(Job **head, Job **tail) {
         return j;
 }
 
-/* Delivers a finished job to its waiters and frees it. */
+/* Retires a finished job: out of the queue at once (no new request joins
+ * it), to its waiters through the manager's completion event. */
 static void pool_finish_job(Pool *p, Job *j) {
         Manager *m = p->manager;
 
@@ -80,11 +80,7 @@ static void pool_finish_job(Pool *p, Job *j) {
         else if (j->outcome == OUTCOME_FAILED)
                 manager_record_failure(m, j->source, j->error_type ? j->error_type : "OSError", j->error_line,
                                        j->error_message ? j->error_message : "failed");
-        for (size_t i = 0; i < j->n_waiters; i++)
-                request_job_done(j->waiters[i].request, j, &j->waiters[i]);
-        job_free(j);
-        manager_status_changed(m);
-        manager_check_idle(m);
+        manager_job_finished(m, j);
 }
 
 static void pool_fail_job(Pool *p, Job *j, const char *type, const char *message) {

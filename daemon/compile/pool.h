@@ -5,11 +5,11 @@
 
 #include <stdbool.h>
 
+#include "interpreter.h"
 #include "job.h"
 #include "worker.h"
+#include "forward.h"
 
-typedef struct Manager Manager;
-typedef struct WorkerSlot WorkerSlot;
 
 typedef enum PoolState {
         POOL_STARTING,  /* no worker has completed its handshake yet */
@@ -20,6 +20,8 @@ typedef enum PoolState {
 typedef struct Pool {
         Manager *manager;
         char *interpreter;       /* canonical path */
+        InterpreterId id;        /* the file when the pool started: its identity */
+        bool retired;            /* the file was replaced: takes no new work */
         PoolState state;
         char *error;
         WorkerInfo info;         /* from the first handshake */

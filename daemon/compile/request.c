@@ -13,6 +13,7 @@
  * cancel jobs another client may be waiting on. A wait request is answered
  * once no compile request (of its package, if it named one) is left. */
 
+#include <assert.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -28,9 +29,9 @@
 #include "recorder.h"
 #include "request.h"
 #include "safepath.h"
+#include "spec.h"
 #include "util.h"
 
-#define REQUEST_MAX_EXCLUDES 64
 #define REQUEST_MAX_PYTHONS 8
 #define REQUEST_PROGRESS_INTERVAL_USEC (100 * 1000)
 
@@ -71,185 +72,91 @@ Request *request_free(Request *r) {
         return NULL;
 }
 
-static int append_path(Request *r, const MsgField *f, size_t max, char **ret_message) {
-        char *s, **np;
-        int k;
-
-        if (r->n_paths >= max) {
-                if (asprintf(ret_message, "the request names more than %zu paths", max) < 0)
-                        *ret_message = NULL;
-                return -E2BIG;
-        }
-        if (f->size == 0 || f->size >= PATH_MAX)
-                return -EINVAL;
-        k = field_strdup(f, &s);
-        if (k < 0)
-                return k;
-        if (!path_is_absolute(s)) {
-                free(s);
-                return -EINVAL;
-        }
-        np = realloc(r->paths, (r->n_paths + 1) * sizeof(char *));
-        if (!np) {
-                free(s);
+/* Compiles the exclude patterns: only now, after authorisation, and for a
+ * privileged caller (spec.c bounded their number and size). */
+static int request_take_excludes(Request *r, const Spec *s, char **ret_message) {
+        if (s->n_excludes == 0)
+                return 0;
+        r->excludes = calloc(s->n_excludes, sizeof(regex_t));
+        if (!r->excludes)
                 return -ENOMEM;
-        }
-        r->paths = np;
-        r->paths[r->n_paths++] = s;
-        return 0;
-}
+        for (size_t i = 0; i < s->n_excludes; i++) {
+                int k = regcomp(&r->excludes[i], s->excludes[i], REG_EXTENDED | REG_NOSUB);
 
-static int append_exclude(Request *r, const MsgField *f, char **ret_message) {
-        _cleanup_free_ char *s = NULL;
-        regex_t *nx;
-        int k;
-
-        if (r->n_excludes >= REQUEST_MAX_EXCLUDES)
-                return -E2BIG;
-        k = field_strdup(f, &s);
-        if (k < 0)
-                return k;
-        nx = realloc(r->excludes, (r->n_excludes + 1) * sizeof(regex_t));
-        if (!nx)
-                return -ENOMEM;
-        r->excludes = nx;
-        k = regcomp(&r->excludes[r->n_excludes], s, REG_EXTENDED | REG_NOSUB);
-        if (k != 0) {
-                char err[256];
-                regerror(k, &r->excludes[r->n_excludes], err, sizeof(err));
-                if (asprintf(ret_message, "invalid exclude pattern \"%s\": %s", s, err) < 0)
-                        *ret_message = NULL;
-                return -EINVAL;
-        }
-        r->n_excludes++;
-        return 0;
-}
-
-static int append_python(Request *r, const MsgField *f, char **ret_message) {
-        _cleanup_free_ char *s = NULL, *real = NULL;
-        Pool *p, **np;
-        int k;
-
-        if (r->n_pools >= REQUEST_MAX_PYTHONS)
-                return -E2BIG;
-        k = field_strdup(f, &s);
-        if (k < 0)
-                return k;
-        if (!path_is_absolute(s))
-                return -EINVAL;
-        k = safepath_canonicalize(s, &real);
-        if (k < 0) {
-                if (asprintf(ret_message, "interpreter %s: %s", s, strerror(-k)) < 0)
-                        *ret_message = NULL;
-                return k;
-        }
-        for (size_t i = 0; i < r->n_pools; i++)
-                if (strcmp(r->pools[i]->interpreter, real) == 0)
-                        return 0; /* the same interpreter twice */
-        k = manager_get_pool(r->manager, real, &p);
-        if (k < 0)
-                return k;
-        np = realloc(r->pools, (r->n_pools + 1) * sizeof(Pool *));
-        if (!np)
-                return -ENOMEM;
-        r->pools = np;
-        r->pools[r->n_pools++] = p;
-        return 0;
-}
-
-static int parse_compile(Request *r, const MsgReader *msg, char **ret_message) {
-        Manager *m = r->manager;
-        MsgReader rd = *msg;
-        MsgField f;
-        uint64_t v;
-        int k;
-
-        while ((k = msg_next(&rd, &f)) > 0) {
-                switch (f.tag) {
-                case TAG_PATH:
-                        k = append_path(r, &f, m->config->max_paths_per_request, ret_message);
-                        break;
-                case TAG_EXCLUDE:
-                        k = append_exclude(r, &f, ret_message);
-                        break;
-                case TAG_PYTHON:
-                        k = append_python(r, &f, ret_message);
-                        break;
-                case TAG_OPT_LEVEL:
-                        k = field_u64(&f, &v);
-                        if (k >= 0 && v > 2)
-                                k = -EINVAL;
-                        if (k >= 0) {
-                                bool seen = false;
-                                for (size_t i = 0; i < r->n_opt_levels; i++)
-                                        seen = seen || r->opt_levels[i] == v;
-                                if (!seen)
-                                        r->opt_levels[r->n_opt_levels++] = (unsigned)v;
-                        }
-                        break;
-                case TAG_INVALIDATION:
-                        k = field_u64(&f, &v);
-                        if (k >= 0 && v >= _INVALIDATION_MAX)
-                                k = -EINVAL;
-                        if (k >= 0)
-                                r->mode = (InvalidationMode)v;
-                        break;
-                case TAG_FORCE:
-                        k = field_u64(&f, &v);
-                        r->force = k >= 0 && v != 0;
-                        break;
-                case TAG_REPORT_ALL:
-                        k = field_u64(&f, &v);
-                        r->report_all = k >= 0 && v != 0;
-                        break;
-                case TAG_PACKAGE:
-                        k = field_replace_string(&f, &r->package);
-                        break;
-                case TAG_CTX_TOOL:
-                        k = field_replace_string(&f, &r->tool);
-                        break;
-                case TAG_CTX_DPKG_PACKAGE:
-                        k = field_replace_string(&f, &r->dpkg_package);
-                        break;
-                case TAG_ROOT:
-                        if (asprintf(ret_message, "--root is not supported by this pycqueued yet") < 0)
+                if (k != 0) {
+                        char err[256];
+                        regerror(k, &r->excludes[i], err, sizeof(err));
+                        if (asprintf(ret_message, "invalid exclude pattern \"%s\": %s", s->excludes[i], err) < 0)
                                 *ret_message = NULL;
-                        return -EOPNOTSUPP;
-                case TAG_NO_WAIT:
-                        k = field_u64(&f, &v);
-                        r->no_wait = k >= 0 && v != 0;
-                        break;
-                default:
-                        k = 0; /* unknown or context-only fields are fine */
+                        return -EINVAL;
                 }
-                if (k < 0)
-                        return k;
-        }
-        if (r->n_paths == 0) {
-                if (asprintf(ret_message, "no paths to compile") < 0)
-                        *ret_message = NULL;
-                return -EINVAL;
-        }
-        if (r->n_opt_levels == 0)
-                r->opt_levels[r->n_opt_levels++] = 0;
-        if (r->n_pools == 0) {
-                MsgField def = { .tag = TAG_PYTHON, .data = (const uint8_t *)"/usr/bin/python3", .size = 16 };
-                k = append_python(r, &def, ret_message);
-                if (k < 0)
-                        return k;
+                r->n_excludes++;
         }
         return 0;
 }
 
-int request_new_compile(Manager *m, Connection *c, const MsgReader *msg, Request **ret, char **ret_message) {
+/* The pools of the named interpreters (default python3), started if new:
+ * the caller is privileged, so it may name any trusted interpreter. */
+static int request_take_pythons(Request *r, const Spec *s, char **ret_message) {
+        static const char *const def[] = { "/usr/bin/python3" };
+        const char *const *names = s->n_pythons > 0 ? (const char *const *)s->pythons : def;
+        size_t n = s->n_pythons > 0 ? s->n_pythons : 1;
+
+        r->pools = calloc(n, sizeof(Pool *));
+        if (!r->pools)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                Pool *p;
+                bool dup = false;
+                int k = manager_get_pool(r->manager, names[i], &p, ret_message);
+
+                if (k < 0)
+                        return k;
+                for (size_t j = 0; j < r->n_pools; j++)
+                        dup = dup || r->pools[j] == p;
+                if (!dup)
+                        r->pools[r->n_pools++] = p;
+        }
+        return 0;
+}
+
+int request_new_compile(Manager *m, Connection *c, Spec *spec, const MsgReader *msg, Request **ret,
+                        char **ret_message) {
+        _cleanup_(spec_freep) Spec *s = spec;
         Request *r;
         int k;
 
         *ret_message = NULL;
+        assert(s->verb == VERB_COMPILE);
+        if (s->root) {
+                if (asprintf(ret_message, "--root is not supported by this pycqueued yet") < 0)
+                        *ret_message = NULL;
+                return -EOPNOTSUPP;
+        }
         k = request_alloc(m, c, REQUEST_COMPILE, &r);
         if (k < 0)
                 return k;
-        k = parse_compile(r, msg, ret_message);
+        r->paths = TAKE_PTR(s->paths);
+        r->n_paths = s->n_paths;
+        s->n_paths = 0;
+        memcpy(r->opt_levels, s->opt_levels, sizeof(r->opt_levels));
+        r->n_opt_levels = s->n_opt_levels;
+        r->mode = s->mode;
+        r->force = s->force;
+        r->report_all = s->report_all;
+        r->no_wait = s->no_wait;
+        r->package = TAKE_PTR(s->package);
+        r->tool = TAKE_PTR(s->tool);
+        r->dpkg_package = TAKE_PTR(s->dpkg_package);
+        if (r->n_paths > m->config->max_paths_per_request) {
+                if (asprintf(ret_message, "the request names more than %u paths", m->config->max_paths_per_request) < 0)
+                        *ret_message = NULL;
+                k = -E2BIG;
+        }
+        if (k >= 0)
+                k = request_take_excludes(r, s, ret_message);
+        if (k >= 0)
+                k = request_take_pythons(r, s, ret_message);
         if (k >= 0 && r->no_wait) {
                 /* Kept whole: the durable queue stores and replays it. */
                 r->spec = malloc(msg->size);
@@ -303,22 +210,15 @@ int request_new_internal(Manager *m, char **paths, size_t n_paths, Pool *pool, u
         return 0;
 }
 
-int request_new_wait(Manager *m, Connection *c, const MsgReader *msg, Request **ret) {
-        MsgReader rd = *msg;
-        MsgField f;
+int request_new_wait(Manager *m, Connection *c, Spec *spec, Request **ret) {
+        _cleanup_(spec_freep) Spec *s = spec;
         Request *r;
         int k;
 
         k = request_alloc(m, c, REQUEST_WAIT, &r);
         if (k < 0)
                 return k;
-        while ((k = msg_next(&rd, &f)) > 0)
-                if (f.tag == TAG_PACKAGE && (k = field_replace_string(&f, &r->package)) < 0)
-                        break;
-        if (k < 0) {
-                request_free(r);
-                return k;
-        }
+        r->package = TAKE_PTR(s->package);
         *ret = r;
         return 0;
 }
@@ -746,6 +646,7 @@ void request_set_origin(Request *r, Connection *c) {
 
 int request_replay(Manager *m, uint64_t id, uid_t uid, const uint8_t *spec, size_t size) {
         _cleanup_free_ char *message = NULL;
+        Spec *s = NULL;
         MsgReader msg;
         Request *r;
         int k;
@@ -753,7 +654,10 @@ int request_replay(Manager *m, uint64_t id, uid_t uid, const uint8_t *spec, size
         k = msg_parse(spec, size, &msg);
         if (k < 0 || msg.type != MSG_COMPILE)
                 return k < 0 ? k : -EBADMSG;
-        k = request_new_compile(m, NULL, &msg, &r, &message);
+        k = spec_parse(&msg, &m->spec_limits, &s, &message);
+        if (k < 0)
+                return k;
+        k = request_new_compile(m, NULL, s, &msg, &r, &message);
         if (k < 0)
                 return k;
         r->id = id;

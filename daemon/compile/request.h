@@ -11,12 +11,8 @@
 #include "iopool.h"
 #include "job.h"
 #include "protocol.h"
+#include "forward.h"
 
-typedef struct Manager Manager;
-typedef struct Connection Connection;
-typedef struct Pool Pool;
-typedef struct ExpandResult ExpandResult;
-typedef struct Request Request;
 
 /* For requests the daemon makes itself (repair): per-file results and the
  * end go to these instead of a client. */
@@ -82,13 +78,17 @@ typedef struct Request {
         Connection *origin;      /* for an internal request: whom to record as asking */
 } Request;
 
-/* Parses a MSG_COMPILE frame. On a bad request returns a negative errno and
- * an explanation in @ret_message for the client. */
-int request_new_compile(Manager *m, Connection *c, const MsgReader *msg, Request **ret, char **ret_message);
+/* A compile request from an authorised Spec (consumed, whatever happens);
+ * @msg is its frame, kept for the durable queue. Resolves the interpreters
+ * and starts their pools. On a bad request returns a negative errno and an
+ * explanation in @ret_message for the client. */
+int request_new_compile(Manager *m, Connection *c, Spec *spec, const MsgReader *msg, Request **ret,
+                        char **ret_message);
 /* A compile request made by the daemon itself, with no client. */
 int request_new_internal(Manager *m, char **paths, size_t n_paths, Pool *pool, unsigned opt_level,
                          InvalidationMode mode, const RequestHooks *hooks, void *userdata, Request **ret);
-int request_new_wait(Manager *m, Connection *c, const MsgReader *msg, Request **ret);
+/* A wait request; @spec is consumed. */
+int request_new_wait(Manager *m, Connection *c, Spec *spec, Request **ret);
 /* Starts serving; the manager's list now holds the request. */
 void request_start(Request *r);
 /* Attributes an internal request to @c's peer (provenance); @c may be NULL. */

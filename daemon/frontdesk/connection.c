@@ -1,10 +1,19 @@
 /* SPDX-License-Identifier: MIT */
-/* A client connection: non-blocking reads assembled into frames in a
- * buffer bounded by PROTOCOL_MAX_FRAME, non-blocking writes from a queue of
- * frames bounded by CONNECTION_MAX_OUTPUT. The peer's credentials are taken
- * once, at accept, from SO_PEERCRED. A malformed frame, an unknown message
- * type or a second request while one is running closes this connection and
- * nothing else: the daemon goes on serving everyone else. */
+/* A client connection: a framed transport and nothing else.
+ *
+ * Reads are assembled into frames in a buffer bounded by the largest frame
+ * the peer's class may send (root may send a large compile request, other
+ * users only small read-only ones); writes go out from a queue of frames
+ * bounded per class too. The peer's credentials (uid, gid, pid, and its
+ * supplementary groups, so that work done for it can take its filesystem
+ * identity) are taken once, at accept. Every complete frame goes to the
+ * dispatcher (dispatch.c), which alone decides what it may do.
+ *
+ * A frame that has only partly arrived must be completed within
+ * frame_timeout, else the connection is closed: a peer cannot pin a buffer
+ * by sending half a frame. A malformed frame gets one MSG_ERROR and the
+ * connection is closed right after it is flushed, or at once when the peer
+ * does not read, so that it stops counting against the peer's limits. */
 
 #include <errno.h>
 #include <stdlib.h>
@@ -19,12 +28,64 @@
 #include "manager.h"
 #include "protocol.h"
 #include "request.h"
+#include "util.h"
 
-#define CONNECTION_MAX_OUTPUT (32u * 1024u * 1024u)
 #define CONNECTION_READ_CHUNK 65536u
+/* Output a peer may leave unread: a privileged client gets a compile's
+ * per-file results; others get streamed records, so less is plenty. */
+#define CONNECTION_MAX_OUTPUT_PRIVILEGED (32u * 1024u * 1024u)
+#define CONNECTION_MAX_OUTPUT_LOCAL (2u * 1024u * 1024u)
+/* The largest frame of a peer that may not mutate: a read-only request
+ * names a few paths, never megabytes of them. */
+#define CONNECTION_MAX_FRAME_LOCAL (1u * 1024u * 1024u)
+/* A closing connection whose peer neither reads nor hangs up is dropped
+ * after this long. */
+#define CONNECTION_LINGER_USEC (2 * 1000000ULL)
 
-static void connection_close(Connection *c) {
+static size_t connection_max_output(const Connection *c) {
+        return c->caller == CALLER_PRIVILEGED ? CONNECTION_MAX_OUTPUT_PRIVILEGED : CONNECTION_MAX_OUTPUT_LOCAL;
+}
+
+size_t connection_pending_output(const Connection *c) {
+        return c->out_bytes;
+}
+
+size_t connection_memory_total(const Manager *m) {
+        size_t n = 0;
+
+        for (const Connection *c = m->connections; c; c = c->next)
+                n += c->rallocated + c->out_bytes;
+        return n;
+}
+
+static int connection_on_frame_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Connection *c = userdata;
+
+        if (c->closing) {
+                connection_free(c);
+                return 0;
+        }
+        log_debug("Client pid %d left a frame incomplete for too long; closing", (int)c->pid);
         connection_free(c);
+        return 0;
+}
+
+/* Arms (or disarms) the one timer of the connection: the partial-frame
+ * deadline while reading, the linger deadline while closing. */
+static void connection_arm_timer(Connection *c, bool on, uint64_t usec) {
+        if (!on) {
+                if (c->frame_timer)
+                        (void)sd_event_source_set_enabled(c->frame_timer, SD_EVENT_OFF);
+                return;
+        }
+        if (!c->frame_timer) {
+                if (sd_event_add_time_relative(c->manager->event, &c->frame_timer, CLOCK_MONOTONIC, usec, 100000,
+                                               connection_on_frame_timer, c) < 0)
+                        c->frame_timer = NULL;
+                return;
+        }
+        (void)sd_event_source_set_time_relative(c->frame_timer, usec);
+        (void)sd_event_source_set_enabled(c->frame_timer, SD_EVENT_ONESHOT);
 }
 
 static int connection_flush(Connection *c) {
@@ -49,19 +110,39 @@ static int connection_flush(Connection *c) {
                 free(f->data);
                 free(f);
         }
-        return sd_event_source_set_io_events(c->source, EPOLLIN | (c->out_head ? EPOLLOUT : 0));
+        if (c->admin)
+                admin_output_drained(c->admin);
+        return sd_event_source_set_io_events(c->source, (c->closing ? 0 : EPOLLIN) | (c->out_head ? EPOLLOUT : 0));
+}
+
+/* From now on nothing more is read; the connection goes once its output is
+ * out, or after CONNECTION_LINGER_USEC. */
+static void connection_start_closing(Connection *c) {
+        c->closing = true;
+        c->rsize = 0;
+        if (connection_flush(c) < 0 || !c->out_head) {
+                /* Nothing left to say: go now (deferred, the caller may
+                 * still use @c). */
+                (void)shutdown(c->fd, SHUT_RDWR);
+                connection_arm_timer(c, true, 0);
+                return;
+        }
+        connection_arm_timer(c, true, CONNECTION_LINGER_USEC);
 }
 
 void connection_send(Connection *c, uint8_t *frame, size_t size, bool droppable) {
         OutFrame *f;
 
-        if (c->out_bytes + size > CONNECTION_MAX_OUTPUT) {
+        if (c->closing) {
+                free(frame);
+                return;
+        }
+        if (c->out_bytes + size > connection_max_output(c)) {
                 free(frame);
                 if (droppable)
                         return;
                 log_warning("Client pid %d does not read its replies; closing its connection", (int)c->pid);
-                c->closing = true;
-                (void)sd_event_source_set_io_events(c->source, EPOLLOUT);
+                connection_start_closing(c);
                 return;
         }
         f = calloc(1, sizeof(*f));
@@ -78,7 +159,7 @@ void connection_send(Connection *c, uint8_t *frame, size_t size, bool droppable)
         c->out_tail = f;
         c->out_bytes += size;
         if (connection_flush(c) < 0)
-                c->closing = true;
+                connection_start_closing(c);
 }
 
 void connection_send_error(Connection *c, int error, const char *message) {
@@ -95,6 +176,12 @@ void connection_send_error(Connection *c, int error, const char *message) {
         connection_send(c, frame, size, false);
 }
 
+void connection_fail(Connection *c, int error, const char *message) {
+        connection_send_error(c, error, message);
+        if (!c->closing)
+                connection_start_closing(c);
+}
+
 void connection_request_finished(Connection *c, Request *r) {
         if (c->request == r)
                 c->request = NULL;
@@ -109,115 +196,72 @@ const PeerInfo *connection_peer(Connection *c) {
         return &c->peer;
 }
 
-bool connection_may_mutate(const Connection *c) {
-        uid_t self = geteuid();
+/* Makes room for one more read chunk, within the peer's frame bound and the
+ * daemon's total buffer budget. */
+static int connection_grow(Connection *c) {
+        Manager *m = c->manager;
+        size_t na;
+        uint8_t *nb;
 
-        /* Running as root we serve root only; unprivileged (tests, a user's
-         * own daemon) we serve our own uid only. */
-        return self == 0 ? c->uid == 0 : c->uid == self;
+        if (c->rallocated - c->rsize >= CONNECTION_READ_CHUNK)
+                return 0;
+        na = MIN(MAX(c->rallocated * 2, (size_t)CONNECTION_READ_CHUNK * 2), c->max_frame + CONNECTION_READ_CHUNK);
+        if (na <= c->rallocated)
+                return -EMSGSIZE;
+        if (c->caller != CALLER_PRIVILEGED &&
+            connection_memory_total(m) + (na - c->rallocated) > m->config->max_buffer_memory)
+                return -ENOBUFS;
+        nb = realloc(c->rbuf, na);
+        if (!nb)
+                return -ENOMEM;
+        c->rbuf = nb;
+        c->rallocated = na;
+        return 0;
 }
 
-static void connection_handle(Connection *c, const MsgReader *msg) {
-        Manager *m = c->manager;
-        _cleanup_free_ char *message = NULL;
-        Request *r;
-        int k;
+/* Hands every complete frame in the buffer to the dispatcher. */
+static void connection_process(Connection *c) {
+        for (;;) {
+                int64_t want = frame_size(c->rbuf, c->rsize);
+                MsgReader msg;
 
-        switch (msg->type) {
-        case MSG_STATUS: {
-                uint8_t *frame;
-                size_t size;
-
-                k = manager_status_reply(m, &frame, &size);
-                if (k < 0)
-                        connection_send_error(c, k, "cannot build the status reply");
-                else
-                        connection_send(c, frame, size, false);
-                return;
+                if (want > (int64_t)c->max_frame) {
+                        connection_fail(c, -EMSGSIZE, "the frame is larger than this client may send");
+                        return;
+                }
+                if (want < 0 || (want > 0 && (size_t)want <= c->rsize && msg_parse(c->rbuf, (size_t)want, &msg) < 0)) {
+                        log_debug("Client pid %d sent a malformed frame; closing", (int)c->pid);
+                        connection_fail(c, -EBADMSG, "malformed frame");
+                        return;
+                }
+                if (want == 0 || (size_t)want > c->rsize)
+                        break;
+                dispatch_frame(c, &msg);
+                if (c->closing)
+                        return;
+                memmove(c->rbuf, c->rbuf + want, c->rsize - (size_t)want);
+                c->rsize -= (size_t)want;
         }
-        case MSG_COMPILE:
-                if (c->request || c->admin) {
-                        connection_send_error(c, -EBUSY, "a request is already running on this connection");
-                        return;
-                }
-                if (m->stopping) {
-                        connection_send_error(c, -ESHUTDOWN, "pycqueued is shutting down");
-                        return;
-                }
-                if (!connection_may_mutate(c)) {
-                        connection_send_error(c, -EPERM,
-                                              geteuid() == 0
-                                                      ? "only root may compile through the system pycqueued"
-                                                      : "only the daemon's own user may compile through this pycqueued");
-                        return;
-                }
-                k = request_new_compile(m, c, msg, &r, &message);
-                if (k < 0) {
-                        connection_send_error(c, k, message);
-                        return;
-                }
-                c->request = r;
-                request_start(r);
-                return;
-        case MSG_WAIT:
-                if (c->request || c->admin) {
-                        connection_send_error(c, -EBUSY, "a request is already running on this connection");
-                        return;
-                }
-                k = request_new_wait(m, c, msg, &r);
-                if (k < 0) {
-                        connection_send_error(c, k, "invalid wait request");
-                        return;
-                }
-                c->request = r;
-                request_start(r);
-                return;
-        default:
-                if (admin_handles(msg->type)) {
-                        if (c->request || c->admin) {
-                                connection_send_error(c, -EBUSY, "a request is already running on this connection");
-                                return;
-                        }
-                        if (admin_mutates(msg->type) && !connection_may_mutate(c)) {
-                                connection_send_error(c, -EPERM,
-                                                      geteuid() == 0 ? "only root may change files through the "
-                                                                       "system pycqueued"
-                                                                     : "only the daemon's own user may change "
-                                                                       "files through this pycqueued");
-                                return;
-                        }
-                        if (admin_mutates(msg->type) && m->stopping) {
-                                connection_send_error(c, -ESHUTDOWN, "pycqueued is shutting down");
-                                return;
-                        }
-                        k = admin_start(m, c, msg, &message);
-                        if (k < 0)
-                                connection_send_error(c, k, message);
-                        return;
-                }
-                log_debug("Client pid %d sent unknown message type %u; closing", (int)c->pid, msg->type);
-                connection_send_error(c, -EBADMSG, "unknown message type");
-                c->closing = true;
+        /* Half a frame must be completed in time; an empty buffer waits
+         * freely, and a large one that was needed once is given back. */
+        connection_arm_timer(c, c->rsize > 0, c->manager->config->frame_timeout_usec);
+        if (c->rsize == 0 && c->rallocated > 4 * CONNECTION_READ_CHUNK) {
+                free(c->rbuf);
+                c->rbuf = NULL;
+                c->rallocated = 0;
         }
 }
 
 static int connection_on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Connection *c = userdata;
 
-        if (revents & EPOLLOUT) {
-                if (connection_flush(c) < 0) {
-                        connection_close(c);
-                        return 0;
-                }
-                if (c->closing && !c->out_head) {
-                        connection_close(c);
-                        return 0;
-                }
-        }
         if (c->closing) {
-                if (!c->out_head || connection_flush(c) < 0 || !c->out_head ||
-                    (revents & (EPOLLHUP | EPOLLERR)))
-                        connection_close(c);
+                if ((revents & (EPOLLHUP | EPOLLERR)) || connection_flush(c) < 0 || !c->out_head)
+                        connection_free(c);
+                return 0;
+        }
+        if ((revents & EPOLLOUT) && connection_flush(c) < 0) {
+                connection_free(c);
                 return 0;
         }
         if (!(revents & (EPOLLIN | EPOLLHUP | EPOLLERR)))
@@ -225,23 +269,12 @@ static int connection_on_io(sd_event_source *s, int fd, uint32_t revents, void *
 
         for (;;) {
                 ssize_t n;
+                int r = connection_grow(c);
 
-                if (c->rallocated - c->rsize < CONNECTION_READ_CHUNK) {
-                        size_t na = MIN(MAX(c->rallocated * 2, (size_t)CONNECTION_READ_CHUNK * 2),
-                                        (size_t)PROTOCOL_MAX_FRAME + CONNECTION_READ_CHUNK);
-                        uint8_t *nb;
-
-                        if (na <= c->rallocated) {
-                                connection_close(c);
-                                return 0;
-                        }
-                        nb = realloc(c->rbuf, na);
-                        if (!nb) {
-                                connection_close(c);
-                                return 0;
-                        }
-                        c->rbuf = nb;
-                        c->rallocated = na;
+                if (r < 0) {
+                        connection_fail(c, r, r == -ENOBUFS ? "the daemon is short of buffer memory; try again later"
+                                                            : "the frame is too large");
+                        return 0;
                 }
                 n = recv(c->fd, c->rbuf + c->rsize, c->rallocated - c->rsize, MSG_DONTWAIT);
                 if (n < 0) {
@@ -249,49 +282,36 @@ static int connection_on_io(sd_event_source *s, int fd, uint32_t revents, void *
                                 continue;
                         if (errno == EAGAIN)
                                 break;
-                        connection_close(c);
+                        connection_free(c);
                         return 0;
                 }
                 if (n == 0) {
-                        connection_close(c);
+                        connection_free(c);
                         return 0;
                 }
                 c->rsize += (size_t)n;
-
-                for (;;) {
-                        int64_t want = frame_size(c->rbuf, c->rsize);
-                        MsgReader msg;
-
-                        if (want < 0 || (want > 0 && (size_t)want <= c->rsize && msg_parse(c->rbuf, (size_t)want, &msg) < 0)) {
-                                log_debug("Client pid %d sent a malformed frame; closing", (int)c->pid);
-                                connection_send_error(c, -EBADMSG, "malformed frame");
-                                c->closing = true;
-                                c->rsize = 0;
-                                return 0;
-                        }
-                        if (want == 0 || (size_t)want > c->rsize)
-                                break;
-                        connection_handle(c, &msg);
-                        memmove(c->rbuf, c->rbuf + want, c->rsize - (size_t)want);
-                        c->rsize -= (size_t)want;
-                        if (c->closing)
-                                return 0;
-                }
+                connection_process(c);
+                if (c->closing)
+                        return 0;
         }
         return 0;
 }
 
-int connection_new(Manager *m, int fd, Connection **ret) {
-        struct ucred cred;
-        socklen_t len = sizeof(cred);
+/* The peer's supplementary groups (SO_PEERGROUPS), for its filesystem
+ * identity. A peer with more groups than we keep gets none of them, never
+ * a subset chosen by accident: fewer rights, never more. */
+static void connection_read_groups(Connection *c) {
+        socklen_t len = sizeof(c->fsid.groups);
+
+        c->fsid.n_groups = 0;
+        if (getsockopt(c->fd, SOL_SOCKET, SO_PEERGROUPS, c->fsid.groups, &len) == 0)
+                c->fsid.n_groups = len / sizeof(gid_t);
+}
+
+int connection_new(Manager *m, int fd, const struct ucred *cred, Connection **ret) {
         Connection *c;
         int r;
 
-        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
-                r = negative_errno();
-                safe_close(fd);
-                return r;
-        }
         c = calloc(1, sizeof(*c));
         if (!c) {
                 safe_close(fd);
@@ -299,9 +319,14 @@ int connection_new(Manager *m, int fd, Connection **ret) {
         }
         c->manager = m;
         c->fd = fd;
-        c->uid = cred.uid;
-        c->gid = cred.gid;
-        c->pid = cred.pid;
+        c->uid = cred->uid;
+        c->gid = cred->gid;
+        c->pid = cred->pid;
+        c->caller = dispatch_caller_class(c->uid);
+        c->max_frame = c->caller == CALLER_PRIVILEGED ? PROTOCOL_MAX_FRAME : CONNECTION_MAX_FRAME_LOCAL;
+        c->fsid.uid = c->uid;
+        c->fsid.gid = c->gid;
+        connection_read_groups(c);
         /* The pidfd pins the peer's identity now; /proc is read only when a
          * request needs it (connection_peer()), off the accept path. */
         c->pidfd = peer_pidfd_open(c->pid);
@@ -350,6 +375,7 @@ Connection *connection_free(Connection *c) {
                 free(f);
         }
         sd_event_source_disable_unref(c->source);
+        sd_event_source_disable_unref(c->frame_timer);
         safe_close(c->fd);
         peer_info_done(&c->peer);
         safe_close(c->pidfd);

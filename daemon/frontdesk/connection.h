@@ -1,19 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
-/* One client connection (see connection.c). */
+/* One client connection: a framed transport (see connection.c). */
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <systemd/sd-event.h>
 
+#include "dispatch.h"
+#include "forward.h"
+#include "fsid.h"
 #include "peer.h"
-
-typedef struct Manager Manager;
-typedef struct Request Request;
-typedef struct Admin Admin;
 
 typedef struct OutFrame {
         uint8_t *data;
@@ -21,17 +21,21 @@ typedef struct OutFrame {
         struct OutFrame *next;
 } OutFrame;
 
-typedef struct Connection {
+struct Connection {
         Manager *manager;
         int fd;
         uid_t uid;
         gid_t gid;
         pid_t pid;
+        CallerClass caller;      /* decided once, at accept */
+        FsId fsid;               /* the peer's filesystem identity, groups included */
         sd_event_source *source;
+        sd_event_source *frame_timer; /* armed while a frame is partly read */
         struct Connection *next, *prev;
 
         uint8_t *rbuf;
         size_t rsize, rallocated;
+        size_t max_frame;        /* by caller class */
         OutFrame *out_head, *out_tail;
         size_t out_bytes;
         bool closing;            /* close once the output is flushed */
@@ -41,19 +45,24 @@ typedef struct Connection {
         int pidfd;               /* the peer, pinned at accept */
         PeerInfo peer;           /* read from /proc when a request first needs it */
         bool have_peer;
-} Connection;
+};
 
-/* Takes ownership of @fd. */
-int connection_new(Manager *m, int fd, Connection **ret);
+/* Takes ownership of @fd; @cred are its SO_PEERCRED credentials. */
+int connection_new(Manager *m, int fd, const struct ucred *cred, Connection **ret);
 Connection *connection_free(Connection *c);
 /* Queues a frame (ownership of @frame passes) for sending. Frames beyond the
  * output limit are dropped when @droppable, else the connection is closed. */
 void connection_send(Connection *c, uint8_t *frame, size_t size, bool droppable);
 /* Sends MSG_ERROR. */
 void connection_send_error(Connection *c, int error, const char *message);
+/* Sends MSG_ERROR, then closes the connection once it is flushed (or at once
+ * when the peer does not read). */
+void connection_fail(Connection *c, int error, const char *message);
+/* Bytes queued for sending and not yet taken by the peer. */
+size_t connection_pending_output(const Connection *c);
 /* The connection's request has been answered. */
 void connection_request_finished(Connection *c, Request *r);
-/* True when @c's peer may change files (compile/repair/clean). */
-bool connection_may_mutate(const Connection *c);
 /* The peer's process information, read from /proc on first use. */
 const PeerInfo *connection_peer(Connection *c);
+/* Bytes of buffers all connections hold, for the global memory bound. */
+size_t connection_memory_total(const Manager *m);

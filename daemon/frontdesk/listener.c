@@ -68,7 +68,7 @@ static int listener_on_accept(sd_event_source *s, int fd, uint32_t revents, void
                         safe_close(cfd);
                         continue;
                 }
-                r = connection_new(m, cfd, &c);
+                r = connection_new(m, cfd, &cred, &c);
                 if (r < 0)
                         log_warning_errno(r, "Failed to set up a connection: %m");
                 manager_check_idle(m);

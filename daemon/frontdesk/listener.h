@@ -4,9 +4,8 @@
 /* The listening socket (see listener.c). */
 
 #include <stdbool.h>
+#include "forward.h"
 
-typedef struct Manager Manager;
-typedef struct Listener Listener;
 
 /* Uses the socket passed by systemd if there is one, else binds @path. */
 int listener_new(Manager *m, const char *path, Listener **ret);

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "forward.h"
+#include "macro.h"
 #include "protocol.h"
 
 /* The verbs, in the order of the authorisation table (dispatch.c). */
@@ -46,7 +48,7 @@ typedef struct SpecLimits {
  * the client's text verbatim: paths are absolute but not canonicalized, no
  * interpreter is resolved, no pattern compiled. Building a Spec has no side
  * effect at all. */
-typedef struct Spec {
+struct Spec {
         Verb verb;
         char **paths;              /* absolute, < PATH_MAX */
         size_t n_paths;
@@ -71,7 +73,7 @@ typedef struct Spec {
         char *dpkg_package;
         char **argv;
         size_t n_argv;
-} Spec;
+};
 
 /* The verb a message type asks for, or -EBADMSG for a type no client sends. */
 int verb_from_message_type(uint16_t type);
@@ -84,3 +86,4 @@ bool verb_mutates(Verb v);
  * the errno says it all). Touches nothing but memory. */
 int spec_parse(const MsgReader *msg, const SpecLimits *limits, Spec **ret, char **ret_message);
 Spec *spec_free(Spec *s);
+DEFINE_CLEANUP(Spec *, spec_free);

@@ -9,9 +9,8 @@
 
 #include "iopool.h"
 #include "provdb.h"
+#include "forward.h"
 
-typedef struct Manager Manager;
-typedef struct Recorder Recorder;
 
 typedef void (*recorder_done_fn)(int error, const char *message, void *userdata);
 

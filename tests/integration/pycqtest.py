@@ -627,3 +627,17 @@ def sqlite_integrity(db_path):
                        stderr=subprocess.PIPE, env=clean_env(), timeout=CLIENT_TIMEOUT)
     assert p.returncode == 0, "integrity check failed to run: %s" % p.stderr.decode(errors="replace")
     return p.stdout.decode(errors="replace").strip()
+
+
+def traversable_for_all(path):
+    """Lets every user look names up along @path (adds o+x to each directory
+    from / down to it): read-only verbs of unprivileged callers act with the
+    caller's own rights, so a test tree must be reachable for them."""
+    path = os.path.abspath(fss(path))
+    parts = path.split(os.sep)
+    for i in range(2, len(parts) + 1):
+        d = os.sep.join(parts[:i])
+        st = os.stat(d)
+        if stat.S_ISDIR(st.st_mode) and not st.st_mode & stat.S_IXOTH:
+            os.chmod(d, stat.S_IMODE(st.st_mode) | stat.S_IXOTH | stat.S_IROTH)
+    return path

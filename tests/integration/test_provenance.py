@@ -11,7 +11,7 @@ import time
 import pytest
 
 from pycqtest import (CPYTHON_TAG, PYCQUEUE, PYTHON, cache_path, clean_env, describe, json_records, read,
-                      run_client, sha256_of, write)
+                      run_client, sha256_of, traversable_for_all, write)
 
 SOURCE = '"""doc"""\ndef f(x):\n    assert x\n    return x + 1\n'
 
@@ -323,6 +323,7 @@ def test_status_database(daemon, tmp_path):
 
 
 def test_read_verbs_open_to_nobody(daemon, tmp_path, nobody_client):
+    traversable_for_all(tmp_path)
     src, pyc = compiled_module(daemon, tmp_path)
     for args in (("why", src), ("history",), ("history", src)):
         p = run_client("--json", *args, socket_path=daemon.socket, user="nobody", pycqueue=nobody_client)

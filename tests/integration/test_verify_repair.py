@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from pycqtest import (PYCQUEUE, cache_path, describe, json_records, py_compile_ref, read, run_client,
-                      validate, verify_problems, write)
+                      traversable_for_all, validate, verify_problems, write)
 
 # Big enough that its .pyc is well over 100 bytes, with a docstring and an
 # assert so that -OO output differs from -O0.
@@ -241,6 +241,13 @@ def test_verify_package(daemon, tmp_path):
 
 def test_verify_open_to_nobody(daemon, tree, tmp_path, nobody_client):
     _missing(tree, tmp_path)
+    # nobody's verify acts with nobody's rights: without a way to the tree
+    # it learns nothing of it
+    p = run_client("--json", "verify", tree["root"], socket_path=daemon.socket, user="nobody",
+                   pycqueue=nobody_client)
+    assert p.returncode == 4, describe(p)
+    assert json_records(p) == [] and "a.cpython" not in p.out + p.err, describe(p)
+    traversable_for_all(tmp_path)
     p = run_client("--json", "verify", tree["root"], socket_path=daemon.socket, user="nobody",
                    pycqueue=nobody_client)
     assert p.returncode == 1, describe(p)

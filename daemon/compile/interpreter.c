@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: MIT */
+/* Trusting an interpreter file.
+ *
+ * Whatever a worker returns is written as a .pyc that root will import, so
+ * the program that runs as a worker decides what code root runs later. The
+ * daemon therefore runs only an interpreter that no untrusted user can
+ * change: the canonical file and each directory on its way from / must be
+ * owned by root (or by the daemon's own user, for a daemon run by an
+ * ordinary user) and not writable by anyone else. A world-writable
+ * directory with the sticky bit (/tmp) is acceptable above an entry a
+ * trusted user owns, since nobody else may rename or remove that entry.
+ * Symlinks on the way are resolved first (realpath) and the daemon then
+ * runs the canonical path, so a link someone else owns changes nothing. */
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "interpreter.h"
+#include "macro.h"
+
+static bool trusted_owner(uid_t uid) {
+        return uid == 0 || uid == geteuid();
+}
+
+static int explain(char **ret_message, int error, const char *fmt, ...) _printf_(3, 4);
+static int explain(char **ret_message, int error, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        if (vasprintf(ret_message, fmt, ap) < 0)
+                *ret_message = NULL;
+        va_end(ap);
+        return error;
+}
+
+/* Checks @path (a file or a directory) against the rules above; @child_st is
+ * the entry below it, NULL for the file itself. */
+static int check_one(const char *path, const struct stat *st, const struct stat *child_st, char **ret_message) {
+        if (!trusted_owner(st->st_uid))
+                return explain(ret_message, -EPERM, "interpreter %s: it, or a directory above it, is owned by a user "
+                                                    "other than root; refusing to run it", path);
+        if ((st->st_mode & S_IWGRP) && st->st_gid != 0)
+                return explain(ret_message, -EPERM, "interpreter %s: a group other than root can write it (or a "
+                                                    "directory above it); refusing to run it", path);
+        if (st->st_mode & S_IWOTH) {
+                bool sticky_dir = S_ISDIR(st->st_mode) && (st->st_mode & S_ISVTX) && child_st &&
+                                  trusted_owner(child_st->st_uid);
+                if (!sticky_dir)
+                        return explain(ret_message, -EPERM, "interpreter %s: any user can write it (or a directory "
+                                                            "above it); refusing to run it", path);
+        }
+        return 0;
+}
+
+int interpreter_resolve(const char *name, char **ret_path, InterpreterId *ret_id, char **ret_message) {
+        _cleanup_free_ char *real = NULL, *walk = NULL;
+        struct stat st, child;
+
+        *ret_message = NULL;
+        real = realpath(name, NULL);
+        if (!real)
+                return explain(ret_message, negative_errno(), "interpreter %s: cannot be found", name);
+        if (stat(real, &st) < 0)
+                return explain(ret_message, negative_errno(), "interpreter %s: cannot be found", name);
+        if (!S_ISREG(st.st_mode) || !(st.st_mode & 0111))
+                return explain(ret_message, -ENOEXEC, "interpreter %s: not an executable file", name);
+        if (check_one(real, &st, NULL, ret_message) < 0)
+                return -EPERM;
+
+        walk = strdup(real);
+        if (!walk)
+                return -ENOMEM;
+        child = st;
+        for (;;) {
+                char *slash = strrchr(walk, '/');
+                struct stat dst;
+
+                if (!slash)
+                        break;
+                if (slash == walk)
+                        slash[1] = '\0';
+                else
+                        *slash = '\0';
+                if (lstat(walk, &dst) < 0)
+                        return explain(ret_message, negative_errno(), "interpreter %s: cannot check its directory",
+                                       name);
+                if (check_one(walk, &dst, &child, ret_message) < 0)
+                        return -EPERM;
+                if (strcmp(walk, "/") == 0)
+                        break;
+                child = dst;
+        }
+        *ret_id = (InterpreterId){ .dev = st.st_dev, .ino = st.st_ino, .uid = st.st_uid, .mode = st.st_mode };
+        *ret_path = TAKE_PTR(real);
+        return 0;
+}
+
+bool interpreter_id_equal(const InterpreterId *a, const InterpreterId *b) {
+        return a->dev == b->dev && a->ino == b->ino && a->uid == b->uid && a->mode == b->mode;
+}

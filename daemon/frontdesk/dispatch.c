@@ -1,0 +1,193 @@
+/* SPDX-License-Identifier: MIT */
+/* The front desk's one door: every request, from every front end, is
+ * parsed into a Spec (spec.c), authorised on that Spec, and only then
+ * started. Nothing a caller sends has any effect before the decision: no
+ * interpreter is looked up, no pool started, no path touched, no row
+ * written.
+ *
+ * The rule has three parts:
+ *   1. The table below: which verbs each class of caller may ask for. Verbs
+ *      that change files (compile, repair, clean) belong to the privileged
+ *      caller alone. Read-only verbs are open to every local user of a root
+ *      daemon, and run with that user's own filesystem identity, so they
+ *      show nothing the user could not see. A daemon running as an ordinary
+ *      user cannot take another user's identity, so it serves only its own
+ *      user beyond status and wait.
+ *   2. Interpreters: only the privileged may name an interpreter the daemon
+ *      does not run yet. Anyone else may name only one that already has a
+ *      pool or that the configuration lists — compared as the literal path,
+ *      so that refusing costs not even a stat.
+ *   3. Bounds: a caller who may not mutate has a number of concurrent
+ *      requests; the privileged caller's capacity is separate and never
+ *      taken by others. */
+
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "admin.h"
+#include "connection.h"
+#include "dispatch.h"
+#include "log.h"
+#include "macro.h"
+#include "manager.h"
+#include "request.h"
+
+static const Access access_table[_VERB_MAX][_CALLER_CLASS_MAX] = {
+        /*                 privileged       local user of a root daemon */
+        [VERB_STATUS] = { ACCESS_ALLOWED, ACCESS_ALLOWED },
+        [VERB_WAIT] = { ACCESS_ALLOWED, ACCESS_ALLOWED },
+        [VERB_COMPILE] = { ACCESS_ALLOWED, ACCESS_DENIED },
+        [VERB_REPAIR] = { ACCESS_ALLOWED, ACCESS_DENIED },
+        [VERB_CLEAN] = { ACCESS_ALLOWED, ACCESS_DENIED },
+        [VERB_WHY] = { ACCESS_ALLOWED, ACCESS_AS_CALLER },
+        [VERB_HISTORY] = { ACCESS_ALLOWED, ACCESS_AS_CALLER },
+        [VERB_VERIFY] = { ACCESS_ALLOWED, ACCESS_AS_CALLER },
+        [VERB_AUDIT] = { ACCESS_ALLOWED, ACCESS_AS_CALLER },
+};
+
+CallerClass dispatch_caller_class(uid_t uid) {
+        /* Running as root we let root change files; running as an ordinary
+         * user (tests, a user's own daemon), that user. */
+        return uid == geteuid() ? CALLER_PRIVILEGED : CALLER_LOCAL;
+}
+
+Access dispatch_access(Verb verb, CallerClass class) {
+        assert(verb >= 0 && verb < _VERB_MAX && class >= 0 && class < _CALLER_CLASS_MAX);
+        if (class == CALLER_LOCAL && access_table[verb][class] == ACCESS_AS_CALLER && geteuid() != 0)
+                /* Only root can take another user's filesystem identity. */
+                return ACCESS_DENIED;
+        return access_table[verb][class];
+}
+
+static const char *denial_message(Verb verb) {
+        if (verb_mutates(verb))
+                return geteuid() == 0 ? "only root may change files through the system pycqueued"
+                                      : "only the daemon's own user may change files through this pycqueued";
+        return "only the daemon's own user may ask this pycqueued about files";
+}
+
+/* Rule 2: a caller who may not mutate names only interpreters that run
+ * already or that the configuration lists. */
+static int check_interpreters(Connection *c, const Spec *s, char **ret_message) {
+        Manager *m = c->manager;
+
+        if (c->caller == CALLER_PRIVILEGED)
+                return 0;
+        for (size_t i = 0; i < s->n_pythons; i++)
+                if (!manager_interpreter_known(m, s->pythons[i])) {
+                        if (asprintf(ret_message,
+                                     "interpreter %s: not one this pycqueued runs or is configured with; only root "
+                                     "may name a new interpreter",
+                                     s->pythons[i]) < 0)
+                                *ret_message = NULL;
+                        return -EPERM;
+                }
+        return 0;
+}
+
+/* Rule 3: concurrent requests of a caller who may not mutate. */
+static int check_capacity(Connection *c, const Spec *s, char **ret_message) {
+        Manager *m = c->manager;
+        unsigned n;
+
+        if (c->caller == CALLER_PRIVILEGED || s->verb == VERB_STATUS)
+                return 0;
+        n = manager_requests_of_uid(m, c->uid);
+        if (n < m->config->max_requests_per_uid)
+                return 0;
+        if (asprintf(ret_message, "too many requests of uid %u at once (max_requests_per_uid = %u); try again later",
+                     (unsigned)c->uid, m->config->max_requests_per_uid) < 0)
+                *ret_message = NULL;
+        return -EUSERS;
+}
+
+static void dispatch_status(Connection *c) {
+        uint8_t *frame;
+        size_t size;
+        int r;
+
+        r = manager_status_reply(c->manager, &frame, &size);
+        if (r < 0)
+                connection_send_error(c, r, "cannot build the status reply");
+        else
+                connection_send(c, frame, size, false);
+}
+
+/* Starts the verb; @s is consumed, whatever happens. */
+static int dispatch_start(Connection *c, const MsgReader *msg, Spec *s, char **ret_message) {
+        Manager *m = c->manager;
+        Request *r;
+        int k;
+
+        switch (s->verb) {
+        case VERB_STATUS:
+                spec_free(s);
+                dispatch_status(c);
+                return 0;
+        case VERB_COMPILE:
+                k = request_new_compile(m, c, s, msg, &r, ret_message);
+                if (k < 0)
+                        return k;
+                c->request = r;
+                request_start(r);
+                return 0;
+        case VERB_WAIT:
+                k = request_new_wait(m, c, s, &r);
+                if (k < 0)
+                        return k;
+                c->request = r;
+                request_start(r);
+                return 0;
+        default:
+                return admin_start(m, c, s, ret_message);
+        }
+}
+
+void dispatch_frame(Connection *c, const MsgReader *msg) {
+        Manager *m = c->manager;
+        _cleanup_free_ char *message = NULL;
+        Spec *s = NULL;
+        Access access;
+        int k;
+
+        k = spec_parse(msg, &m->spec_limits, &s, &message);
+        if (k < 0) {
+                if (k == -EBADMSG && verb_from_message_type(msg->type) < 0) {
+                        log_debug("Client pid %d sent unknown message type %u; closing", (int)c->pid, msg->type);
+                        connection_fail(c, k, message);
+                } else
+                        connection_send_error(c, k, message);
+                return;
+        }
+
+        access = dispatch_access(s->verb, c->caller);
+        if (access == ACCESS_DENIED) {
+                log_debug("Refused %s from uid %u pid %d", verb_to_string(s->verb), (unsigned)c->uid, (int)c->pid);
+                connection_send_error(c, -EPERM, denial_message(s->verb));
+                spec_free(s);
+                return;
+        }
+        if (s->verb != VERB_STATUS && (c->request || c->admin)) {
+                connection_send_error(c, -EBUSY, "a request is already running on this connection");
+                spec_free(s);
+                return;
+        }
+        if (verb_mutates(s->verb) && m->stopping) {
+                connection_send_error(c, -ESHUTDOWN, "pycqueued is shutting down");
+                spec_free(s);
+                return;
+        }
+        k = check_interpreters(c, s, &message);
+        if (k >= 0)
+                k = check_capacity(c, s, &message);
+        if (k >= 0)
+                /* The Spec passes to the request, which frees it. */
+                k = dispatch_start(c, msg, TAKE_PTR(s), &message);
+        spec_free(s);
+        if (k < 0)
+                connection_send_error(c, k, message);
+}

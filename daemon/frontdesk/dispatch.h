@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* The front desk's door: who may do what, decided before anything is done
+ * (see dispatch.c). Every front end (the socket, and later the bus) comes
+ * through here. */
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "forward.h"
+#include "protocol.h"
+#include "spec.h"
+
+/* Who is asking. */
+typedef enum CallerClass {
+        CALLER_PRIVILEGED,   /* may change files: root (or, for a daemon running
+                              * as an ordinary user, that user) */
+        CALLER_LOCAL,        /* any other local user */
+        _CALLER_CLASS_MAX,
+} CallerClass;
+
+typedef enum Access {
+        ACCESS_DENIED,
+        ACCESS_ALLOWED,           /* with the daemon's own rights */
+        ACCESS_AS_CALLER,         /* allowed; file access with the caller's rights */
+} Access;
+
+/* The class of a caller with uid @uid, for this daemon. */
+CallerClass dispatch_caller_class(uid_t uid);
+/* The authorisation table: may @class ask for @verb? */
+Access dispatch_access(Verb verb, CallerClass class);
+
+/* One frame from a client of the socket: parse, authorise, then start the
+ * verb. Errors are answered on @c. */
+void dispatch_frame(Connection *c, const MsgReader *msg);
