@@ -246,7 +246,7 @@ def test_verify_open_to_nobody(daemon, tree, tmp_path, nobody_client):
     p = run_client("--json", "verify", tree["root"], socket_path=daemon.socket, user="nobody",
                    pycqueue=nobody_client)
     assert p.returncode == 4, describe(p)
-    assert json_records(p) == [] and "a.cpython" not in p.out + p.err, describe(p)
+    assert "a.cpython" not in p.out + p.err, describe(p)
     traversable_for_all(tmp_path)
     p = run_client("--json", "verify", tree["root"], socket_path=daemon.socket, user="nobody",
                    pycqueue=nobody_client)
