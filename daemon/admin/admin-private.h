@@ -58,6 +58,7 @@ struct Admin {
         uint64_t since_usec, limit;
         bool failed_only;
         Pool **pools;         /* clean --python (loop side only) */
+        bool optional_pools;  /* the defaults: one that fails is not an error */
         char **clean_tags;    /* their cache tags, copied for the thread */
         size_t n_clean_tags;
         size_t n_pools;

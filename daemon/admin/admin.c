@@ -301,7 +301,18 @@ static void admin_submit_now(void *userdata) {
 }
 
 static void admin_submit(Admin *a) {
+        Manager *m = a->manager;
+
         a->started = true;
+        /* Interpreters this daemon runs are known too (their pools are
+         * ready now, so their tags and magic numbers are). */
+        for (size_t i = 0; i < m->n_pools; i++)
+                if (m->pools[i]->state == POOL_READY && !m->pools[i]->retired) {
+                        char magic[9];
+                        snprintf(magic, sizeof(magic), "%02x%02x%02x%02x", m->pools[i]->info.magic[0],
+                                 m->pools[i]->info.magic[1], m->pools[i]->info.magic[2], m->pools[i]->info.magic[3]);
+                        (void)admin_add_known(m->pools[i]->interpreter, m->pools[i]->info.cache_tag, magic, a);
+                }
         /* The thread must not read pools: hand it their cache tags. */
         a->clean_tags = calloc(MAX(a->n_pools, (size_t)1), sizeof(char *));
         for (size_t i = 0; a->clean_tags && i < a->n_pools; i++)
@@ -319,6 +330,8 @@ void admin_pools_changed(Manager *m, Pool *p) {
                 if (a->started)
                         continue;
                 for (size_t i = 0; i < a->n_pools; i++) {
+                        if (a->pools[i]->state == POOL_FAILED && a->optional_pools)
+                                continue;
                         if (a->pools[i]->state == POOL_FAILED) {
                                 a->error = -ENOEXEC;
                                 a->error_message = strdup(a->pools[i]->error ? a->pools[i]->error
@@ -376,6 +389,31 @@ static int admin_take_pythons(Admin *a, Connection *c, const Spec *s, char **ret
         return 0;
 }
 
+/* verify and repair without --python judge a .pyc by the interpreter its
+ * name or magic number points to: the configured interpreters and, for a
+ * privileged caller, the default one are started so that they are known.
+ * One that cannot start is simply not known; it fails nothing. */
+static void admin_take_default_pythons(Admin *a) {
+        Manager *m = a->manager;
+        size_t n = m->config->n_interpreters + 1;
+        Pool **np;
+
+        np = realloc(a->pools, (a->n_pools + n) * sizeof(Pool *));
+        if (!np)
+                return;
+        a->pools = np;
+        for (size_t i = 0; i < n; i++) {
+                const char *name = i < m->config->n_interpreters ? m->config->interpreters[i] : "/usr/bin/python3";
+                Pool *p;
+
+                if (i == m->config->n_interpreters && !a->privileged)
+                        break;
+                if (manager_get_pool(m, name, &p, NULL) >= 0 && p->state != POOL_FAILED)
+                        a->pools[a->n_pools++] = p;
+        }
+        a->optional_pools = true;
+}
+
 int admin_start(Manager *m, Connection *c, Spec *spec, char **ret_message) {
         _cleanup_(spec_freep) Spec *s = spec;
         Admin *a;
@@ -423,6 +461,8 @@ int admin_start(Manager *m, Connection *c, Spec *spec, char **ret_message) {
         }
         if (k >= 0 && (a->verb == VERB_VERIFY || a->verb == VERB_REPAIR || a->verb == VERB_CLEAN))
                 k = admin_take_pythons(a, c, s, ret_message);
+        if (k >= 0 && (a->verb == VERB_VERIFY || a->verb == VERB_REPAIR) && s->n_pythons == 0)
+                admin_take_default_pythons(a);
         if (k >= 0 && a->type == MSG_AUDIT && !m->audit)
                 k = admin_fail(ret_message, -EOPNOTSUPP,
                                "auditing is not enabled: start pycqueued with --audit=DIR or set AuditRoots= in its "
@@ -453,14 +493,6 @@ int admin_start(Manager *m, Connection *c, Spec *spec, char **ret_message) {
                 admin_free(a);
                 return -EIO;
         }
-        /* Interpreters this daemon runs are known too. */
-        for (size_t i = 0; i < m->n_pools; i++)
-                if (m->pools[i]->state == POOL_READY) {
-                        char magic[9];
-                        snprintf(magic, sizeof(magic), "%02x%02x%02x%02x", m->pools[i]->info.magic[0],
-                                 m->pools[i]->info.magic[1], m->pools[i]->info.magic[2], m->pools[i]->info.magic[3]);
-                        (void)admin_add_known(m->pools[i]->interpreter, m->pools[i]->info.cache_tag, magic, a);
-                }
         if (verb_mutates(a->verb) && recorder_enabled(m->recorder)) {
                 /* Removals and recompiles are recorded against this client. */
                 ProvRequest pr = {

@@ -40,19 +40,26 @@ static int explain(char **ret_message, int error, const char *fmt, ...) {
 
 /* Checks @path (a file or a directory) against the rules above; @child_st is
  * the entry below it, NULL for the file itself. */
-static int check_one(const char *path, const struct stat *st, const struct stat *child_st, char **ret_message) {
+static int check_one(const char *name, const char *path, const struct stat *st, const struct stat *child_st,
+                     char **ret_message) {
+        const char *what = child_st ? "its directory " : "";
+        const char *where = child_st ? path : "";
+
         if (!trusted_owner(st->st_uid))
-                return explain(ret_message, -EPERM, "interpreter %s: it, or a directory above it, is owned by a user "
-                                                    "other than root; refusing to run it", path);
+                return explain(ret_message, -EPERM,
+                               "interpreter %s: %s%s is owned by uid %u, not root; refusing to run it", name,
+                               child_st ? what : "the file", where, (unsigned)st->st_uid);
         if ((st->st_mode & S_IWGRP) && st->st_gid != 0)
-                return explain(ret_message, -EPERM, "interpreter %s: a group other than root can write it (or a "
-                                                    "directory above it); refusing to run it", path);
+                return explain(ret_message, -EPERM,
+                               "interpreter %s: %s%s is writable by group %u; refusing to run it", name,
+                               child_st ? what : "the file", where, (unsigned)st->st_gid);
         if (st->st_mode & S_IWOTH) {
                 bool sticky_dir = S_ISDIR(st->st_mode) && (st->st_mode & S_ISVTX) && child_st &&
                                   trusted_owner(child_st->st_uid);
                 if (!sticky_dir)
-                        return explain(ret_message, -EPERM, "interpreter %s: any user can write it (or a directory "
-                                                            "above it); refusing to run it", path);
+                        return explain(ret_message, -EPERM,
+                                       "interpreter %s: %s%s is writable by any user; refusing to run it", name,
+                                       child_st ? what : "the file", where);
         }
         return 0;
 }
@@ -69,7 +76,7 @@ int interpreter_resolve(const char *name, char **ret_path, InterpreterId *ret_id
                 return explain(ret_message, negative_errno(), "interpreter %s: cannot be found", name);
         if (!S_ISREG(st.st_mode) || !(st.st_mode & 0111))
                 return explain(ret_message, -ENOEXEC, "interpreter %s: not an executable file", name);
-        if (check_one(real, &st, NULL, ret_message) < 0)
+        if (check_one(name, real, &st, NULL, ret_message) < 0)
                 return -EPERM;
 
         walk = strdup(real);
@@ -89,7 +96,7 @@ int interpreter_resolve(const char *name, char **ret_path, InterpreterId *ret_id
                 if (lstat(walk, &dst) < 0)
                         return explain(ret_message, negative_errno(), "interpreter %s: cannot check its directory",
                                        name);
-                if (check_one(walk, &dst, &child, ret_message) < 0)
+                if (check_one(name, walk, &dst, &child, ret_message) < 0)
                         return -EPERM;
                 if (strcmp(walk, "/") == 0)
                         break;
