@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
-/* What the verbs of pycqueue share: the global options, the exit codes of
- * DESIGN §4, and one entry point per verb. A verb returns an exit code;
+/* What the verbs of pycqueue share: the global options, the exit codes
+ * (listed in pycqueue(1), EXIT STATUS), and one entry point per verb. A verb returns an exit code;
  * it has printed whatever the user needs to know about a failure. */
 
 #include <stdbool.h>

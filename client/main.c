@@ -5,9 +5,8 @@
  * the command line to the verb, whose parser accepts the global options too.
  * A verb connects (compile and the admin verbs may start the daemon; status
  * and wait never do), sends one request carrying the client context, reads
- * replies until the one that ends the request, and returns an exit code of
- * DESIGN §4:
- * 0 ok, 1 some file failed, 2 usage, 3 daemon unreachable, 4 permission
+ * replies until the one that ends the request, and returns one of the exit
+ * codes pycqueue(1) documents: 0 ok, 1 some file failed, 2 usage, 3 daemon unreachable, 4 permission
  * denied, 5 anything else. The helpers here map every connection and
  * request failure to one message and one exit code, so the verbs agree. */
 

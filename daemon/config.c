@@ -38,6 +38,7 @@ void config_init(Config *c) {
                 .max_requests_per_uid = 4,
                 .max_reply_rows = 100000,
                 .max_buffer_memory = 256ULL << 20,
+                .pool_idle_usec = 15 * 60 * 1000000ULL,
         };
 }
 
@@ -182,6 +183,8 @@ int config_set(Config *c, const char *key, const char *value) {
                 return set_unsigned(&c->max_requests_per_uid, value, 1, 65536);
         if (strcmp(key, "max_reply_rows") == 0)
                 return set_u64(&c->max_reply_rows, value, 1);
+        if (strcmp(key, "pool_idle_timeout") == 0)
+                return set_seconds(&c->pool_idle_usec, value);
         if (strcmp(key, "max_buffer_memory") == 0)
                 return set_u64(&c->max_buffer_memory, value, 1u << 20);
         if (strcmp(key, "durability") == 0) {

@@ -38,6 +38,7 @@ typedef struct Config {
         unsigned max_requests_per_uid;    /* concurrent requests of a non-privileged uid */
         uint64_t max_reply_rows;          /* records in one reply */
         uint64_t max_buffer_memory;       /* connection buffers of non-privileged peers, bytes */
+        uint64_t pool_idle_usec;          /* an unused interpreter pool is freed after this; 0 = never */
 } Config;
 
 #define CONFIG_MAX_INTERPRETERS 16

@@ -36,6 +36,7 @@
 #define MANAGER_MAX_JOBS (4u * 1024u * 1024u)
 #define MANAGER_MAX_POOLS 16
 #define MANAGER_STATUS_INTERVAL_USEC (500 * 1000)
+#define MANAGER_POOL_CHECK_USEC (30 * 1000000ULL)
 
 static int manager_on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         Manager *m = userdata;
@@ -166,6 +167,7 @@ Manager *manager_free(Manager *m) {
         sd_event_source_disable_unref(m->idle_source);
         sd_event_source_disable_unref(m->wait_source);
         sd_event_source_disable_unref(m->completion_source);
+        sd_event_source_disable_unref(m->pool_timer_source);
         while (m->finished_head) {
                 Job *j = m->finished_head;
                 m->finished_head = j->next;
@@ -203,8 +205,12 @@ static void manager_reclaim_pools_now(Manager *m) {
         for (size_t i = 0; i < m->n_pools;) {
                 Pool *p = m->pools[i];
 
-                if ((p->retired || p->state == POOL_FAILED) && !manager_pool_in_use(m, p)) {
-                        log_debug("Freeing the pool of %s (%s)", p->interpreter, p->retired ? "replaced" : "failed");
+                bool idle = m->config->pool_idle_usec > 0 &&
+                            now_usec(CLOCK_MONOTONIC) - p->last_used_usec >= m->config->pool_idle_usec;
+
+                if ((p->retired || p->state == POOL_FAILED || idle) && !manager_pool_in_use(m, p)) {
+                        log_debug("Freeing the pool of %s (%s)", p->interpreter,
+                                  p->retired ? "replaced" : p->state == POOL_FAILED ? "failed" : "unused");
                         manager_drop_pool(m, i);
                 } else
                         i++;
@@ -259,9 +265,22 @@ void manager_reclaim_pools(Manager *m) {
 Pool *manager_find_pool(Manager *m, const char *path) {
         for (size_t i = 0; i < m->n_pools; i++)
                 if (!m->pools[i]->retired && m->pools[i]->state != POOL_FAILED &&
-                    strcmp(m->pools[i]->interpreter, path) == 0)
+                    strcmp(m->pools[i]->interpreter, path) == 0) {
+                        m->pools[i]->last_used_usec = now_usec(CLOCK_MONOTONIC);
                         return m->pools[i];
+                }
         return NULL;
+}
+
+/* Pools nobody used for pool_idle_timeout go: only a privileged request
+ * (or the configuration) brings an interpreter back. */
+static int manager_on_pool_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+
+        manager_reclaim_pools_now(m);
+        (void)sd_event_source_set_time_relative(s, MANAGER_POOL_CHECK_USEC);
+        (void)sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        return 0;
 }
 
 bool manager_interpreter_known(Manager *m, const char *path) {
@@ -313,6 +332,7 @@ int manager_get_pool(Manager *m, const char *name, Pool **ret, char **ret_messag
                         manager_drop_pool(m, i);
                         break;
                 }
+                p->last_used_usec = now_usec(CLOCK_MONOTONIC);
                 *ret = p;
                 return 0;
         }
@@ -331,6 +351,7 @@ int manager_get_pool(Manager *m, const char *name, Pool **ret, char **ret_messag
         if (r < 0)
                 return r;
         p->id = id;
+        p->last_used_usec = now_usec(CLOCK_MONOTONIC);
         m->pools[m->n_pools++] = p;
         log_debug("Starting %u worker(s) for %s", m->workers_per_pool, real);
         *ret = p;
@@ -516,7 +537,7 @@ static void put_u64(MsgWriter *w, const char *key, uint64_t v) {
         msg_put_stat(w, key, 'n', buf);
 }
 
-int manager_status_reply(Manager *m, uint8_t **ret_frame, size_t *ret_size) {
+int manager_status_reply(Manager *m, bool privileged, uint8_t **ret_frame, size_t *ret_size) {
         char key[64], buf[128];
         _cleanup_free_ char *db = NULL;
         struct stat st;
@@ -588,7 +609,11 @@ int manager_status_reply(Manager *m, uint8_t **ret_frame, size_t *ret_size) {
                         msg_put_stat(&w, "database.degraded_reason", 's', recorder_degraded_reason(m->recorder));
                 put_u64(&w, "database.dropped_records", recorder_dropped(m->recorder));
         }
-        for (unsigned i = 0; i < m->n_recent; i++) {
+        /* Recent errors name other users' files: for the privileged
+         * caller only (others ask history, which shows what they may see). */
+        if (!privileged && m->n_recent > 0)
+                put_u64(&w, "recent_errors_hidden", m->n_recent);
+        for (unsigned i = 0; privileged && i < m->n_recent; i++) {
                 /* newest first */
                 RecentError *e = &m->recent[(m->recent_next + MANAGER_RECENT_ERRORS - 1 - i) % MANAGER_RECENT_ERRORS];
 #define K(name) (snprintf(key, sizeof(key), "recent_errors.%u." name, i), key)
@@ -627,6 +652,12 @@ int manager_run(Manager *m) {
         if (r < 0)
                 return r;
         (void)sd_event_source_set_enabled(m->status_source, SD_EVENT_OFF);
+        if (m->config->pool_idle_usec > 0) {
+                r = sd_event_add_time_relative(m->event, &m->pool_timer_source, CLOCK_MONOTONIC,
+                                               MANAGER_POOL_CHECK_USEC, 1000000, manager_on_pool_timer, m);
+                if (r < 0)
+                        return r;
+        }
 
         /* Requests acknowledged with --no-wait before a crash or restart. */
         (void)recorder_queue_load(m->recorder, manager_replay_one, m);

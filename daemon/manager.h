@@ -74,6 +74,7 @@ typedef struct Manager {
         sd_event_source *idle_source;
         sd_event_source *completion_source; /* delivers finished jobs (manager_job_finished()) */
         Job *finished_head, *finished_tail;
+        sd_event_source *pool_timer_source; /* frees pools unused for pool_idle_timeout */
         sd_event_source *wait_source;  /* answers waits after a compile finished */
         sd_event_source *status_source;
         char *last_status;
@@ -115,7 +116,8 @@ void manager_record_failure(Manager *m, const char *source, const char *type, ui
 void manager_check_idle(Manager *m);
 /* Marks the sd_notify STATUS= line stale. */
 void manager_status_changed(Manager *m);
-/* Builds the MSG_STATUS_REPLY frame. */
-int manager_status_reply(Manager *m, uint8_t **ret_frame, size_t *ret_size);
+/* Builds the MSG_STATUS_REPLY frame; recent errors (which name files) only
+ * for a @privileged caller. */
+int manager_status_reply(Manager *m, bool privileged, uint8_t **ret_frame, size_t *ret_size);
 /* True while anything is queued, in flight or being expanded. */
 bool manager_busy(Manager *m);

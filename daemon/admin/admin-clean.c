@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "admin-private.h"
+#include "list.h"
 #include "macro.h"
 #include "pool.h"
 #include "provdb.h"
@@ -33,14 +34,8 @@
 void admin_note_removed(Admin *a, const char *pyc, const char *source, InvalidationMode mode) {
         ProvJob *j;
 
-        if (a->n_removed == a->allocated_removed) {
-                size_t n = MAX(a->allocated_removed * 2, (size_t)16);
-                ProvJob *nr = realloc(a->removed, n * sizeof(ProvJob));
-                if (!nr)
-                        return;
-                a->removed = nr;
-                a->allocated_removed = n;
-        }
+        if (GREEDY_REALLOC(a->removed, a->allocated_removed, a->n_removed + 1) < 0)
+                return;
         j = &a->removed[a->n_removed++];
         *j = (ProvJob){ .outcome = PROV_OUTCOME_REMOVED, .request_id = a->request_id };
         j->target = strdup(pyc);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "admin-stream.h"
+#include "list.h"
 #include "macro.h"
 
 int admin_stream_init(AdminStream *s, sd_event *event, sd_event_io_handler_t on_wake, void *userdata) {
@@ -76,27 +77,16 @@ int admin_stream_push(AdminStream *s, uint8_t *data, size_t size) {
                 r = s->error;
                 goto out;
         }
-        if (s->n == s->allocated) {
-                Frame *nf;
-                size_t na;
-
+        if (s->n == s->allocated && s->head > 0) {
                 /* Reuse the taken front before growing. */
-                if (s->head > 0) {
-                        for (size_t i = s->head; i < s->n; i++)
-                                s->frames[i - s->head] = s->frames[i];
-                        s->n -= s->head;
-                        s->head = 0;
-                }
-                na = MAX(s->allocated * 2, (size_t)64);
-                if (s->n == s->allocated) {
-                        nf = realloc(s->frames, na * sizeof(Frame));
-                        if (!nf) {
-                                r = -ENOMEM;
-                                goto out;
-                        }
-                        s->frames = nf;
-                        s->allocated = na;
-                }
+                for (size_t i = s->head; i < s->n; i++)
+                        s->frames[i - s->head] = s->frames[i];
+                s->n -= s->head;
+                s->head = 0;
+        }
+        if (GREEDY_REALLOC(s->frames, s->allocated, s->n + 1) < 0) {
+                r = -ENOMEM;
+                goto out;
         }
         s->frames[s->n++] = (Frame){ data, size };
         data = NULL;

@@ -22,6 +22,7 @@
 
 #include "admin-private.h"
 #include "pycheader.h"
+#include "list.h"
 #include "macro.h"
 #include "protocol.h"
 #include "provdb.h"
@@ -311,14 +312,8 @@ int admin_collect_selected(Admin *a, StrList *files, int (*missing_fn)(const cha
 int admin_strlist_add(StrList *l, const char *s) {
         if (l->n >= ADMIN_MAX_FILES)
                 return -E2BIG;
-        if (l->n == l->allocated) {
-                size_t n = MAX(l->allocated * 2, (size_t)64);
-                char **nv = realloc(l->v, n * sizeof(char *));
-                if (!nv)
-                        return -ENOMEM;
-                l->v = nv;
-                l->allocated = n;
-        }
+        if (GREEDY_REALLOC(l->v, l->allocated, l->n + 1) < 0)
+                return -ENOMEM;
         l->v[l->n] = strdup(s);
         if (!l->v[l->n])
                 return -ENOMEM;
@@ -479,14 +474,8 @@ int admin_add_item(Admin *a, const char *pyc, const char *source, const char *pr
 
         if (a->n_items >= ADMIN_MAX_FILES)
                 return -E2BIG;
-        if (a->n_items == a->allocated_items) {
-                size_t n = MAX(a->allocated_items * 2, (size_t)32);
-                Item *ni = realloc(a->items, n * sizeof(Item));
-                if (!ni)
-                        return -ENOMEM;
-                a->items = ni;
-                a->allocated_items = n;
-        }
+        if (GREEDY_REALLOC(a->items, a->allocated_items, a->n_items + 1) < 0)
+                return -ENOMEM;
         it = &a->items[a->n_items++];
         *it = (Item){ .problem = problem, .mode = INVALIDATION_TIMESTAMP };
         it->pyc = strdup(pyc);

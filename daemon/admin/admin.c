@@ -25,6 +25,7 @@
 #include "admin.h"
 #include "admin-private.h"
 #include "connection.h"
+#include "list.h"
 #include "macro.h"
 #include "manager.h"
 #include "pool.h"
@@ -48,12 +49,7 @@ Admin *admin_free(Admin *a) {
         if (!a)
                 return NULL;
         m = a->manager;
-        if (a->prev)
-                a->prev->next = a->next;
-        else if (m->admins == a)
-                m->admins = a->next;
-        if (a->next)
-                a->next->prev = a->prev;
+        LIST_REMOVE(m->admins, a);
         if (a->connection && a->connection->admin == a)
                 a->connection->admin = NULL;
         for (size_t i = 0; i < a->n_paths; i++)
@@ -324,26 +320,18 @@ static void admin_submit(Admin *a) {
 
 void admin_pools_changed(Manager *m, Pool *p) {
         for (Admin *a = m->admins, *next; a; a = next) {
-                bool ready = true;
+                const char *error = NULL;
+                int k;
 
                 next = a->next;
                 if (a->started)
                         continue;
-                for (size_t i = 0; i < a->n_pools; i++) {
-                        if (a->pools[i]->state == POOL_FAILED && a->optional_pools)
-                                continue;
-                        if (a->pools[i]->state == POOL_FAILED) {
-                                a->error = -ENOEXEC;
-                                a->error_message = strdup(a->pools[i]->error ? a->pools[i]->error
-                                                                             : "the interpreter cannot be started");
-                                admin_reply(a);
-                                ready = false;
-                                break;
-                        }
-                        if (a->pools[i]->state != POOL_READY)
-                                ready = false;
-                }
-                if (ready)
+                k = pools_ready(a->pools, a->n_pools, a->optional_pools, &error);
+                if (k < 0) {
+                        a->error = k;
+                        a->error_message = strdup(error);
+                        admin_reply(a);
+                } else if (k > 0)
                         admin_submit(a);
         }
 }
@@ -427,10 +415,7 @@ int admin_start(Manager *m, Connection *c, Spec *spec, char **ret_message) {
         a->connection = c;
         a->verb = s->verb;
         a->type = admin_message_type(s->verb);
-        a->next = m->admins;
-        if (m->admins)
-                m->admins->prev = a;
-        m->admins = a;
+        LIST_PREPEND(m->admins, a);
         if (c) {
                 a->uid = c->uid;
                 a->privileged = c->caller == CALLER_PRIVILEGED;

@@ -24,6 +24,7 @@
 
 #include "expand.h"
 #include "job.h"
+#include "list.h"
 #include "macro.h"
 #include "pycpath.h"
 #include "safepath.h"
@@ -42,14 +43,8 @@ static ExpandEntry *add_entry(Walk *w) {
         ExpandResult *res = w->res;
         ExpandEntry *e;
 
-        if (res->n_entries == res->allocated) {
-                size_t n = MAX(res->allocated * 2, (size_t)64);
-                ExpandEntry *ne = realloc(res->entries, n * sizeof(*ne));
-                if (!ne)
-                        return NULL;
-                res->entries = ne;
-                res->allocated = n;
-        }
+        if (GREEDY_REALLOC(res->entries, res->allocated, res->n_entries + 1) < 0)
+                return NULL;
         e = &res->entries[res->n_entries++];
         *e = (ExpandEntry){};
         return e;
@@ -165,15 +160,9 @@ static int walk_dir(Walk *w, int dir_fd, const char *path, unsigned depth) {
                         continue;
                 if (strcmp(de->d_name, PYCACHE_DIR) == 0)
                         continue;
-                if (n_names == allocated) {
-                        size_t n = MAX(allocated * 2, (size_t)32);
-                        char **nn = realloc(names, n * sizeof(char *));
-                        if (!nn) {
-                                r = -ENOMEM;
-                                break;
-                        }
-                        names = nn;
-                        allocated = n;
+                if (GREEDY_REALLOC(names, allocated, n_names + 1) < 0) {
+                        r = -ENOMEM;
+                        break;
                 }
                 names[n_names] = strdup(de->d_name);
                 if (!names[n_names]) {

@@ -24,6 +24,7 @@
 #include <nettle/sha2.h>
 
 #include "job.h"
+#include "list.h"
 #include "macro.h"
 #include "pycpath.h"
 #include "safepath.h"
@@ -77,14 +78,8 @@ Job *job_free(Job *j) {
 }
 
 int job_add_waiter(Job *j, Request *r, bool coalesced) {
-        if (j->n_waiters == j->allocated_waiters) {
-                size_t n = MAX(j->allocated_waiters * 2, (size_t)2);
-                JobWaiter *nw = realloc(j->waiters, n * sizeof(*nw));
-                if (!nw)
-                        return -ENOMEM;
-                j->waiters = nw;
-                j->allocated_waiters = n;
-        }
+        if (GREEDY_REALLOC(j->waiters, j->allocated_waiters, j->n_waiters + 1) < 0)
+                return -ENOMEM;
         j->waiters[j->n_waiters++] = (JobWaiter){ .request = r, .coalesced = coalesced, .requeue = false };
         return 0;
 }

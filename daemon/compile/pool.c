@@ -433,9 +433,26 @@ static void pool_schedule(Pool *p) {
         }
 }
 
+int pools_ready(Pool *const *pools, size_t n, bool failed_ok, const char **ret_error) {
+        int state = 1;
+
+        for (size_t i = 0; i < n; i++) {
+                if (pools[i]->state == POOL_FAILED) {
+                        if (failed_ok)
+                                continue;
+                        *ret_error = pools[i]->error ? pools[i]->error : "the interpreter cannot be started";
+                        return -ENOEXEC;
+                }
+                if (pools[i]->state != POOL_READY)
+                        state = 0;
+        }
+        return state;
+}
+
 void pool_enqueue(Pool *p, Job *j) {
         j->state = JOB_QUEUED;
         j->start_usec = now_usec(CLOCK_REALTIME);
+        p->last_used_usec = now_usec(CLOCK_MONOTONIC);
         fifo_push(&p->queued_head, &p->queued_tail, j);
         p->n_queued++;
         pool_schedule(p);

@@ -22,6 +22,7 @@ typedef struct Pool {
         char *interpreter;       /* canonical path */
         InterpreterId id;        /* the file when the pool started: its identity */
         bool retired;            /* the file was replaced: takes no new work */
+        uint64_t last_used_usec; /* CLOCK_MONOTONIC of the last job or request */
         PoolState state;
         char *error;
         WorkerInfo info;         /* from the first handshake */
@@ -42,6 +43,11 @@ typedef struct Pool {
 int pool_new(Manager *m, const char *interpreter, unsigned n_workers, Pool **ret);
 Pool *pool_free(Pool *p);
 
+/* Where a request waiting for all of @pools stands: 1 when every one is
+ * ready, 0 while one still starts, -ENOEXEC when one failed (its reason in
+ * @ret_error). With @failed_ok a failed pool is skipped instead. The one
+ * rule by which compile and administration requests wait for pools. */
+int pools_ready(Pool *const *pools, size_t n, bool failed_ok, const char **ret_error);
 /* Takes a new job (already in the manager's queue) into this pool's FIFO. */
 void pool_enqueue(Pool *p, Job *j);
 /* Jobs anywhere in this pool, for status and idleness. */

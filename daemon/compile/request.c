@@ -22,6 +22,7 @@
 
 #include "connection.h"
 #include "expand.h"
+#include "list.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
@@ -334,13 +335,7 @@ static void request_finish(Request *r, int error, const char *message) {
         } else
                 request_send_counts(r, MSG_DONE);
 
-        if (r->prev)
-                r->prev->next = r->next;
-        else if (m->requests == r)
-                m->requests = r->next;
-        if (r->next)
-                r->next->prev = r->prev;
-        r->next = r->prev = NULL;
+        LIST_REMOVE(m->requests, r);
 
         if (r->connection)
                 connection_request_finished(r->connection, r);
@@ -468,17 +463,18 @@ static void request_expand_run(IoWork *w);
 static void request_expand_done(IoWork *w);
 
 void request_pools_changed(Request *r) {
+        const char *error = NULL;
+        int k;
+
         if (r->state != REQUEST_WAITING_POOLS)
                 return;
-        for (size_t i = 0; i < r->n_pools; i++) {
-                Pool *p = r->pools[i];
-                if (p->state == POOL_FAILED) {
-                        request_finish(r, -ENOEXEC, p->error ? p->error : "the interpreter cannot be started");
-                        return;
-                }
-                if (p->state != POOL_READY)
-                        return;
+        k = pools_ready(r->pools, r->n_pools, false, &error);
+        if (k < 0) {
+                request_finish(r, k, error);
+                return;
         }
+        if (k == 0)
+                return;
         r->state = REQUEST_EXPANDING;
         r->io = (IoWork){ .run = request_expand_run, .done = request_expand_done };
         iopool_submit(r->manager->iopool, &r->io);
@@ -609,10 +605,7 @@ static void request_on_queued(int error, const char *message, void *userdata) {
 void request_start(Request *r) {
         Manager *m = r->manager;
 
-        r->next = m->requests;
-        if (m->requests)
-                m->requests->prev = r;
-        m->requests = r;
+        LIST_PREPEND(m->requests, r);
 
         if (r->kind == REQUEST_WAIT) {
                 r->state = REQUEST_RUNNING;

@@ -23,6 +23,7 @@
 
 #include "admin.h"
 #include "connection.h"
+#include "list.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
@@ -337,10 +338,7 @@ int connection_new(Manager *m, int fd, const struct ucred *cred, Connection **re
                 free(c);
                 return r;
         }
-        c->next = m->connections;
-        if (m->connections)
-                m->connections->prev = c;
-        m->connections = c;
+        LIST_PREPEND(m->connections, c);
         m->n_connections++;
         *ret = c;
         return 0;
@@ -361,12 +359,7 @@ Connection *connection_free(Connection *c) {
                 admin_detach(c->admin);
                 c->admin = NULL;
         }
-        if (c->prev)
-                c->prev->next = c->next;
-        else if (m->connections == c)
-                m->connections = c->next;
-        if (c->next)
-                c->next->prev = c->prev;
+        LIST_REMOVE(m->connections, c);
         m->n_connections--;
         while (c->out_head) {
                 OutFrame *f = c->out_head;

@@ -110,7 +110,7 @@ static void dispatch_status(Connection *c) {
         size_t size;
         int r;
 
-        r = manager_status_reply(c->manager, &frame, &size);
+        r = manager_status_reply(c->manager, c->caller == CALLER_PRIVILEGED, &frame, &size);
         if (r < 0)
                 connection_send_error(c, r, "cannot build the status reply");
         else
