@@ -254,3 +254,16 @@ def nobody_client(sockdir):
     shutil.copy(PYCQUEUE, path)
     os.chmod(path, 0o755)
     return path
+
+
+# --- issue 6's attack tests ------------------------------------------------------
+
+@pytest.fixture
+def public_tmp():
+    """A directory under /tmp, mode 0755 and owned by root, for trees that a
+    client running as nobody must be able to reach (tmp_path is not: its
+    ancestors are 0700)."""
+    d = tempfile.mkdtemp(prefix="pycq-pub-", dir="/tmp")
+    os.chmod(d, 0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
