@@ -726,9 +726,9 @@ def frames_of(buf):
             i += 6 + size
         res.append([mtype, fields])
     return res, buf
-def receive(c, timeout, until_end=True, until_eof=False, max_bytes=1 << 30):
-    """Reads until a frame that ends a request (until_end), or EOF
-    (until_eof), or the timeout; returns the frames read now."""
+def receive(c, timeout, until_end=True, max_bytes=1 << 40):
+    """Reads until a frame that ends a request (until_end), EOF, the
+    timeout, or max_bytes read in all; returns the frames read now."""
     s = c["sock"]
     deadline = time.monotonic() + timeout
     got = []
@@ -784,15 +784,16 @@ for line in sys.stdin:
         elif op == "request":
             c = conns[cmd["id"]]
             err = send(c, bytes.fromhex(cmd["data"]), cmd.get("timeout", 30))
-            got, timed_out = receive(c, cmd.get("timeout", 30), until_eof=cmd.get("until_eof", False))
+            got, timed_out = receive(c, cmd.get("timeout", 30))
             if cmd.get("until_eof") and not c["eof"]:
                 more, timed_out = receive(c, cmd.get("timeout", 30), until_end=False)
                 got += more
             out({"send_error": err, "frames": got, "eof": c["eof"], "timed_out": timed_out})
         elif op == "receive":
             c = conns[cmd["id"]]
-            got, timed_out = receive(c, cmd.get("timeout", 30), until_end=cmd.get("until_end", True))
-            out({"frames": got, "eof": c["eof"], "timed_out": timed_out})
+            got, timed_out = receive(c, cmd.get("timeout", 30), until_end=cmd.get("until_end", True),
+                                     max_bytes=c["read"] + cmd.get("max_bytes", 1 << 40))
+            out({"frames": got, "eof": c["eof"], "timed_out": timed_out, "read": c["read"]})
         elif op == "wait_hup":
             # poll without reading: POLLHUP says the daemon closed its end
             p = select.poll()
@@ -838,17 +839,19 @@ class RawSession:
         for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             f.close()
 
-    def call(self, op, timeout=60, **args):
-        """Runs one command; returns its answer (a dict)."""
+    def call(self, op, **args):
+        """Runs one command; returns its answer (a dict). The helper gets a
+        minute more than the command's own "timeout" (seconds)."""
         args["op"] = op
         self.proc.stdin.write(json.dumps(args).encode() + b"\n")
         self.proc.stdin.flush()
         fd = self.proc.stdout.fileno()
-        deadline = time.monotonic() + timeout + args.get("timeout", 0)
+        wait = 60 + 2 * args.get("timeout", 0)
+        deadline = time.monotonic() + wait
         while b"\n" not in self._buf:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise AssertionError("the raw-client helper did not answer %r within %ss" % (op, timeout))
+                raise AssertionError("the raw-client helper did not answer %r within %ss" % (op, wait))
             import select
             r, _, _ = select.select([fd], [], [], left)
             if r:
@@ -879,8 +882,11 @@ class RawSession:
         list), eof, timed_out, send_error."""
         return self.call("request", id=cid, data=data.hex(), timeout=timeout, until_eof=until_eof)
 
-    def receive(self, cid, timeout=30, until_end=True):
-        return self.call("receive", id=cid, timeout=timeout, until_end=until_end)
+    def receive(self, cid, timeout=30, until_end=True, max_bytes=None):
+        """Reads replies on @cid until one ends a request (@until_end), EOF,
+        the timeout, or (with @max_bytes) once that many more bytes came."""
+        args = {"max_bytes": max_bytes} if max_bytes is not None else {}
+        return self.call("receive", id=cid, timeout=timeout, until_end=until_end, **args)
 
     def wait_hup(self, cid, timeout=10):
         """Waits (without reading) until the daemon closes @cid; returns
