@@ -267,3 +267,15 @@ def public_tmp():
     os.chmod(d, 0o755)
     yield d
     shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def trusted_bindir():
+    """A root-owned 0755 directory for interpreters a privileged caller may
+    name: under /run, so that no ancestor is writable by anyone but root
+    (every directory under /tmp has the world-writable /tmp above it)."""
+    base = "/run" if os.access("/run", os.W_OK) else None
+    d = tempfile.mkdtemp(prefix="pycq-bin-", dir=base)
+    os.chmod(d, 0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)

@@ -19,7 +19,7 @@ import time
 import pytest
 
 from pycqtest import (CLEAN_PATH, MSG_DONE, MSG_ERROR, MSG_HISTORY, MSG_RECORD, MSG_STATUS, MSG_STATUS_REPLY,
-                      MSG_VERIFY, MSG_WHY, PYTHON, TAG_LIMIT, TAG_PATH, TAG_SINCE, RawSession, assert_tree_compiled,
+                      PYTHON, TAG_LIMIT, TAG_SINCE, RawSession, assert_tree_compiled,
                       clean_env, daemon_rss_kib, describe, field, field_u64, frame, json_records, public_dir,
                       run_client, wait_until, write)
 

@@ -10,20 +10,21 @@ pycqtest.RawSession, a helper process running as nobody."""
 
 import errno
 import hashlib
-import json
 import os
 import shutil
 import stat
+import subprocess
 
 import pytest
 
-from pycqtest import (CPYTHON_TAG, MSG_AUDIT, MSG_CLEAN, MSG_COMPILE, MSG_DONE, MSG_ERROR, MSG_HISTORY,
+from pycqtest import (CPYTHON_TAG, PYTHON, clean_env, MSG_AUDIT, MSG_CLEAN, MSG_COMPILE, MSG_DONE, MSG_ERROR, MSG_HISTORY,
                       MSG_REPAIR, MSG_STATUS, MSG_VERIFY, MSG_WAIT, MSG_WHY, TAG_CTX_ARGV,
                       TAG_CTX_DPKG_PACKAGE, TAG_CTX_TOOL, TAG_EXCLUDE, TAG_FAILED_ONLY, TAG_FORCE,
                       TAG_INVALIDATION, TAG_LIMIT, TAG_NO_WAIT, TAG_OPT_LEVEL, TAG_PACKAGE, TAG_PATH,
                       TAG_PYTHON, TAG_REPORT_ALL, TAG_ROOT, TAG_SINCE, RawSession, cache_path, db_counts,
                       describe, fake_interpreter, field, field_u64, frame, json_records, marker_dir,
-                      pool_interpreters, public_dir, py_compile_ref, raw_request, read, run_client, write)
+                      pool_interpreters, public_dir, py_compile_ref, raw_request, read, run_client, wait_until,
+                      write)
 
 NOBODY_UID = 65534
 REAL_PYTHON = "/usr/bin/python3.11"
@@ -44,6 +45,15 @@ def effects(d):
     """What a request may not change: the pools and the rows."""
     flush_records(d)
     return pool_interpreters(d.status()), db_counts(d.state_dir)
+
+
+def new_effects(d, before):
+    """Pools and rows that appeared since @before (an effects() value);
+    None when there are none (pools may go away: idle ones are reclaimed)."""
+    pools, rows = effects(d)
+    if pools <= before[0] and rows == before[1]:
+        return None
+    return "pools %r -> %r, rows %r -> %r" % (sorted(before[0]), sorted(pools), before[1], rows)
 
 
 def snapshot(root):
@@ -105,13 +115,12 @@ def victim(public_tmp):
 
 
 @pytest.fixture
-def fake(public_tmp):
+def fake(public_tmp, trusted_bindir):
     """A working interpreter that leaves a marker when started: a root-owned
     script in a root-owned 0755 directory (so the file itself is one a
     privileged caller may name), and its marker path."""
-    bindir = public_dir(public_tmp, "bin")
     marker = os.path.join(marker_dir(public_tmp), "fake-started")
-    return fake_interpreter(os.path.join(bindir, "fake-python"), marker), marker
+    return fake_interpreter(os.path.join(trusted_bindir, "fake-python"), marker), marker
 
 
 # --- authorisation before any effect ------------------------------------------------
@@ -130,7 +139,7 @@ def test_mutating_verbs_refused_before_any_effect(daemon, victim, fake, nobody_c
 
     assert not os.path.exists(marker), "a refused request started the interpreter"
     assert snapshot(victim) == before_tree, "a refused request changed the tree"
-    assert effects(daemon) == (pools, rows), "a refused request created a pool or a row"
+    assert new_effects(daemon, (pools, rows)) is None, "a refused request created a pool or a row"
 
 
 READ_VERBS = {  # verb -> the fields besides TAG_PYTHON that make it a valid request
@@ -154,7 +163,7 @@ def test_read_verb_cannot_name_an_interpreter(daemon, victim, fake, verb):
     if err.errno == errno.EPERM:
         assert interp in err.message, "the refusal does not name the interpreter: %r" % err
     assert not os.path.exists(marker), "the interpreter was started"
-    assert effects(daemon) == (pools, rows)
+    assert new_effects(daemon, (pools, rows)) is None
 
 
 def test_read_verb_may_use_a_running_pool(daemon, victim, fake, nobody_client):
@@ -167,7 +176,7 @@ def test_read_verb_may_use_a_running_pool(daemon, victim, fake, nobody_client):
 
     r = raw_request(daemon.socket, frame(MSG_VERIFY, field(TAG_PATH, victim), field(TAG_PYTHON, interp)))
     assert r["frames"] and r["frames"][-1].type == MSG_DONE, r
-    assert effects(daemon) == (pools, rows)
+    assert new_effects(daemon, (pools, rows)) is None
 
 
 def test_read_verb_may_use_a_configured_interpreter(start_daemon, victim, fake):
@@ -277,8 +286,8 @@ UNSAFE_INTERPRETERS = {"world-writable-file": _world_writable_file, "file-owned-
 
 
 @pytest.mark.parametrize("kind", sorted(UNSAFE_INTERPRETERS))
-def test_root_cannot_use_an_interpreter_others_can_write(daemon, public_tmp, kind):
-    bindir = public_dir(public_tmp, "bin")
+def test_root_cannot_use_an_interpreter_others_can_write(daemon, public_tmp, trusted_bindir, kind):
+    bindir = trusted_bindir
     path, spoil = UNSAFE_INTERPRETERS[kind](bindir, public_tmp)
     marker = os.path.join(marker_dir(public_tmp), "unsafe-started")
     fake_interpreter(path, marker)
@@ -296,11 +305,11 @@ def test_root_cannot_use_an_interpreter_others_can_write(daemon, public_tmp, kin
 
 # --- finding 2: the pool table cannot be filled by others -------------------------
 
-def test_pool_table_cannot_be_filled_by_nobody(daemon, public_tmp, victim):
+def test_pool_table_cannot_be_filled_by_nobody(daemon, public_tmp, trusted_bindir, victim):
     markers = marker_dir(public_tmp)
     progs = []
     for i in range(20):
-        d = public_dir(public_tmp, "progs", "p%02d" % i)
+        d = public_dir(trusted_bindir, "progs", "p%02d" % i)
         progs.append(fake_interpreter(os.path.join(d, "python3"), os.path.join(markers, "p%02d" % i)))
 
     replies = []
@@ -505,10 +514,10 @@ def test_every_field_of_every_verb(daemon, public_tmp, victim, fake, secret, ver
             if os.path.exists(marker):
                 failures.append("%s/%s: the interpreter was started" % (verb, name))
                 os.unlink(marker)
-            now = effects(daemon)
-            if now != (pools, rows):
-                failures.append("%s/%s: pools or rows changed: %r -> %r" % (verb, name, (pools, rows), now))
-                pools, rows = now
+            changed = new_effects(daemon, (pools, rows))
+            if changed:
+                failures.append("%s/%s: new pools or rows: %s" % (verb, name, changed))
+                pools, rows = effects(daemon)
             for t, snap in trees.items():
                 after = snapshot(t)
                 if after != snap:
@@ -516,3 +525,40 @@ def test_every_field_of_every_verb(daemon, public_tmp, victim, fake, secret, ver
                     failures.append("%s/%s: changed under %s: %r" % (verb, name, t, changed))
                     trees[t] = after
     assert not failures, "\n".join(failures)
+
+
+# --- audit records follow the same visibility rule -----------------------------------
+
+def test_audit_records_of_others(start_daemon, public_tmp, nobody_client):
+    audited = public_dir(public_tmp, "aud")
+    pub = write(os.path.join(public_dir(audited, "pub"), "r.py"), "R = 1\n", mode=0o644)
+    hid_dir = public_dir(audited, "hid", "topsecretaudit")
+    hid = write(os.path.join(hid_dir, "s.py"), "S = 1\n")
+    os.chmod(os.path.dirname(hid_dir), 0o700)
+    d = start_daemon(args=["--audit=" + audited])
+    assert d.status()["audit"] is True
+    for src in (pub, hid):
+        # a writer behind the daemon's back, with a word in its command line
+        p = subprocess.run([PYTHON, "-c", "import py_compile, sys; py_compile.compile(sys.argv[1], doraise=True)",
+                            src, "auditcmdmarker"], env=clean_env(), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=60)
+        assert p.returncode == 0, p.stderr
+    os.chmod(os.path.dirname(cache_path(pub)), 0o755)
+
+    def root_records():
+        p = d.pycq("--json", "audit")
+        assert p.returncode == 0, describe(p)
+        recs = json_records(p)
+        return recs if {cache_path(pub), cache_path(hid)} <= {r["path"] for r in recs} else None
+    recs = wait_until(root_records, 15, 0.1)
+    assert recs, "audit did not see both writes"
+    assert all("auditcmdmarker" in r.get("cmdline", "") and "redacted" not in r for r in recs), recs
+
+    p = as_nobody(d, nobody_client, "--json", "audit", timeout=60)
+    assert p.returncode == 0, describe(p)
+    for word in ("topsecretaudit", "auditcmdmarker"):
+        assert word not in p.out + p.err, "audit shows nobody %s: %s" % (word, describe(p))
+    recs = json_records(p)
+    assert [r["path"] for r in recs] == [cache_path(pub)], recs
+    assert not [k for k in recs[0] if k.startswith(REDACTED_KEYS)], "not redacted: %r" % recs[0]
+    assert recs[0].get("redacted") is True, recs[0]
