@@ -254,3 +254,28 @@ def nobody_client(sockdir):
     shutil.copy(PYCQUEUE, path)
     os.chmod(path, 0o755)
     return path
+
+
+# --- issue 6's attack tests ------------------------------------------------------
+
+@pytest.fixture
+def public_tmp():
+    """A directory under /tmp, mode 0755 and owned by root, for trees that a
+    client running as nobody must be able to reach (tmp_path is not: its
+    ancestors are 0700)."""
+    d = tempfile.mkdtemp(prefix="pycq-pub-", dir="/tmp")
+    os.chmod(d, 0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def trusted_bindir():
+    """A root-owned 0755 directory for interpreters a privileged caller may
+    name: under /run, so that no ancestor is writable by anyone but root
+    (every directory under /tmp has the world-writable /tmp above it)."""
+    base = "/run" if os.access("/run", os.W_OK) else None
+    d = tempfile.mkdtemp(prefix="pycq-bin-", dir=base)
+    os.chmod(d, 0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)

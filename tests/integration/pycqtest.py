@@ -641,3 +641,355 @@ def traversable_for_all(path):
         if stat.S_ISDIR(st.st_mode) and not st.st_mode & stat.S_IXOTH:
             os.chmod(d, stat.S_IMODE(st.st_mode) | stat.S_IXOTH | stat.S_IROTH)
     return path
+
+# --- raw client frames and unprivileged sessions (issue 6's attack tests) -----
+#
+# The client binary only sends what its options allow; an attacker sends any
+# frame. These helpers speak the client protocol of doc/protocol.md directly,
+# from a helper process that runs as another user (setpriv), so that the
+# daemon sees that user's SO_PEERCRED.
+
+import struct
+
+PROTOCOL_VERSION = 1
+(MSG_COMPILE, MSG_STATUS, MSG_WAIT, MSG_WHY, MSG_HISTORY, MSG_VERIFY, MSG_REPAIR, MSG_CLEAN,
+ MSG_AUDIT) = range(1, 10)
+MSG_ACCEPTED, MSG_PROGRESS, MSG_RESULT, MSG_DONE, MSG_ERROR, MSG_STATUS_REPLY, MSG_RECORD = range(16, 23)
+TAG_CTX_TOOL, TAG_CTX_DPKG_PACKAGE, TAG_CTX_ARGV = 1, 2, 3
+(TAG_PATH, TAG_EXCLUDE, TAG_PYTHON, TAG_OPT_LEVEL, TAG_INVALIDATION, TAG_FORCE, TAG_PACKAGE, TAG_ROOT,
+ TAG_NO_WAIT, TAG_REPORT_ALL, TAG_LIMIT, TAG_SINCE, TAG_FAILED_ONLY) = range(10, 23)
+TAG_ERROR_MESSAGE, TAG_ERRNO, TAG_STAT = 45, 46, 50
+ENDS_REQUEST = (MSG_DONE, MSG_ERROR, MSG_STATUS_REPLY)
+
+
+def field(tag, data):
+    """One field: u16 tag, u32 size, data (bytes, str or a path)."""
+    if not isinstance(data, bytes):
+        data = fsb(data) if not isinstance(data, str) else data.encode("utf-8", "surrogateescape")
+    return struct.pack("<HI", tag, len(data)) + data
+
+
+def field_u64(tag, value):
+    return field(tag, struct.pack("<Q", value))
+
+
+def frame(msg_type, *fields, version=PROTOCOL_VERSION):
+    """A whole frame: u32 length, u16 version, u16 type, the fields."""
+    body = struct.pack("<HH", version, msg_type) + b"".join(fields)
+    return struct.pack("<I", len(body)) + body
+
+
+class Reply:
+    """One frame a daemon sent: .type, .fields [(tag, bytes)], and helpers."""
+
+    def __init__(self, msg_type, fields):
+        self.type = msg_type
+        self.fields = fields
+
+    def get(self, tag):
+        return next((d for t, d in self.fields if t == tag), None)
+
+    @property
+    def errno(self):
+        d = self.get(TAG_ERRNO)
+        return struct.unpack("<Q", d)[0] if d is not None and len(d) == 8 else None
+
+    @property
+    def message(self):
+        d = self.get(TAG_ERROR_MESSAGE)
+        return d.decode("utf-8", "replace") if d is not None else ""
+
+    def stats(self):
+        """The TAG_STAT fields as {key: value-text}."""
+        out = {}
+        for t, d in self.fields:
+            if t == TAG_STAT and b"\0" in d:
+                k, _, v = d.partition(b"\0")
+                out[k.decode("utf-8", "replace")] = v[1:].decode("utf-8", "replace")
+        return out
+
+    def __repr__(self):
+        if self.type == MSG_ERROR:
+            return "MSG_ERROR(errno=%s, %r)" % (self.errno, self.message)
+        return "Reply(type=%d, %d fields)" % (self.type, len(self.fields))
+
+
+# The helper process: reads one JSON command per line on stdin, answers one
+# JSON line on stdout. Connections are numbered; data travels as hex.
+_AGENT = r'''
+import json, os, select, socket, struct, sys, time
+path = sys.argv[1]
+conns = {}
+next_id = [0]
+def out(obj):
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+def frames_of(buf):
+    res = []
+    while len(buf) >= 8:
+        n = struct.unpack("<I", buf[:4])[0]
+        if len(buf) < 4 + n:
+            break
+        body, buf = buf[4:4 + n], buf[4 + n:]
+        _, mtype = struct.unpack("<HH", body[:4])
+        fields, i = [], 4
+        while i + 6 <= len(body):
+            tag, size = struct.unpack("<HI", body[i:i + 6])
+            fields.append([tag, body[i + 6:i + 6 + size].hex()])
+            i += 6 + size
+        res.append([mtype, fields])
+    return res, buf
+def receive(c, timeout, until_end=True, max_bytes=1 << 40):
+    """Reads until a frame that ends a request (until_end), EOF, the
+    timeout, or max_bytes read in all; returns the frames read now."""
+    s = c["sock"]
+    deadline = time.monotonic() + timeout
+    got = []
+    while True:
+        fr, c["buf"] = frames_of(c["buf"])
+        got += fr
+        if until_end and any(f[0] in (19, 20, 21) for f in fr):
+            return got, False
+        if c["eof"]:
+            return got, False
+        left = deadline - time.monotonic()
+        if left <= 0 or c["read"] >= max_bytes:
+            return got, True
+        r, _, _ = select.select([s], [], [], left)
+        if not r:
+            continue
+        try:
+            data = s.recv(1 << 20)
+        except ConnectionResetError:
+            data = b""
+        if not data:
+            c["eof"] = True
+        c["read"] += len(data)
+        c["buf"] += data
+def connect():
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect(path)
+    s.setblocking(True)
+    s.settimeout(None)
+    next_id[0] += 1
+    conns[next_id[0]] = {"sock": s, "buf": b"", "eof": False, "read": 0}
+    return next_id[0]
+def send(c, data, timeout):
+    s = c["sock"]
+    s.settimeout(timeout)
+    try:
+        s.sendall(data)
+        return None
+    except OSError as e:
+        return type(e).__name__
+    finally:
+        s.settimeout(None)
+for line in sys.stdin:
+    cmd = json.loads(line)
+    op = cmd["op"]
+    try:
+        if op == "open":
+            out({"ids": [connect() for _ in range(cmd.get("n", 1))]})
+        elif op == "send":
+            c = conns[cmd["id"]]
+            out({"send_error": send(c, bytes.fromhex(cmd["data"]), cmd.get("timeout", 30))})
+        elif op == "request":
+            c = conns[cmd["id"]]
+            err = send(c, bytes.fromhex(cmd["data"]), cmd.get("timeout", 30))
+            got, timed_out = receive(c, cmd.get("timeout", 30))
+            if cmd.get("until_eof") and not c["eof"]:
+                more, timed_out = receive(c, cmd.get("timeout", 30), until_end=False)
+                got += more
+            out({"send_error": err, "frames": got, "eof": c["eof"], "timed_out": timed_out})
+        elif op == "receive":
+            c = conns[cmd["id"]]
+            got, timed_out = receive(c, cmd.get("timeout", 30), until_end=cmd.get("until_end", True),
+                                     max_bytes=c["read"] + cmd.get("max_bytes", 1 << 40))
+            out({"frames": got, "eof": c["eof"], "timed_out": timed_out, "read": c["read"]})
+        elif op == "wait_hup":
+            # poll without reading: POLLHUP says the daemon closed its end
+            p = select.poll()
+            p.register(conns[cmd["id"]]["sock"], select.POLLRDHUP | select.POLLHUP)
+            t0 = time.monotonic()
+            ev = p.poll(cmd.get("timeout", 10) * 1000)
+            out({"hup": bool(ev and ev[0][1] & (select.POLLHUP | select.POLLRDHUP)),
+                 "after": time.monotonic() - t0})
+        elif op == "close":
+            for i in cmd["ids"]:
+                conns.pop(i)["sock"].close()
+            out({})
+        else:
+            out({"error": "unknown op " + op})
+    except Exception as e:
+        out({"error": "%s: %s" % (type(e).__name__, e)})
+'''
+
+
+class RawSession:
+    """A helper process, running as @user (None: as the test, root), that
+    holds any number of raw connections to the daemon at @socket_path. Use it
+    as a context manager; close() kills the process and so every connection."""
+
+    def __init__(self, socket_path, user="nobody"):
+        cmd = [PYTHON, "-I", "-S", "-c", _AGENT, fsb(socket_path)]
+        if user is not None:
+            cmd = ["setpriv", "--reuid=%s" % user, "--regid=nogroup", "--clear-groups", "--"] + cmd
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, env=clean_env(), cwd="/")
+        self._buf = b""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=30)
+        for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            f.close()
+
+    def call(self, op, **args):
+        """Runs one command; returns its answer (a dict). The helper gets a
+        minute more than the command's own "timeout" (seconds)."""
+        args["op"] = op
+        self.proc.stdin.write(json.dumps(args).encode() + b"\n")
+        self.proc.stdin.flush()
+        fd = self.proc.stdout.fileno()
+        wait = 60 + 2 * args.get("timeout", 0)
+        deadline = time.monotonic() + wait
+        while b"\n" not in self._buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError("the raw-client helper did not answer %r within %ss" % (op, wait))
+            import select
+            r, _, _ = select.select([fd], [], [], left)
+            if r:
+                data = os.read(fd, 1 << 20)
+                if not data:
+                    raise AssertionError("the raw-client helper died: %s" % self.proc.stderr.read().decode(
+                        errors="replace"))
+                self._buf += data
+        line, _, self._buf = self._buf.partition(b"\n")
+        ans = json.loads(line)
+        assert "error" not in ans, "raw-client helper: %s" % ans["error"]
+        if "frames" in ans:
+            ans["frames"] = [Reply(t, [(tag, bytes.fromhex(d)) for tag, d in fs]) for t, fs in ans["frames"]]
+        return ans
+
+    def open(self, n=1):
+        """Opens @n connections; returns their ids (connect() succeeding says
+        nothing about the daemon keeping them)."""
+        return self.call("open", n=n)["ids"]
+
+    def send(self, cid, data, timeout=30):
+        """Sends bytes on @cid; returns None or the name of the send error."""
+        return self.call("send", id=cid, data=data.hex(), timeout=timeout)["send_error"]
+
+    def request(self, cid, data, timeout=30, until_eof=False):
+        """Sends @data and reads replies until one ends the request (and, with
+        @until_eof, until the daemon closes). Returns a dict: frames (Reply
+        list), eof, timed_out, send_error."""
+        return self.call("request", id=cid, data=data.hex(), timeout=timeout, until_eof=until_eof)
+
+    def receive(self, cid, timeout=30, until_end=True, max_bytes=None):
+        """Reads replies on @cid until one ends a request (@until_end), EOF,
+        the timeout, or (with @max_bytes) once that many more bytes came."""
+        args = {"max_bytes": max_bytes} if max_bytes is not None else {}
+        return self.call("receive", id=cid, timeout=timeout, until_end=until_end, **args)
+
+    def wait_hup(self, cid, timeout=10):
+        """Waits (without reading) until the daemon closes @cid; returns
+        (closed, seconds waited)."""
+        a = self.call("wait_hup", id=cid, timeout=timeout)
+        return a["hup"], a["after"]
+
+    def close_conns(self, ids):
+        self.call("close", ids=list(ids))
+
+
+def raw_request(socket_path, data, user="nobody", timeout=30, until_eof=False):
+    """One connection, one request frame @data, as @user; returns what
+    RawSession.request does."""
+    with RawSession(socket_path, user=user) as s:
+        (cid,) = s.open()
+        return s.request(cid, data, timeout=timeout, until_eof=until_eof)
+
+
+_DB_COUNTS = r'''
+import sqlite3, sys, json
+c = sqlite3.connect("file:" + sys.argv[1] + "?mode=ro", uri=True, timeout=30)
+out = {}
+for t in sys.argv[2:]:
+    try:
+        out[t] = c.execute("SELECT COUNT(*) FROM " + t).fetchone()[0]
+    except sqlite3.Error as e:
+        out[t] = "error: %s" % e
+print(json.dumps(out))
+'''
+
+
+def db_counts(state_dir, tables=("requests", "jobs", "queue")):
+    """Rows per table in @state_dir/provenance.db (read as root, the way the
+    daemon's own files are read); {} when there is no database yet."""
+    db = os.path.join(fsb(state_dir), b"provenance.db")
+    if not os.path.exists(db):
+        return {}
+    p = subprocess.run([PYTHON, "-I", "-c", _DB_COUNTS, db, *tables], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, env=clean_env(), timeout=CLIENT_TIMEOUT)
+    assert p.returncode == 0, "counting rows failed: %s" % p.stderr.decode(errors="replace")
+    return json.loads(p.stdout)
+
+
+def pool_interpreters(status):
+    """The interpreter paths that have a pool in a `status --json` object."""
+    return {w.get("interpreter") for w in status.get("workers", [])}
+
+
+def fake_interpreter(path, marker, real="/usr/bin/python3.11", owner=None, mode=0o755):
+    """A shell script at @path that appends a line to @marker whenever it is
+    run, then runs @real with its arguments: an "interpreter" that works like
+    the real one and shows whether anyone started it. @marker's directory
+    must be writable by the user the daemon runs workers as."""
+    # ": >>" creates the file without writing a byte: workers run with
+    # RLIMIT_FSIZE 0, and a write would kill the script with SIGXFSZ.
+    write(path, "#!/bin/sh\n: >>'%s' 2>/dev/null\nexec %s \"$@\"\n" % (fss(marker), real), mode=mode)
+    if owner is not None:
+        os.chown(fsb(path), owner, -1)
+    return fss(path)
+
+
+def marker_dir(base):
+    """A directory anyone may write (for the markers of fake interpreters,
+    which run as the worker user)."""
+    d = os.path.join(fss(base), "markers")
+    os.makedirs(d, exist_ok=True)
+    os.chmod(d, 0o1777)
+    return d
+
+
+def public_dir(base, *names):
+    """@base/@names... created with mode 0755 (@base itself must be
+    reachable for nobody: the public_tmp fixture)."""
+    d = os.path.join(fss(base), *names)
+    os.makedirs(d, exist_ok=True)
+    cur = d
+    while cur != fss(base):
+        os.chmod(cur, 0o755)
+        cur = os.path.dirname(cur)
+    return d
+
+
+def daemon_rss_kib(pid):
+    """VmRSS of process @pid in KiB (0 when it is gone)."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
