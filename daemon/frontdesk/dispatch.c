@@ -156,8 +156,13 @@ void dispatch_frame(Connection *c, const MsgReader *msg) {
 
         k = spec_parse(msg, &m->spec_limits, &s, &message);
         if (k < 0) {
-                if (k == -EBADMSG && verb_from_message_type(msg->type) < 0) {
-                        log_debug("Client pid %d sent unknown message type %u; closing", (int)c->pid, msg->type);
+                /* A frame that is not what any client sends (an unknown
+                 * type, a field of the wrong size) ends the connection; a
+                 * well-formed request that asks for something invalid gets
+                 * its error and the connection stays. */
+                if (k == -EBADMSG) {
+                        log_debug("Client pid %d sent a malformed %s frame; closing", (int)c->pid,
+                                  verb_to_string(verb_from_message_type(msg->type)));
                         connection_fail(c, k, message);
                 } else
                         connection_send_error(c, k, message);

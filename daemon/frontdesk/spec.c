@@ -206,9 +206,10 @@ static int parse_field(Spec *s, const MsgField *f, const SpecLimits *l, char **r
                 r = field_u64(f, &v);
                 if (r < 0)
                         return r;
-                /* Seconds to microseconds, saturating: a time beyond the
-                 * representable range means "nothing is that recent". */
-                s->since_usec = v > UINT64_MAX / 1000000u ? UINT64_MAX : v * 1000000u;
+                /* Seconds to microseconds, saturating at what the database
+                 * can compare (a signed 64-bit integer): a time beyond it
+                 * means "nothing is that recent", never a wrap to the past. */
+                s->since_usec = v > (uint64_t)INT64_MAX / 1000000u ? (uint64_t)INT64_MAX : v * 1000000u;
                 return 0;
         case TAG_LIMIT:
                 return field_u64(f, &s->limit);

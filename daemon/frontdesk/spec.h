@@ -65,7 +65,7 @@ struct Spec {
         bool failed_only;
         char *root;                /* --root, absolute; NULL when absent */
         char *package;             /* --package */
-        uint64_t since_usec;       /* 0 = no bound; saturates instead of wrapping */
+        uint64_t since_usec;       /* 0 = no bound; saturates at INT64_MAX instead of wrapping */
         uint64_t limit;            /* 0 = the verb's default */
 
         /* client context, recorded as provenance */
