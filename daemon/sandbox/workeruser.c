@@ -39,6 +39,7 @@
 /* Candidates tried before giving up: each costs two NSS look-ups, a lock
  * and a scan of /proc. */
 #define WORKER_UID_TRIES 64
+#define WORKER_UID_SPREAD 1024u
 
 void worker_user_release(WorkerUser *u) {
         u->lock_fd = safe_close(u->lock_fd);
@@ -153,9 +154,12 @@ static int allocate_transient(const char *lock_dir, WorkerUser *ret) {
         if (dfd < 0)
                 return dfd;
         /* A random start, so that daemons starting together rarely try the
-         * same candidates; the lock decides when they do. */
+         * same candidates (the lock decides when they do); within the first
+         * WORKER_UID_SPREAD of the range, so that the lock files, which
+         * stay, stay few. */
         if (getrandom(&start, sizeof(start), GRND_NONBLOCK) != sizeof(start))
                 start = (uint32_t)getpid() ^ (uint32_t)now_usec(CLOCK_REALTIME);
+        start %= WORKER_UID_SPREAD;
 
         for (uint32_t i = 0; i < WORKER_UID_TRIES; i++) {
                 uid_t uid = WORKER_UID_FIRST + (start + i) % count;
