@@ -80,6 +80,10 @@ int manager_new(Config *config, Manager **ret) {
                                   user);
                 else if (r == -ENOENT)
                         log_error("Worker user \"%s\" does not exist", user);
+                else if (r == -ERANGE)
+                        log_error("No user \"%s\", and this user namespace does not map the transient worker "
+                                  "uids %u-%u: create the user",
+                                  user, WORKER_UID_FIRST, WORKER_UID_LAST);
                 else if (r < 0)
                         log_error_errno(r, "Cannot allocate a transient worker uid (locks in %s): %m",
                                         WORKER_UIDS_LOCK_DIR);

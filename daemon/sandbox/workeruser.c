@@ -116,6 +116,34 @@ int worker_user_ids_in_use(uid_t uid, gid_t gid) {
         return r;
 }
 
+/* Is @id mapped in our user namespace (@map: /proc/self/uid_map or
+ * gid_map)? In a container that maps only a small range, a uid outside it
+ * cannot be taken at all: setresuid() would fail in every worker. */
+static bool id_is_mapped(const char *map, unsigned id) {
+        _cleanup_close_ int fd = open(map, O_RDONLY | O_CLOEXEC);
+        char buf[4096];
+        ssize_t n;
+
+        if (fd < 0)
+                return true; /* no user namespaces: everything is mapped */
+        n = loop_read(fd, buf, sizeof(buf) - 1);
+        if (n <= 0)
+                return false;
+        buf[n] = '\0';
+        for (char *line = buf; line && *line;) {
+                unsigned long inside, outside, count;
+                char *nl = strchr(line, '\n');
+
+                if (nl)
+                        *nl = '\0';
+                if (sscanf(line, "%lu %lu %lu", &inside, &outside, &count) == 3 && id >= inside &&
+                    id - inside < count)
+                        return true;
+                line = nl ? nl + 1 : NULL;
+        }
+        return false;
+}
+
 /* Opens @path as a directory that only we can change, creating it. */
 static int open_lock_dir(const char *path) {
         _cleanup_free_ char *parent = strdup(path);
@@ -150,6 +178,11 @@ static int allocate_transient(const char *lock_dir, WorkerUser *ret) {
         uint32_t start;
         int r;
 
+        if (!id_is_mapped("/proc/self/uid_map", WORKER_UID_FIRST) ||
+            !id_is_mapped("/proc/self/gid_map", WORKER_UID_FIRST) ||
+            !id_is_mapped("/proc/self/uid_map", WORKER_UID_LAST) ||
+            !id_is_mapped("/proc/self/gid_map", WORKER_UID_LAST))
+                return -ERANGE;
         dfd = open_lock_dir(lock_dir);
         if (dfd < 0)
                 return dfd;

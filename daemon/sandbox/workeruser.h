@@ -39,7 +39,8 @@ typedef struct WorkerUser {
  * worker_user_release(). Returns 0, or -EPERM for a user that must never
  * run untrusted code (root, group root, nobody, the overflow uid), -ENOENT
  * for another user that does not exist, -EADDRINUSE when no transient uid
- * is free, or another negative errno. */
+ * is free, -ERANGE when our user namespace does not map the transient
+ * range, or another negative errno. */
 int worker_user_acquire(const char *name, const char *lock_dir, WorkerUser *ret);
 /* Gives a transient uid back (closes the lock). Fine on WORKER_USER_NULL. */
 void worker_user_release(WorkerUser *u);
