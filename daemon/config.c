@@ -23,6 +23,7 @@ void config_init(Config *c) {
                 .log_level = LOG_INFO,
                 .job_timeout_usec = 60 * 1000000ULL,
                 .worker_memory_limit = 4ULL << 30,
+                .checker_timeout_usec = 10 * 1000000ULL,
                 .max_connections = 1024,
                 .max_connections_per_uid = 64,
                 .max_paths_per_request = 100000,
@@ -126,6 +127,10 @@ int config_set(Config *c, const char *key, const char *value) {
         if (strcmp(key, "job_timeout") == 0) {
                 int r = set_seconds(&c->job_timeout_usec, value);
                 return r < 0 || c->job_timeout_usec == 0 ? -EINVAL : 0;
+        }
+        if (strcmp(key, "checker_timeout") == 0) {
+                int r = set_seconds(&c->checker_timeout_usec, value);
+                return r < 0 || c->checker_timeout_usec == 0 ? -EINVAL : 0;
         }
         if (strcmp(key, "idle_exit") == 0)
                 return set_seconds(&c->idle_exit_usec, value);

@@ -20,6 +20,7 @@ typedef struct Config {
         uint64_t job_timeout_usec;
         char *worker_user;                /* used when running as root */
         uint64_t worker_memory_limit;     /* RLIMIT_AS of a worker, bytes */
+        uint64_t checker_timeout_usec;    /* one run of verify's marshal checker */
         unsigned max_connections;
         unsigned max_connections_per_uid;
         unsigned max_paths_per_request;   /* paths named in one request */

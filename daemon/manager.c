@@ -9,7 +9,6 @@
  * STOPPING=1, let every accepted request finish, then leave the loop. */
 
 #include <errno.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,11 +31,13 @@
 #include "recorder.h"
 #include "request.h"
 #include "util.h"
+#include "workeruser.h"
 
 #define MANAGER_MAX_JOBS (4u * 1024u * 1024u)
 #define MANAGER_MAX_POOLS 16
 #define MANAGER_STATUS_INTERVAL_USEC (500 * 1000)
 #define MANAGER_POOL_CHECK_USEC (30 * 1000000ULL)
+#define WORKER_UIDS_LOCK_DIR RUNSTATEDIR "/pycqueue/worker-uids"
 
 static int manager_on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         Manager *m = userdata;
@@ -69,18 +70,43 @@ int manager_new(Config *config, Manager **ret) {
                 m->workers_per_pool = n > 0 ? (unsigned)MIN(n, 64L) : 1;
         }
 
+        m->worker_uid_lock_fd = -1;
         if (geteuid() == 0) {
-                const char *user = config->worker_user ? config->worker_user : "nobody";
-                struct passwd *pw = getpwnam(user);
+                const char *user = config->worker_user ? config->worker_user : WORKER_USER_DEFAULT;
+                WorkerUser wu = WORKER_USER_NULL;
 
-                if (!pw || pw->pw_uid == 0) {
-                        log_error("Worker user \"%s\" %s", user,
-                                  pw ? "is root; workers must not run as root" : "does not exist");
+                r = worker_user_acquire(config->worker_user, WORKER_UIDS_LOCK_DIR, &wu);
+                if (r == -EPERM)
+                        log_error("Worker user \"%s\" is refused: workers run untrusted code and need a "
+                                  "user of "
+                                  "their own, never root, the root group or nobody",
+                                  user);
+                else if (r == -ENOENT)
+                        log_error("Worker user \"%s\" does not exist", user);
+                else if (r == -ERANGE)
+                        log_error("No user \"%s\", and this user namespace does not map the transient worker "
+                                  "uids %u-%u: create the user",
+                                  user, WORKER_UID_FIRST, WORKER_UID_LAST);
+                else if (r < 0)
+                        log_error_errno(r, "Cannot allocate a transient worker uid (locks in %s): %m",
+                                        WORKER_UIDS_LOCK_DIR);
+                if (r < 0) {
                         free(m);
-                        return -EINVAL;
+                        return r == -ENOENT ? -EINVAL : r;
                 }
-                m->worker_uid = pw->pw_uid;
-                m->worker_gid = pw->pw_gid;
+                if (wu.transient)
+                        log_info("Workers run as transient uid %u (no user \"%s\" exists)", (unsigned)wu.uid,
+                                 user);
+                else
+                        log_info("Workers run as user %s (uid %u, gid %u)", user, (unsigned)wu.uid,
+                                 (unsigned)wu.gid);
+                if (wu.in_use)
+                        log_warning("Other processes already run as worker user %s; workers are only "
+                                    "protected from them by a user of their own",
+                                    user);
+                m->worker_uid = wu.uid;
+                m->worker_gid = wu.gid;
+                m->worker_uid_lock_fd = TAKE_FD(wu.lock_fd);
         }
 
         /* Block the signals sd-event handles before any thread exists. */
@@ -158,6 +184,8 @@ Manager *manager_free(Manager *m) {
         for (size_t i = 0; i < m->n_pools; i++)
                 pool_free(m->pools[i]);
         free(m->pools);
+        /* Only now, with every worker reaped, may another daemon take the uid. */
+        m->worker_uid_lock_fd = safe_close(m->worker_uid_lock_fd);
         queue_free(m->queue);
         for (unsigned i = 0; i < MANAGER_RECENT_ERRORS; i++) {
                 free(m->recent[i].source);

@@ -63,6 +63,7 @@ typedef struct Manager {
         uint64_t next_job_id;
         uid_t worker_uid;
         gid_t worker_gid;
+        int worker_uid_lock_fd; /* keeps a transient worker uid ours (workeruser.c); -1 if none */
         unsigned workers_per_pool;
 
         Counters totals;

@@ -23,116 +23,166 @@
 #include <unistd.h>
 
 #include "admin-private.h"
-#include "sandbox.h"
+#include "spawn.h"
 #include "macro.h"
 #include "manager.h"
 #include "provdb.h"
 #include "pycheader.h"
 #include "pycpath.h"
 #include "util.h"
+#include "checker-code.h"
+
+/* One checker run covers at most this many files or bytes: each run has
+ * its own deadline, so a long verify of honest files never meets it, while
+ * a hostile file costs at most one deadline. */
+#define CHECKER_MAX_FILES 4096
+#define CHECKER_MAX_BYTES (256ull << 20)
+#define CHECKER_MAX_REPLY 4096
+
+typedef struct Check {
+        char **files;
+        size_t n;
+        char **bad;         /* the caller's ret_bad */
+        size_t run_start;   /* the first file of this checker run */
+        size_t next_feed;   /* next file to send */
+        size_t next_answer; /* next file an answer is due for */
+        size_t chunk_end;   /* this run sends no file at or past this */
+        uint64_t chunk_bytes;
+        bool fed_all;
+} Check;
+
+/* Has this run been sent every file it gets? At least one per run, so
+ * that every run gets somewhere. */
+static bool check_fed_all(const Check *c) {
+        return c->fed_all || c->next_feed >= c->chunk_end ||
+               (c->next_feed > c->run_start && c->chunk_bytes >= CHECKER_MAX_BYTES);
+}
+
+static int check_feed(void *userdata, uint8_t **ret_frame, size_t *ret_size) {
+        Check *c = userdata;
+        _cleanup_close_ int fd = -1;
+        _cleanup_free_ uint8_t *data = NULL;
+        size_t dsize = 0;
+        uint8_t *frame;
+
+        if (check_fed_all(c)) {
+                c->chunk_end = c->next_feed;
+                c->fed_all = true;
+                return 0;
+        }
+        fd = open(c->files[c->next_feed], O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0 || read_full_fd(fd, ADMIN_MAX_PYC, &data, &dsize) < 0)
+                dsize = 0; /* sent empty: it does not load */
+        frame = malloc(SPAWN_FRAME_HEADER + dsize);
+        if (!frame)
+                return -ENOMEM;
+        unaligned_write_le32(frame, (uint32_t)dsize);
+        if (dsize > 0)
+                memcpy(frame + SPAWN_FRAME_HEADER, data, dsize);
+        c->next_feed++;
+        c->chunk_bytes += dsize;
+        *ret_frame = frame;
+        *ret_size = SPAWN_FRAME_HEADER + dsize;
+        return 1;
+}
+
+static int check_on_frame(void *userdata, const uint8_t *p, size_t size) {
+        Check *c = userdata;
+
+        if (c->next_answer >= c->next_feed || size < 1 || p[0] > 1 || (p[0] == 0 && size != 1))
+                return -EBADMSG; /* an answer to nothing asked, or garbage */
+        if (p[0] == 1) {
+                c->bad[c->next_answer] =
+                        strndup(size > 1 ? (const char *)p + 1 : "error", size > 1 ? size - 1 : 5);
+                if (!c->bad[c->next_answer])
+                        return -ENOMEM;
+        }
+        c->next_answer++;
+        if (c->next_answer < c->next_feed || !check_fed_all(c))
+                return 0;
+        c->chunk_end = c->next_feed;
+        return 1;
+}
+
+static int check_set_bad(Check *c, size_t i, const char *text) {
+        free(c->bad[i]);
+        c->bad[i] = strdup(text);
+        return c->bad[i] ? 0 : -ENOMEM;
+}
 
 /* Loads every .pyc in @files with @interpreter's marshal; @ret_bad[i] gets
- * an error text (malloc'd) for those that do not load. The checker gets the
- * bytes, not the paths, and runs as the worker user with the workers'
- * limits: the files are untrusted input, and any user may ask to verify. */
+ * an error text (malloc'd) for those that do not load, or whose check did
+ * not finish in time. The checker (checker.py) gets the bytes, not the
+ * paths, and runs in the workers' sandbox: the files are untrusted input,
+ * and any user may ask to verify. This runs on an I/O thread and blocks it,
+ * but each run of the checker only until its deadline (checker_timeout):
+ * then the checker is killed, the file it was loading is reported as timed
+ * out, and so is every file after it, unloaded — one hostile file must not
+ * buy its owner a deadline per file. A checker that dies on a file (out of
+ * memory, say) has that file reported, and the rest go to a new one under
+ * the same deadline. Returns 0 once @ret_bad is filled in, or a negative
+ * errno with @ret_bad untouched. */
 static int unmarshal_check(Admin *a, const char *interpreter, char **files, size_t n, char **ret_bad) {
-        static const char code[] =
-                "import sys, marshal\n"
-                "data = sys.stdin.buffer.read()\n"
-                "out = []\n"
-                "i = 0\n"
-                "while i + 4 <= len(data):\n"
-                "    n = int.from_bytes(data[i:i + 4], 'little')\n"
-                "    b = data[i + 4:i + 4 + n]\n"
-                "    i += 4 + n\n"
-                "    try:\n"
-                "        marshal.loads(b[16:])\n"
-                "        out.append('ok')\n"
-                "    except Exception as e:\n"
-                "        out.append(('bad ' + type(e).__name__ + ': ' + str(e)).replace('\\n', ' '))\n"
-                "sys.stdout.write('\\n'.join(out) + '\\n')\n";
-        char *argv[] = { (char *)interpreter, (char *)"-I", (char *)"-S", (char *)"-c", (char *)code, NULL };
+        char *argv[] = { (char *)interpreter, (char *)"-I",         (char *)"-S",
+                         (char *)"-c",        (char *)checker_code, NULL };
         char *envp[] = { (char *)"LC_ALL=C.UTF-8", NULL };
-        uid_t uid = a->manager->worker_uid;
-        gid_t gid = a->manager->worker_gid;
-        uint64_t limit = a->manager->config->worker_memory_limit;
-        _cleanup_free_ char *buf = NULL;
-        size_t size = 0, allocated = 0;
-        int in[2], out[2], status;
-        pid_t pid;
-        int r;
+        const Config *config = a->manager->config;
+        SandboxOptions so = {
+                .uid = a->manager->worker_uid,
+                .gid = a->manager->worker_gid,
+                .memory_limit = config->worker_memory_limit,
+                /* A backstop only: the deadline below comes first. */
+                .cpu_limit = (config->checker_timeout_usec + 999999) / 1000000 + 1,
+        };
+        Check c = { .files = files, .n = n, .bad = ret_bad };
+        char text[128];
+        int r = 0;
 
-        if (pipe2(in, O_CLOEXEC) < 0)
-                return negative_errno();
-        if (pipe2(out, O_CLOEXEC) < 0) {
-                r = negative_errno();
-                safe_close(in[0]);
-                safe_close(in[1]);
-                return r;
-        }
-        pid = fork();
-        if (pid < 0) {
-                r = negative_errno();
-                safe_close(in[0]);
-                safe_close(in[1]);
-                safe_close(out[0]);
-                safe_close(out[1]);
-                return r;
-        }
-        if (pid == 0) {
-                SandboxOptions so = { .uid = uid, .gid = gid, .memory_limit = limit };
-                sandbox_exec(in[0], out[1], &so, interpreter, argv, envp);
-        }
-        safe_close(in[0]);
-        safe_close(out[1]);
+        for (size_t i = 0; i < n; i++)
+                ret_bad[i] = NULL;
 
-        /* The checker reads all of its input before writing anything. */
-        for (size_t i = 0; i < n; i++) {
-                _cleanup_close_ int fd = open(files[i], O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-                _cleanup_free_ uint8_t *data = NULL;
-                size_t dsize = 0;
-                uint8_t len[4];
+        while (c.next_answer < n && r >= 0) {
+                uint64_t deadline = now_usec(CLOCK_MONOTONIC) + config->checker_timeout_usec;
 
-                if (fd < 0 || read_full_fd(fd, ADMIN_MAX_PYC, &data, &dsize) < 0)
-                        dsize = 0;
-                unaligned_write_le32(len, (uint32_t)dsize);
-                if (loop_write(in[1], len, 4) < 0 || (dsize > 0 && loop_write(in[1], data, dsize) < 0))
-                        break;
-        }
-        safe_close(in[1]);
-        for (;;) {
-                ssize_t k;
-                if (size + 4096 > allocated) {
-                        char *nb = realloc(buf, allocated + 65536);
-                        if (!nb)
+                c.chunk_end = MIN(n, c.next_answer + CHECKER_MAX_FILES);
+                c.chunk_bytes = 0;
+                while (c.next_answer < c.chunk_end && r >= 0) {
+                        SandboxChild child = SANDBOX_CHILD_NULL;
+
+                        c.run_start = c.next_feed = c.next_answer;
+                        c.fed_all = false;
+                        r = sandbox_spawn(&so, interpreter, argv, envp, &child);
+                        if (r < 0)
                                 break;
-                        buf = nb;
-                        allocated += 65536;
+                        r = sandbox_exchange(&child, check_feed, check_on_frame, &c, CHECKER_MAX_REPLY,
+                                             deadline);
+                        sandbox_child_done(&child);
+                        if (r == 0)
+                                break; /* every file of the run answered */
+                        if (r == -ENOMEM)
+                                break;
+                        if (r == -ETIMEDOUT) {
+                                snprintf(text, sizeof(text), "marshal check timed out (over %.1f s)",
+                                         (double)config->checker_timeout_usec / 1e6);
+                                r = check_set_bad(&c, c.next_answer, text);
+                                for (size_t i = c.next_answer + 1; i < n && r >= 0; i++)
+                                        r = check_set_bad(&c, i,
+                                                          "marshal check timed out on an earlier file; "
+                                                          "not loaded");
+                                if (r >= 0)
+                                        return 0;
+                                break;
+                        }
+                        /* It died or spoke garbage on the file it was loading. */
+                        snprintf(text, sizeof(text), "the checker died loading it (%s)", strerror(-r));
+                        r = check_set_bad(&c, c.next_answer, text);
+                        c.next_answer++;
                 }
-                k = read(out[0], buf + size, allocated - size - 1);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k <= 0)
-                        break;
-                size += (size_t)k;
         }
-        safe_close(out[0]);
-        (void)waitpid(pid, &status, 0);
-        if (!buf || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
-                return -EIO;
-        buf[size] = '\0';
-
-        {
-                char *line = buf;
-                for (size_t i = 0; i < n && line && *line; i++) {
-                        char *nl = strchr(line, '\n');
-                        if (nl)
-                                *nl = '\0';
-                        ret_bad[i] = strncmp(line, "bad ", 4) == 0 ? strdup(line + 4) : NULL;
-                        line = nl ? nl + 1 : NULL;
-                }
-        }
-        return 0;
+        if (r < 0)
+                for (size_t i = 0; i < n; i++)
+                        free(ret_bad[i]), ret_bad[i] = NULL;
+        return r < 0 ? r : 0;
 }
 
 /* Classifies one .pyc; appends an item when there is a problem. Untrusted

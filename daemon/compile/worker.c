@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* A worker: one long-lived `python -I -S -c CODE` process (CODE is
- * worker.py, compiled into the daemon), speaking length-prefixed frames over
- * two pipes. The daemon side is fully non-blocking: frames out are buffered
+ * worker.py, compiled into the daemon), started by the sandboxed-child
+ * spawner (spawn.c) and speaking length-prefixed frames over its two pipes
+ * (parsed by worker-message.c). The daemon side is fully non-blocking:
+ * frames out are buffered
  * and written when the pipe is writable, frames in are assembled in a
  * bounded buffer. Anything unexpected from the worker — a frame too large,
  * a wrong type, a reply to a job it was not given, silence past the job
@@ -18,11 +20,9 @@
 
 #include "macro.h"
 #include "util.h"
-#include "sandbox.h"
+#include "spawn.h"
 #include "worker.h"
 #include "worker-code.h"
-
-#define WORKER_PROBE "pycqueue"
 
 typedef enum WorkerState {
         WORKER_STARTING,
@@ -50,13 +50,6 @@ struct Worker {
         uint64_t job_id;
         WorkerInfo info;
 };
-
-void worker_info_done(WorkerInfo *info) {
-        free(info->cache_tag);
-        free(info->version);
-        free(info->implementation);
-        *info = (WorkerInfo){};
-}
 
 bool worker_is_busy(const Worker *w) {
         return w->state != WORKER_IDLE;
@@ -111,90 +104,24 @@ static int worker_arm_timer(Worker *w, uint64_t timeout_usec) {
         return sd_event_source_set_enabled(w->timer_source, SD_EVENT_ONESHOT);
 }
 
-static int parse_hello(Worker *w, const uint8_t *p, size_t n) {
-        const uint8_t *end = p + n, *s;
-        char *fields[3] = {};
-        uint64_t probe;
-
-        if (n < 1 + 4 + 8 || p[0] != 'H')
-                return -EBADMSG;
-        memcpy(w->info.magic, p + 1, 4);
-        probe = unaligned_read_le64(p + 5);
-        s = p + 13;
-        for (int i = 0; i < 3; i++) {
-                const uint8_t *nul = memchr(s, 0, (size_t)(end - s));
-                const uint8_t *e = nul ? nul : end;
-
-                if (i < 2 && !nul)
-                        goto bad;
-                if (e - s > 256 || memchr(s, '/', (size_t)(e - s)))
-                        goto bad;
-                fields[i] = strndup((const char *)s, (size_t)(e - s));
-                if (!fields[i])
-                        goto bad;
-                s = nul ? nul + 1 : end;
-        }
-        if (!fields[0][0] || w->info.magic[2] != '\r' || w->info.magic[3] != '\n')
-                goto bad;
-        w->info.cache_tag = fields[0];
-        w->info.version = fields[1];
-        w->info.implementation = fields[2];
-        w->info.hash_algo = pyc_hash_algo_detect(w->info.magic, WORKER_PROBE, strlen(WORKER_PROBE), probe);
-        return 0;
-bad:
-        for (int i = 0; i < 3; i++)
-                free(fields[i]);
-        return -EBADMSG;
-}
-
 static int handle_frame(Worker *w, const uint8_t *p, size_t n) {
-        WorkerReply reply = {};
+        WorkerMessage msg;
         int r;
 
-        if (w->state == WORKER_STARTING) {
-                r = parse_hello(w, p, n);
-                if (r < 0)
-                        return r;
-                w->state = WORKER_IDLE;
-                sd_event_source_set_enabled(w->timer_source, SD_EVENT_OFF);
-                w->cb->on_ready(w, &w->info, w->userdata);
-                return 0;
-        }
-        if (w->state != WORKER_BUSY || n < 10 || p[0] != 'R')
-                return -EBADMSG;
-        reply.job_id = unaligned_read_le64(p + 1);
-        if (reply.job_id != w->job_id)
-                return -EBADMSG;
-        if (p[9] == 0) {
-                reply.ok = true;
-                reply.pyc = p + 10;
-                reply.pyc_size = n - 10;
-        } else if (p[9] == 1) {
-                _cleanup_free_ char *type = NULL, *message = NULL;
-                const uint8_t *nul;
-
-                if (n < 14)
-                        return -EBADMSG;
-                reply.error_line = unaligned_read_le32(p + 10);
-                nul = memchr(p + 14, 0, n - 14);
-                if (!nul)
-                        return -EBADMSG;
-                type = strndup((const char *)p + 14, MIN((size_t)(nul - (p + 14)), 128u));
-                message = strndup((const char *)nul + 1, MIN((size_t)(p + n - nul - 1), 4096u));
-                if (!type || !message)
-                        return -ENOMEM;
-                reply.error_type = type;
-                reply.error_message = message;
-                w->state = WORKER_IDLE;
-                sd_event_source_set_enabled(w->timer_source, SD_EVENT_OFF);
-                w->cb->on_reply(w, &reply, w->userdata);
-                return 0;
-        } else
-                return -EBADMSG;
-
+        if (w->state != WORKER_STARTING && w->state != WORKER_BUSY)
+                return -EBADMSG; /* nothing asked */
+        r = worker_parse_message(p, n, w->state == WORKER_STARTING, w->job_id, &msg);
+        if (r < 0)
+                return r;
         w->state = WORKER_IDLE;
         sd_event_source_set_enabled(w->timer_source, SD_EVENT_OFF);
-        w->cb->on_reply(w, &reply, w->userdata);
+        if (msg.hello) {
+                w->info = msg.info; /* ours now */
+                msg.info = (WorkerInfo){};
+                w->cb->on_ready(w, &w->info, w->userdata);
+        } else
+                w->cb->on_reply(w, &msg.reply, w->userdata);
+        worker_message_done(&msg);
         return 0;
 }
 
@@ -203,8 +130,6 @@ static int worker_on_readable(sd_event_source *s, int fd, uint32_t revents, void
 
         for (;;) {
                 ssize_t n;
-                int64_t want;
-
                 if (w->rallocated - w->rsize < 65536) {
                         size_t na = MAX(w->rallocated * 2, (size_t)131072);
                         uint8_t *nb;
@@ -240,28 +165,26 @@ static int worker_on_readable(sd_event_source *s, int fd, uint32_t revents, void
 
                 /* Take every complete frame. */
                 for (;;) {
-                        uint32_t len;
+                        size_t len, whole;
                         int r;
 
-                        if (w->rsize < 4)
-                                break;
-                        len = unaligned_read_le32(w->rbuf);
-                        if (len == 0 || len > w->opts.max_reply) {
-                                worker_die(w, -EBADMSG);
+                        r = worker_frame_next(w->rbuf, w->rsize, w->opts.max_reply, &len);
+                        if (r < 0) {
+                                worker_die(w, r);
                                 return 0;
                         }
-                        want = (int64_t)len + 4;
-                        if ((int64_t)w->rsize < want)
+                        if (r == 0)
                                 break;
-                        r = handle_frame(w, w->rbuf + 4, len);
+                        whole = len + WORKER_FRAME_HEADER;
+                        r = handle_frame(w, w->rbuf + WORKER_FRAME_HEADER, len);
                         if (w->state == WORKER_DEAD)
                                 return 0;
                         if (r < 0) {
                                 worker_die(w, r);
                                 return 0;
                         }
-                        memmove(w->rbuf, w->rbuf + want, w->rsize - (size_t)want);
-                        w->rsize -= (size_t)want;
+                        memmove(w->rbuf, w->rbuf + whole, w->rsize - whole);
+                        w->rsize -= whole;
                 }
                 /* Do not keep a huge buffer around after a huge reply. */
                 if (w->rsize == 0 && w->rallocated > (4u << 20)) {
@@ -342,59 +265,34 @@ int worker_send_job(Worker *w, uint64_t job_id, const char *display_path, uint32
 
 int worker_spawn(sd_event *event, const char *interpreter, const WorkerOptions *opts,
                  const WorkerCallbacks *callbacks, void *userdata, Worker **ret) {
-        static char *envp[] = { (char *)"PATH=/usr/local/bin:/usr/bin:/bin", (char *)"LC_ALL=C.UTF-8", NULL };
-        char *argv[] = { (char *)interpreter, (char *)"-I", (char *)"-S", (char *)"-c", (char *)worker_code, NULL };
-        int in_pipe[2] = { -1, -1 }, out_pipe[2] = { -1, -1 };
+        static char *envp[] = { (char *)"PATH=/usr/local/bin:/usr/bin:/bin", (char *)"LC_ALL=C.UTF-8",
+                                NULL };
+        char *argv[] = { (char *)interpreter, (char *)"-I",        (char *)"-S",
+                         (char *)"-c",        (char *)worker_code, NULL };
+        SandboxOptions so = { .uid = opts->uid, .gid = opts->gid, .memory_limit = opts->memory_limit };
+        SandboxChild child;
         Worker *w;
-        pid_t pid;
         int r;
 
-        if (pipe2(in_pipe, O_CLOEXEC) < 0)
-                return negative_errno();
-        if (pipe2(out_pipe, O_CLOEXEC) < 0) {
-                r = negative_errno();
-                safe_close(in_pipe[0]);
-                safe_close(in_pipe[1]);
+        r = sandbox_spawn(&so, interpreter, argv, envp, &child);
+        if (r < 0)
                 return r;
-        }
-
-        pid = fork();
-        if (pid < 0) {
-                r = negative_errno();
-                safe_close(in_pipe[0]);
-                safe_close(in_pipe[1]);
-                safe_close(out_pipe[0]);
-                safe_close(out_pipe[1]);
-                return r;
-        }
-        if (pid == 0) {
-                SandboxOptions so = { .uid = opts->uid, .gid = opts->gid, .memory_limit = opts->memory_limit };
-                sandbox_exec(in_pipe[0], out_pipe[1], &so, interpreter, argv, envp);
-        }
-
-        safe_close(in_pipe[0]);
-        safe_close(out_pipe[1]);
-        (void)fcntl(in_pipe[1], F_SETFL, O_NONBLOCK);
-        (void)fcntl(out_pipe[0], F_SETFL, O_NONBLOCK);
 
         w = calloc(1, sizeof(*w));
         if (!w) {
-                (void)kill(pid, SIGKILL);
-                (void)waitpid(pid, NULL, 0);
-                safe_close(in_pipe[1]);
-                safe_close(out_pipe[0]);
+                sandbox_child_done(&child);
                 return -ENOMEM;
         }
         w->event = event;
-        w->pid = pid;
-        w->in_fd = in_pipe[1];
-        w->out_fd = out_pipe[0];
+        w->pid = child.pid;
+        w->in_fd = child.in_fd;
+        w->out_fd = child.out_fd;
         w->opts = *opts;
         w->cb = callbacks;
         w->userdata = userdata;
         w->state = WORKER_STARTING;
 
-        r = sd_event_add_child(event, &w->child_source, pid, WEXITED, worker_on_child, w);
+        r = sd_event_add_child(event, &w->child_source, w->pid, WEXITED, worker_on_child, w);
         if (r >= 0)
                 r = sd_event_add_io(event, &w->out_source, w->out_fd, EPOLLIN, worker_on_readable, w);
         if (r >= 0)

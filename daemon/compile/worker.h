@@ -8,31 +8,13 @@
 #include <sys/types.h>
 #include <systemd/sd-event.h>
 
-#include "pycheader.h"
 #include "protocol.h"
+#include "worker-message.h"
 
 typedef struct Worker Worker;
 
-typedef struct WorkerInfo {
-        uint8_t magic[4];
-        PycHashAlgo hash_algo;
-        char *cache_tag;
-        char *version;
-        char *implementation;
-} WorkerInfo;
-
-/* A compile result. On success @pyc holds the complete .pyc; otherwise
- * @error_type/@error_message (and @error_line for syntax errors). Pointers
- * are valid only during the callback. */
-typedef struct WorkerReply {
-        uint64_t job_id;
-        bool ok;
-        const uint8_t *pyc;
-        size_t pyc_size;
-        uint32_t error_line;
-        const char *error_type;
-        const char *error_message;
-} WorkerReply;
+/* WorkerInfo and WorkerReply are in worker-message.h. Pointers in a
+ * WorkerReply are valid only during the callback. */
 
 typedef struct WorkerCallbacks {
         void (*on_ready)(Worker *w, const WorkerInfo *info, void *userdata);
@@ -62,4 +44,3 @@ int worker_send_job(Worker *w, uint64_t job_id, const char *display_path, uint32
                     uint64_t timeout_usec);
 bool worker_is_busy(const Worker *w);
 pid_t worker_pid(const Worker *w);
-void worker_info_done(WorkerInfo *info);

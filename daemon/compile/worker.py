@@ -16,6 +16,12 @@
 #
 # mode: 0 timestamp, 1 checked-hash, 2 unchecked-hash. The pyc is built
 # exactly as py_compile builds it, so the bytes are identical.
+#
+# First it makes itself non-dumpable: no core dump, no ptrace and no
+# /proc/PID/mem even for processes of its own user (which runs nothing but
+# pycqueue's interpreters). The daemon cannot do this for us, because exec
+# resets it. An interpreter without ctypes (a minimal chroot) goes on
+# without; its uid of its own still keeps other users out.
 import os
 import sys
 from importlib import _bootstrap_external as _be
@@ -23,6 +29,14 @@ from importlib.util import MAGIC_NUMBER, source_hash
 
 _rfd = 0
 _wfd = 1
+
+
+def _not_dumpable():
+    try:
+        import ctypes
+        ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE, 0
+    except Exception:
+        pass
 
 
 def _read_exact(n):
@@ -66,6 +80,7 @@ def _error_reply(job_id, exc):
 
 
 def main():
+    _not_dumpable()
     impl = sys.implementation
     version = "%d.%d.%d" % sys.version_info[:3]
     hello = (b"H" + MAGIC_NUMBER + source_hash(b"pycqueue")

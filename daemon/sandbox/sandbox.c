@@ -4,8 +4,17 @@
  * of a fork from a multi-threaded process — so only async-signal-safe calls
  * until execve(). It gets exactly two descriptors, no core dumps, no file
  * writes at all (RLIMIT_FSIZE 0: it talks only through its pipes), a memory
- * limit, the unprivileged worker user with no supplementary groups, no way
- * to gain privileges again, and death with its parent. */
+ * limit, the worker user with no supplementary groups, no way to gain
+ * privileges again, and death with its parent.
+ *
+ * The order matters. The death signal is set after the credential change,
+ * because changing uid or gid clears it; and it only covers a parent that
+ * is still alive when it is set, so the child then checks that its parent
+ * is still the daemon: if the daemon died in between, the child was
+ * re-parented and must not start at all. The worker user is one no other
+ * process runs as (see workeruser.c), so nothing but root can signal or
+ * ptrace the child; the interpreter code also makes itself non-dumpable,
+ * which exec would undo if we did it here. */
 
 #include <grp.h>
 #include <signal.h>
@@ -25,12 +34,13 @@ static void close_all_from(int first) {
                 (void)close(fd);
 }
 
-void sandbox_exec(int in_fd, int out_fd, const SandboxOptions *o, const char *path, char **argv, char **envp) {
+void sandbox_exec(pid_t parent, int in_fd, int out_fd, const SandboxOptions *o, const char *path,
+                  char **argv, char **envp) {
         struct rlimit rl = { 0, 0 };
         sigset_t none;
 
-        (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
-        (void)prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+                _exit(126);
         if (dup2(in_fd, STDIN_FILENO) < 0 || dup2(out_fd, STDOUT_FILENO) < 0)
                 _exit(126);
         close_all_from(3);
@@ -41,9 +51,21 @@ void sandbox_exec(int in_fd, int out_fd, const SandboxOptions *o, const char *pa
                 rl = (struct rlimit){ o->memory_limit, o->memory_limit };
                 (void)setrlimit(RLIMIT_AS, &rl);
         }
-        if (o->uid != (uid_t)-1 &&
-            (setgroups(0, NULL) < 0 || setresgid(o->gid, o->gid, o->gid) < 0 || setresuid(o->uid, o->uid, o->uid) < 0))
+        if (o->cpu_limit > 0) {
+                /* SIGXCPU at the soft limit, SIGKILL a second later. */
+                rl = (struct rlimit){ o->cpu_limit, o->cpu_limit + 1 };
+                (void)setrlimit(RLIMIT_CPU, &rl);
+        }
+        if (o->uid != (uid_t)-1 && (setgroups(0, NULL) < 0 || setresgid(o->gid, o->gid, o->gid) < 0 ||
+                                    setresuid(o->uid, o->uid, o->uid) < 0))
                 _exit(126);
+
+        /* After the credential change, which clears it. */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+                _exit(126);
+        if (getppid() != parent)
+                _exit(126);
+
         /* The daemon blocks signals for sd-event; the child must not. */
         sigemptyset(&none);
         (void)sigprocmask(SIG_SETMASK, &none, NULL);
