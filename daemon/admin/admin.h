@@ -10,6 +10,7 @@
 #include "protocol.h"
 #include "spec.h"
 #include "forward.h"
+#include "macro.h"
 
 
 /* The message type of an administration verb. */
@@ -30,3 +31,4 @@ void admin_detach(Admin *a);
 /* A pool an admin request waits for changed state. */
 void admin_pools_changed(Manager *m, Pool *p);
 Admin *admin_free(Admin *a);
+DEFINE_CLEANUP(Admin *, admin_free);

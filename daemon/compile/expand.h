@@ -11,6 +11,7 @@
 
 #include "pycheader.h"
 #include "protocol.h"
+#include "macro.h"
 
 typedef struct ExpandInterpreter {
         char *cache_tag;
@@ -60,3 +61,4 @@ typedef struct ExpandResult {
  * which are reported in the result. */
 ExpandResult *expand_run(const ExpandInput *in);
 ExpandResult *expand_result_free(ExpandResult *r);
+DEFINE_CLEANUP(ExpandResult *, expand_result_free);

@@ -12,6 +12,7 @@
 #include "pycheader.h"
 #include "protocol.h"
 #include "forward.h"
+#include "macro.h"
 
 
 typedef enum JobState {
@@ -83,6 +84,7 @@ typedef struct Job {
 int job_new(uint64_t id, const char *source, const char *target, Pool *pool, unsigned opt_level,
             InvalidationMode mode, Job **ret);
 Job *job_free(Job *j);
+DEFINE_CLEANUP(Job *, job_free);
 int job_add_waiter(Job *j, Request *r, bool coalesced);
 
 /* Thread-side stages; set @io_result, never touch loop state. */

@@ -9,6 +9,7 @@
 #include "job.h"
 #include "worker.h"
 #include "forward.h"
+#include "macro.h"
 
 
 typedef enum PoolState {
@@ -42,6 +43,7 @@ typedef struct Pool {
 
 int pool_new(Manager *m, const char *interpreter, unsigned n_workers, Pool **ret);
 Pool *pool_free(Pool *p);
+DEFINE_CLEANUP(Pool *, pool_free);
 
 /* Where a request waiting for all of @pools stands: 1 when every one is
  * ready, 0 while one still starts, -ENOEXEC when one failed (its reason in

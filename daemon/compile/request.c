@@ -124,7 +124,7 @@ static int request_take_pythons(Request *r, const Spec *s, char **ret_message) {
 int request_new_compile(Manager *m, Connection *c, Spec *spec, const MsgReader *msg, Request **ret,
                         char **ret_message) {
         _cleanup_(spec_freep) Spec *s = spec;
-        Request *r;
+        _cleanup_(request_freep) Request *r = NULL;
         int k;
 
         *ret_message = NULL;
@@ -171,10 +171,9 @@ int request_new_compile(Manager *m, Connection *c, Spec *spec, const MsgReader *
         if (k < 0) {
                 if (!*ret_message && asprintf(ret_message, "invalid compile request: %s", strerror(-k)) < 0)
                         *ret_message = NULL;
-                request_free(r);
                 return k;
         }
-        *ret = r;
+        *ret = TAKE_PTR(r);
         return 0;
 }
 

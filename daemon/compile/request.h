@@ -12,6 +12,7 @@
 #include "job.h"
 #include "protocol.h"
 #include "forward.h"
+#include "macro.h"
 
 
 /* For requests the daemon makes itself (repair): per-file results and the
@@ -106,3 +107,4 @@ void request_check_wait(Request *r);
 /* True when compile request @r belongs to package @package (NULL = any). */
 bool request_matches_package(const Request *r, const char *package);
 Request *request_free(Request *r);
+DEFINE_CLEANUP(Request *, request_free);

@@ -10,6 +10,7 @@
 
 #include "protocol.h"
 #include "worker-message.h"
+#include "macro.h"
 
 typedef struct Worker Worker;
 
@@ -37,6 +38,7 @@ int worker_spawn(sd_event *event, const char *interpreter, const WorkerOptions *
                  const WorkerCallbacks *callbacks, void *userdata, Worker **ret);
 /* Kills the process (if alive) and frees everything. NULL is fine. */
 Worker *worker_free(Worker *w);
+DEFINE_CLEANUP(Worker *, worker_free);
 
 /* Sends one job; the reply or on_dead follows. The source is copied. */
 int worker_send_job(Worker *w, uint64_t job_id, const char *display_path, uint32_t mtime, uint32_t size,

@@ -14,6 +14,7 @@
 #include "forward.h"
 #include "fsid.h"
 #include "peer.h"
+#include "macro.h"
 
 typedef struct OutFrame {
         uint8_t *data;
@@ -50,6 +51,7 @@ struct Connection {
 /* Takes ownership of @fd; @cred are its SO_PEERCRED credentials. */
 int connection_new(Manager *m, int fd, const struct ucred *cred, Connection **ret);
 Connection *connection_free(Connection *c);
+DEFINE_CLEANUP(Connection *, connection_free);
 /* Queues a frame (ownership of @frame passes) for sending. Frames beyond the
  * output limit are dropped when @droppable, else the connection is closed. */
 void connection_send(Connection *c, uint8_t *frame, size_t size, bool droppable);
