@@ -281,17 +281,10 @@ static int connection_on_io(sd_event_source *s, int fd, uint32_t revents, void *
         return 0;
 }
 
-int connection_new(Manager *m, int fd, Connection **ret) {
-        struct ucred cred;
-        socklen_t len = sizeof(cred);
+int connection_new(Manager *m, int fd, const struct ucred *cred, Connection **ret) {
         Connection *c;
         int r;
 
-        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
-                r = negative_errno();
-                safe_close(fd);
-                return r;
-        }
         c = calloc(1, sizeof(*c));
         if (!c) {
                 safe_close(fd);
@@ -299,9 +292,9 @@ int connection_new(Manager *m, int fd, Connection **ret) {
         }
         c->manager = m;
         c->fd = fd;
-        c->uid = cred.uid;
-        c->gid = cred.gid;
-        c->pid = cred.pid;
+        c->uid = cred->uid;
+        c->gid = cred->gid;
+        c->pid = cred->pid;
         /* The pidfd pins the peer's identity now; /proc is read only when a
          * request needs it (connection_peer()), off the accept path. */
         c->pidfd = peer_pidfd_open(c->pid);

@@ -14,6 +14,7 @@
 typedef struct Manager Manager;
 typedef struct Request Request;
 typedef struct Admin Admin;
+struct ucred;
 
 typedef struct OutFrame {
         uint8_t *data;
@@ -43,8 +44,8 @@ typedef struct Connection {
         bool have_peer;
 } Connection;
 
-/* Takes ownership of @fd. */
-int connection_new(Manager *m, int fd, Connection **ret);
+/* Takes ownership of @fd; @cred is its peer's SO_PEERCRED, read by the caller. */
+int connection_new(Manager *m, int fd, const struct ucred *cred, Connection **ret);
 Connection *connection_free(Connection *c);
 /* Queues a frame (ownership of @frame passes) for sending. Frames beyond the
  * output limit are dropped when @droppable, else the connection is closed. */
