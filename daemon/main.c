@@ -3,9 +3,11 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -16,6 +18,30 @@
 #include "util.h"
 
 #define EXIT_USAGE 2
+
+/* Every client connection, worker pipe, pidfd and open source costs a
+ * descriptor, and the usual soft limit of 1024 is soon reached under load.
+ * The hard limit is what the administrator allows (the unit sets it with
+ * LimitNOFILE=); we take it, up to a bound that keeps per-descriptor tables
+ * small. Interpreters never see it: the sandbox gives them two descriptors. */
+#define NOFILE_MAX 524288
+
+/* Raises the soft RLIMIT_NOFILE to the hard limit (at most NOFILE_MAX).
+ * Returns the new soft limit, or a negative errno. */
+static int raise_nofile_limit(void) {
+        struct rlimit rl;
+        rlim_t want;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+                return negative_errno();
+        want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > NOFILE_MAX ? NOFILE_MAX : rl.rlim_max;
+        if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur >= want)
+                return rl.rlim_cur > INT32_MAX ? INT32_MAX : (int)rl.rlim_cur;
+        rl.rlim_cur = want;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+                return negative_errno();
+        return (int)want;
+}
 
 static void help(void) {
         printf("Usage: pycqueued [OPTION]...\n"
@@ -44,7 +70,16 @@ typedef struct Args {
 } Args;
 
 static int parse_args(int argc, char **argv, Args *a) {
-        enum { ARG_SOCKET = 0x100, ARG_STATE_DIR, ARG_CONFIG, ARG_WORKERS, ARG_IDLE_EXIT, ARG_LOG_LEVEL, ARG_VERSION, ARG_AUDIT };
+        enum {
+                ARG_SOCKET = 0x100,
+                ARG_STATE_DIR,
+                ARG_CONFIG,
+                ARG_WORKERS,
+                ARG_IDLE_EXIT,
+                ARG_LOG_LEVEL,
+                ARG_VERSION,
+                ARG_AUDIT
+        };
         static const struct option options[] = {
                 { "socket", required_argument, NULL, ARG_SOCKET },
                 { "state-dir", required_argument, NULL, ARG_STATE_DIR },
@@ -93,7 +128,8 @@ static int parse_args(int argc, char **argv, Args *a) {
                         return -EINVAL;
                 }
         if (optind < argc) {
-                fprintf(stderr, "pycqueued: unexpected argument '%s'\nTry 'pycqueued --help'.\n", argv[optind]);
+                fprintf(stderr, "pycqueued: unexpected argument '%s'\nTry 'pycqueued --help'.\n",
+                        argv[optind]);
                 return -EINVAL;
         }
         return 1;
@@ -122,8 +158,8 @@ static int run(int argc, char **argv) {
                 return r < 0 ? EXIT_USAGE : EXIT_SUCCESS;
 
         config_init(&config);
-        r = config_load_file(&config, a.config_path ? a.config_path : CONFIG_DEFAULT_PATH, a.config_path != NULL,
-                             &error);
+        r = config_load_file(&config, a.config_path ? a.config_path : CONFIG_DEFAULT_PATH,
+                             a.config_path != NULL, &error);
         if (r < 0) {
                 fprintf(stderr, "pycqueued: %s\n", error ? error : strerror(-r));
                 config_done(&config);
@@ -143,6 +179,12 @@ static int run(int argc, char **argv) {
                 return EXIT_FAILURE;
         }
         log_set_max_level(config.log_level);
+
+        r = raise_nofile_limit();
+        if (r < 0)
+                log_warning_errno(r, "Cannot raise the limit of open files: %m");
+        else
+                log_debug("Open files limit: %d", r);
 
         if (mkdir(config.state_dir, 0755) < 0 && errno != EEXIST)
                 log_warning_errno(-errno, "Cannot create state directory %s: %m", config.state_dir);
