@@ -186,7 +186,7 @@ static int run(int argc, char **argv) {
         else
                 log_debug("Open files limit: %d", r);
 
-        if (mkdir(config.state_dir, 0755) < 0 && errno != EEXIST)
+        if (mkdir(config.state_dir, 0700) < 0 && errno != EEXIST)
                 log_warning_errno(-errno, "Cannot create state directory %s: %m", config.state_dir);
 
         r = manager_new(&config, &m);

@@ -187,7 +187,13 @@ int audit_new(Manager *m, const char *roots, Audit **ret) {
                         audit_free(a);
                         return r;
                 }
-                if (fanotify_mark(a->fd, FAN_MARK_ADD | FAN_MARK_MOUNT, FAN_CLOSE_WRITE, AT_FDCWD, real) < 0) {
+                /* The whole file system, not the mount: in a private mount
+                 * namespace (the unit's sandbox) a mount mark sees only
+                 * writes made through our copy of the mount. Events outside
+                 * the roots are filtered by under_roots(). */
+                if (fanotify_mark(a->fd, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, FAN_CLOSE_WRITE, AT_FDCWD, real) < 0 &&
+                    (errno != EINVAL ||
+                     fanotify_mark(a->fd, FAN_MARK_ADD | FAN_MARK_MOUNT, FAN_CLOSE_WRITE, AT_FDCWD, real) < 0)) {
                         r = negative_errno();
                         log_error_errno(r, "Cannot watch %s: %m", real);
                         free(real);

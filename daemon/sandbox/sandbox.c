@@ -47,6 +47,10 @@ void sandbox_exec(pid_t parent, int in_fd, int out_fd, const SandboxOptions *o, 
 
         (void)setrlimit(RLIMIT_CORE, &rl);
         (void)setrlimit(RLIMIT_FSIZE, &rl);
+        /* It keeps two descriptors: no need for the daemon's large limit. */
+        rl = (struct rlimit){ 64, 64 };
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+        rl = (struct rlimit){ 0, 0 };
         if (o->memory_limit > 0) {
                 rl = (struct rlimit){ o->memory_limit, o->memory_limit };
                 (void)setrlimit(RLIMIT_AS, &rl);
