@@ -299,8 +299,19 @@ int admin_collect_selected(Admin *a, StrList *files, int (*missing_fn)(const cha
                 else
                         r = admin_strlist_add(files, p);
                 admin_leave_caller(a);
-                if (r >= 0 && dir && missing_fn && a->have_db)
-                        r = provdb_targets(a->db_path, NULL, p, missing_fn, files);
+                if (r >= 0 && dir && missing_fn && a->have_db) {
+                        /* Targets recorded under the directory: read as us,
+                         * judged with the caller's rights. */
+                        StrList recorded = {};
+
+                        r = provdb_targets(a->db_path, NULL, p, admin_strlist_add_cb, &recorded);
+                        if (r >= 0)
+                                r = admin_enter_caller(a);
+                        for (size_t k = 0; r >= 0 && k < recorded.n; k++)
+                                r = missing_fn(recorded.v[k], files);
+                        admin_leave_caller(a);
+                        admin_strlist_done(&recorded);
+                }
         }
         if (r >= 0 && a->package && a->have_db)
                 r = provdb_targets(a->db_path, a->package, NULL, admin_strlist_add_cb, files);
