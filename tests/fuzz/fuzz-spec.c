@@ -74,7 +74,7 @@ static void check_spec(const MsgReader *msg, const SpecLimits *l, const Spec *s)
         InvalidationMode mode = INVALIDATION_TIMESTAMP;
         bool force = false, report_all = false, no_wait = false, failed_only = false;
         const MsgField *root = NULL, *package = NULL, *tool = NULL, *dpkg = NULL;
-        MsgField fields[4], f; /* copies for the last string fields, see below */
+        MsgField fields[4], f; /* where the pointers above keep the last of each */
         uint64_t since_usec = 0, limit = 0, v;
         MsgReader rd = *msg;
         int r;
