@@ -215,6 +215,35 @@ static char *strip(char *s) {
         return s;
 }
 
+/* Applies one line of a config file, named @name in messages; modifies @line. */
+static int load_line(Config *c, char *line, const char *name, unsigned lineno, char **ret_error) {
+        char *s, *eq, *key, *value;
+        int r;
+
+        s = strip(line);
+        if (*s == '\0' || *s == '#' || *s == ';')
+                return 0;
+        eq = strchr(s, '=');
+        if (!eq) {
+                if (asprintf(ret_error, "%s:%u: expected \"key = value\"", name, lineno) < 0)
+                        *ret_error = NULL;
+                return -EINVAL;
+        }
+        *eq = '\0';
+        key = strip(s);
+        value = strip(eq + 1);
+        r = config_set(c, key, value);
+        if (r < 0) {
+                if (asprintf(ret_error,
+                             r == -ENOKEY ? "%s:%u: unknown key \"%s\""
+                                          : "%s:%u: invalid value \"%s\" for %s",
+                             name, lineno, r == -ENOKEY ? key : value, key) < 0)
+                        *ret_error = NULL;
+                return -EINVAL;
+        }
+        return 0;
+}
+
 int config_load_file(Config *c, const char *path, bool must_exist, char **ret_error) {
         _cleanup_free_ char *line = NULL;
         size_t allocated = 0;
@@ -233,32 +262,32 @@ int config_load_file(Config *c, const char *path, bool must_exist, char **ret_er
         }
 
         while (getline(&line, &allocated, f) >= 0) {
-                char *s, *eq, *key, *value;
-
-                lineno++;
-                s = strip(line);
-                if (*s == '\0' || *s == '#' || *s == ';')
-                        continue;
-                eq = strchr(s, '=');
-                if (!eq) {
-                        if (asprintf(ret_error, "%s:%u: expected \"key = value\"", path, lineno) < 0)
-                                *ret_error = NULL;
-                        r = -EINVAL;
+                r = load_line(c, line, path, ++lineno, ret_error);
+                if (r < 0)
                         break;
-                }
-                *eq = '\0';
-                key = strip(s);
-                value = strip(eq + 1);
-                r = config_set(c, key, value);
-                if (r < 0) {
-                        if (asprintf(ret_error, r == -ENOKEY ? "%s:%u: unknown key \"%s\""
-                                                             : "%s:%u: invalid value \"%s\" for %s",
-                                     path, lineno, r == -ENOKEY ? key : value, key) < 0)
-                                *ret_error = NULL;
-                        r = -EINVAL;
-                        break;
-                }
         }
         fclose(f);
         return r;
+}
+
+int config_load_string(Config *c, const char *text, size_t size, const char *name, char **ret_error) {
+        size_t pos = 0;
+        unsigned lineno = 0;
+
+        while (pos < size) {
+                const char *nl = memchr(text + pos, '\n', size - pos);
+                size_t len = nl ? (size_t)(nl - (text + pos)) : size - pos;
+                /* Like getline() and strip() in config_load_file(), a NUL
+                 * ends what is read of a line. */
+                _cleanup_free_ char *line = strndup(text + pos, len);
+                int r;
+
+                if (!line)
+                        return -ENOMEM;
+                r = load_line(c, line, name, ++lineno, ret_error);
+                if (r < 0)
+                        return r;
+                pos += len + (nl ? 1 : 0);
+        }
+        return 0;
 }

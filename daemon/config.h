@@ -5,6 +5,7 @@
  * ("key = value" lines), then the command line. */
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define CONFIG_DEFAULT_PATH SYSCONFDIR "/pycqueue/pycqueued.conf"
@@ -50,5 +51,8 @@ void config_done(Config *c);
 /* Reads @path into @c. A missing file is fine when !@must_exist. On a
  * malformed file returns -EINVAL with "FILE:LINE: reason" in @ret_error. */
 int config_load_file(Config *c, const char *path, bool must_exist, char **ret_error);
+/* The same for the @size bytes of @text, named @name in messages (for tests
+ * and the fuzzer). */
+int config_load_string(Config *c, const char *text, size_t size, const char *name, char **ret_error);
 /* Applies one "key = value" setting; -EINVAL for an unknown key or a bad value. */
 int config_set(Config *c, const char *key, const char *value);

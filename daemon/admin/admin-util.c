@@ -291,7 +291,19 @@ int admin_collect_selected(Admin *a, StrList *files, int (*missing_fn)(const cha
                                 a->error_message = NULL;
                         return r;
                 }
-                dir = stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+                if (stat(p, &st) == 0)
+                        dir = S_ISDIR(st.st_mode);
+                else if (errno == ENOENT || errno == ENOTDIR)
+                        dir = false;
+                else {
+                        /* Out of this caller's reach (EACCES on the way):
+                         * say so, the same whether or not it exists. */
+                        r = negative_errno();
+                        admin_leave_caller(a);
+                        if (asprintf(&a->error_message, "%s: %s", a->paths[i], strerror(-r)) < 0)
+                                a->error_message = NULL;
+                        return r;
+                }
                 if (dir)
                         r = admin_collect_pycs(p, files, 0);
                 else if (pycpath_is_source_name(p))
