@@ -22,7 +22,6 @@
 #include "queue.h"
 
 DEFINE_CLEANUP(Queue *, queue_free);
-DEFINE_CLEANUP(Job *, job_free);
 
 /* Distinct non-NULL Request pointers that are never dereferenced. */
 static char request_storage[8];
