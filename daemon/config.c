@@ -85,6 +85,16 @@ static int set_seconds(uint64_t *field, const char *value) {
         return parse_seconds_usec(value, field);
 }
 
+/* A duration that must not be 0; @field is untouched on failure. */
+static int set_positive_seconds(uint64_t *field, const char *value) {
+        uint64_t v;
+
+        if (parse_seconds_usec(value, &v) < 0 || v == 0)
+                return -EINVAL;
+        *field = v;
+        return 0;
+}
+
 /* "interpreters = PATH..." (whitespace-separated absolute paths) replaces
  * the list; an empty value empties it. */
 static int set_interpreters(Config *c, const char *value) {
@@ -125,8 +135,7 @@ int config_set(Config *c, const char *key, const char *value) {
         if (strcmp(key, "workers") == 0)
                 return set_unsigned(&c->workers, value, 1, 256);
         if (strcmp(key, "job_timeout") == 0) {
-                int r = set_seconds(&c->job_timeout_usec, value);
-                return r < 0 || c->job_timeout_usec == 0 ? -EINVAL : 0;
+                return set_positive_seconds(&c->job_timeout_usec, value);
         }
         if (strcmp(key, "checker_timeout") == 0) {
                 int r = set_seconds(&c->checker_timeout_usec, value);
@@ -183,7 +192,7 @@ int config_set(Config *c, const char *key, const char *value) {
         if (strcmp(key, "interpreters") == 0)
                 return set_interpreters(c, value);
         if (strcmp(key, "frame_timeout") == 0)
-                return set_seconds(&c->frame_timeout_usec, value) < 0 || c->frame_timeout_usec == 0 ? -EINVAL : 0;
+                return set_positive_seconds(&c->frame_timeout_usec, value);
         if (strcmp(key, "max_requests_per_uid") == 0)
                 return set_unsigned(&c->max_requests_per_uid, value, 1, 65536);
         if (strcmp(key, "max_reply_rows") == 0)
