@@ -222,6 +222,8 @@ static int connection_grow(Connection *c) {
 
 /* Hands every complete frame in the buffer to the dispatcher. */
 static void connection_process(Connection *c) {
+        bool consumed = false;
+
         for (;;) {
                 int64_t want = frame_size(c->rbuf, c->rsize);
                 MsgReader msg;
@@ -242,10 +244,20 @@ static void connection_process(Connection *c) {
                         return;
                 memmove(c->rbuf, c->rbuf + want, c->rsize - (size_t)want);
                 c->rsize -= (size_t)want;
+                consumed = true;
         }
-        /* Half a frame must be completed in time; an empty buffer waits
-         * freely, and a large one that was needed once is given back. */
-        connection_arm_timer(c, c->rsize > 0, c->manager->config->frame_timeout_usec);
+        /* A frame must be complete within frame_timeout of its first byte:
+         * the deadline is set when a frame begins, and a peer trickling
+         * bytes does not move it. An empty buffer waits freely, and a large
+         * one that was needed once is given back. */
+        if (c->rsize == 0)
+                c->frame_begun = false;
+        else if (!c->frame_begun || consumed) {
+                c->frame_begun = true;
+                connection_arm_timer(c, true, c->manager->config->frame_timeout_usec);
+        }
+        if (!c->frame_begun)
+                connection_arm_timer(c, false, 0);
         if (c->rsize == 0 && c->rallocated > 4 * CONNECTION_READ_CHUNK) {
                 free(c->rbuf);
                 c->rbuf = NULL;

@@ -37,6 +37,7 @@ struct Connection {
         uint8_t *rbuf;
         size_t rsize, rallocated;
         size_t max_frame;        /* by caller class */
+        bool frame_begun;        /* part of a frame is here: its deadline runs */
         OutFrame *out_head, *out_tail;
         size_t out_bytes;
         bool closing;            /* close once the output is flushed */

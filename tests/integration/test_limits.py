@@ -19,7 +19,7 @@ import time
 import pytest
 
 from pycqtest import (CLEAN_PATH, MSG_DONE, MSG_ERROR, MSG_HISTORY, MSG_RECORD, MSG_STATUS, MSG_STATUS_REPLY,
-                      PYTHON, TAG_LIMIT, TAG_SINCE, RawSession, assert_tree_compiled,
+                      PYTHON, TAG_LIMIT, TAG_PACKAGE, TAG_SINCE, RawSession, assert_tree_compiled,
                       clean_env, daemon_rss_kib, describe, field, field_u64, frame, json_records, public_dir,
                       run_client, wait_until, write)
 
@@ -105,6 +105,25 @@ def test_partial_frame_times_out(start_daemon):
         closed, after = s.wait_hup(idle, timeout=3)
         assert not closed, "a connection that sent nothing was closed after %.1f s" % after
         assert served(s, idle)
+
+
+def test_trickled_frame_times_out(start_daemon):
+    """The deadline runs from a frame's first byte: a client that sends one
+    byte at a time, each before the timeout, is still cut off."""
+    d = start_daemon(config="frame_timeout = 1\n")
+    big = frame(MSG_HISTORY, field(TAG_PACKAGE, b"x" * 200))
+    with RawSession(d.socket) as s:
+        (cid,) = s.open()
+        closed = False
+        for i in range(40):  # 40 bytes over about 8 s, one every 0.2 s
+            if s.send(cid, big[i:i + 1]) is not None:
+                closed = True
+                break
+            closed, _ = s.wait_hup(cid, timeout=0.2)
+            if closed:
+                break
+        assert closed, "a frame trickled in one byte at a time was never cut off"
+        assert i < 30, "cut off only after %d bytes (%.1f s)" % (i, i * 0.2)
 
 
 MALFORMED = {
