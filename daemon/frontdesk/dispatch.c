@@ -72,10 +72,8 @@ static const char *denial_message(Verb verb) {
 
 /* Rule 2: a caller who may not mutate names only interpreters that run
  * already or that the configuration lists. */
-static int check_interpreters(Connection *c, const Spec *s, char **ret_message) {
-        Manager *m = c->manager;
-
-        if (c->caller == CALLER_PRIVILEGED)
+static int check_interpreters(Manager *m, CallerClass caller, const Spec *s, char **ret_message) {
+        if (caller == CALLER_PRIVILEGED)
                 return 0;
         for (size_t i = 0; i < s->n_pythons; i++)
                 if (!manager_interpreter_known(m, s->pythons[i])) {
@@ -90,19 +88,36 @@ static int check_interpreters(Connection *c, const Spec *s, char **ret_message) 
 }
 
 /* Rule 3: concurrent requests of a caller who may not mutate. */
-static int check_capacity(Connection *c, const Spec *s, char **ret_message) {
-        Manager *m = c->manager;
+static int check_capacity(Manager *m, CallerClass caller, uid_t uid, const Spec *s, char **ret_message) {
         unsigned n;
 
-        if (c->caller == CALLER_PRIVILEGED || s->verb == VERB_STATUS)
+        if (caller == CALLER_PRIVILEGED || s->verb == VERB_STATUS)
                 return 0;
-        n = manager_requests_of_uid(m, c->uid);
+        n = manager_requests_of_uid(m, uid);
         if (n < m->config->max_requests_per_uid)
                 return 0;
         if (asprintf(ret_message, "too many requests of uid %u at once (max_requests_per_uid = %u); try again later",
-                     (unsigned)c->uid, m->config->max_requests_per_uid) < 0)
+                     (unsigned)uid, m->config->max_requests_per_uid) < 0)
                 *ret_message = NULL;
         return -EUSERS;
+}
+
+int dispatch_authorize(Manager *m, CallerClass caller, uid_t uid, const Spec *s, char **ret_message) {
+        int k;
+
+        *ret_message = NULL;
+        if (dispatch_access(s->verb, caller) == ACCESS_DENIED) {
+                *ret_message = strdup(denial_message(s->verb));
+                return -EPERM;
+        }
+        if (verb_mutates(s->verb) && m->stopping) {
+                *ret_message = strdup("pycqueued is shutting down");
+                return -ESHUTDOWN;
+        }
+        k = check_interpreters(m, caller, s, ret_message);
+        if (k < 0)
+                return k;
+        return check_capacity(m, caller, uid, s, ret_message);
 }
 
 static void dispatch_status(Connection *c) {
@@ -150,8 +165,7 @@ static int dispatch_start(Connection *c, const MsgReader *msg, Spec *s, char **r
 void dispatch_frame(Connection *c, const MsgReader *msg) {
         Manager *m = c->manager;
         _cleanup_free_ char *message = NULL;
-        Spec *s = NULL;
-        Access access;
+        _cleanup_(spec_freep) Spec *s = NULL;
         int k;
 
         k = spec_parse(msg, &m->spec_limits, &s, &message);
@@ -169,30 +183,19 @@ void dispatch_frame(Connection *c, const MsgReader *msg) {
                 return;
         }
 
-        access = dispatch_access(s->verb, c->caller);
-        if (access == ACCESS_DENIED) {
-                log_debug("Refused %s from uid %u pid %d", verb_to_string(s->verb), (unsigned)c->uid, (int)c->pid);
-                connection_send_error(c, -EPERM, denial_message(s->verb));
-                spec_free(s);
+        k = dispatch_authorize(m, c->caller, c->uid, s, &message);
+        if (k < 0) {
+                log_debug("Refused %s from uid %u pid %d: %s", verb_to_string(s->verb), (unsigned)c->uid, (int)c->pid,
+                          strerror(-k));
+                connection_send_error(c, k, message);
                 return;
         }
         if (s->verb != VERB_STATUS && (c->request || c->admin)) {
                 connection_send_error(c, -EBUSY, "a request is already running on this connection");
-                spec_free(s);
                 return;
         }
-        if (verb_mutates(s->verb) && m->stopping) {
-                connection_send_error(c, -ESHUTDOWN, "pycqueued is shutting down");
-                spec_free(s);
-                return;
-        }
-        k = check_interpreters(c, s, &message);
-        if (k >= 0)
-                k = check_capacity(c, s, &message);
-        if (k >= 0)
-                /* The Spec passes to the request, which frees it. */
-                k = dispatch_start(c, msg, TAKE_PTR(s), &message);
-        spec_free(s);
+        /* The Spec passes to the request, which frees it. */
+        k = dispatch_start(c, msg, TAKE_PTR(s), &message);
         if (k < 0)
                 connection_send_error(c, k, message);
 }

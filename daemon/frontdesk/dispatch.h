@@ -31,6 +31,13 @@ CallerClass dispatch_caller_class(uid_t uid);
 /* The authorisation table: may @class ask for @verb? */
 Access dispatch_access(Verb verb, CallerClass class);
 
+/* The whole decision on a parsed request, for any front end: the table,
+ * the interpreters a non-privileged caller may name, and its capacity.
+ * Returns 0, or a negative errno (EPERM, ESHUTDOWN, EUSERS) with a message
+ * for the caller. Has no effect. The socket calls it below; the system bus
+ * front end calls it the same way. */
+int dispatch_authorize(Manager *m, CallerClass caller, uid_t uid, const Spec *s, char **ret_message);
+
 /* One frame from a client of the socket: parse, authorise, then start the
  * verb. Errors are answered on @c. */
 void dispatch_frame(Connection *c, const MsgReader *msg);
