@@ -362,6 +362,10 @@ static int cmp_str(const void *a, const void *b) {
 void admin_strlist_sort_unique(StrList *l) {
         size_t k = 0;
 
+        /* An empty list may have no array at all, and qsort()'s pointer
+         * must be valid even for zero elements. */
+        if (l->n == 0)
+                return;
         qsort(l->v, l->n, sizeof(char *), cmp_str);
         for (size_t i = 0; i < l->n; i++) {
                 if (k > 0 && strcmp(l->v[k - 1], l->v[i]) == 0) {
