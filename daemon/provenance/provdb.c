@@ -15,7 +15,7 @@
  * I/O thread). WAL lets readers — our queries, or an admin's sqlite3 — run
  * beside a writer; a writer that meets a lock gets SQLITE_BUSY after a short
  * timeout and the recorder keeps the batch for later, so nothing here can
- * stall a compile. Queries use a connection of their own. */
+ * stall a compile. Queries use a connection of their own (provdb-query.c). */
 
 #include <errno.h>
 #include <pthread.h>
@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "macro.h"
+#include "provdb-private.h"
 #include "provdb.h"
 #include "pycpath.h"
 
@@ -73,7 +74,7 @@ static int exec(sqlite3 *db, const char *sql, char **ret_error) {
         return 0;
 }
 
-static int64_t query_int(sqlite3 *db, const char *sql, int64_t fallback) {
+int64_t provdb_query_int(sqlite3 *db, const char *sql, int64_t fallback) {
         sqlite3_stmt *st;
         int64_t v = fallback;
 
@@ -89,13 +90,15 @@ static int migrate(sqlite3 *db, char **ret_error) {
         int64_t version;
         int r;
 
-        r = exec(db, "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;", ret_error);
+        r = exec(db, "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;",
+                 ret_error);
         if (r < 0)
                 return r;
-        version = query_int(db, "SELECT value FROM meta WHERE key = 'schema_version';", 0);
+        version = provdb_query_int(db, "SELECT value FROM meta WHERE key = 'schema_version';", 0);
         if (version > PROVDB_SCHEMA_VERSION) {
-                if (ret_error && asprintf(ret_error, "database schema version %lld is newer than this daemon's (%d)",
-                                          (long long)version, PROVDB_SCHEMA_VERSION) < 0)
+                if (ret_error &&
+                    asprintf(ret_error, "database schema version %lld is newer than this daemon's (%d)",
+                             (long long)version, PROVDB_SCHEMA_VERSION) < 0)
                         *ret_error = NULL;
                 return -EPROTO;
         }
@@ -121,7 +124,7 @@ static int migrate(sqlite3 *db, char **ret_error) {
         return 0;
 }
 
-static int open_connection(const char *path, bool readonly, sqlite3 **ret, char **ret_error) {
+int provdb_open_connection(const char *path, bool readonly, sqlite3 **ret, char **ret_error) {
         sqlite3 *db = NULL;
         int flags = readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
 
@@ -151,7 +154,7 @@ int provdb_open(const char *path, ProvDb **ret, char **ret_error) {
                 return -ENOMEM;
         }
         pthread_mutex_init(&p->lock, NULL);
-        r = open_connection(path, false, &p->db, ret_error);
+        r = provdb_open_connection(path, false, &p->db, ret_error);
         if (r >= 0)
                 r = exec(p->db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;", ret_error);
         if (r >= 0)
@@ -160,7 +163,7 @@ int provdb_open(const char *path, ProvDb **ret, char **ret_error) {
                 provdb_close(p);
                 return r;
         }
-        p->max_request_id = (uint64_t)query_int(p->db, "SELECT MAX(id) FROM requests;", 0);
+        p->max_request_id = (uint64_t)provdb_query_int(p->db, "SELECT MAX(id) FROM requests;", 0);
         *ret = p;
         return 0;
 }
@@ -175,11 +178,15 @@ ProvDb *provdb_close(ProvDb *p) {
         return NULL;
 }
 
+const char *provdb_path(const ProvDb *p) {
+        return p->path;
+}
+
 uint64_t provdb_max_request_id(ProvDb *p) {
         return p->max_request_id;
 }
 
-static void bind_text(sqlite3_stmt *st, int i, const char *s) {
+void provdb_bind_text(sqlite3_stmt *st, int i, const char *s) {
         if (s)
                 sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
         else
@@ -192,28 +199,30 @@ static int64_t interpreter_id(sqlite3 *db, const ProvJob *j) {
 
         if (!j->interpreter || !j->cache_tag)
                 return 0;
-        if (sqlite3_prepare_v2(db, "INSERT OR IGNORE INTO interpreters (path, cache_tag, magic) VALUES (?, ?, ?);",
-                               -1, &st, NULL) != SQLITE_OK)
+        if (sqlite3_prepare_v2(
+                    db, "INSERT OR IGNORE INTO interpreters (path, cache_tag, magic) VALUES (?, ?, ?);", -1,
+                    &st, NULL) != SQLITE_OK)
                 return 0;
-        bind_text(st, 1, j->interpreter);
-        bind_text(st, 2, j->cache_tag);
-        bind_text(st, 3, j->magic);
+        provdb_bind_text(st, 1, j->interpreter);
+        provdb_bind_text(st, 2, j->cache_tag);
+        provdb_bind_text(st, 3, j->magic);
         (void)sqlite3_step(st);
         sqlite3_finalize(st);
-        if (sqlite3_prepare_v2(db, "SELECT id FROM interpreters WHERE path = ? AND cache_tag = ? AND magic = ?;", -1,
-                               &st, NULL) != SQLITE_OK)
+        if (sqlite3_prepare_v2(db,
+                               "SELECT id FROM interpreters WHERE path = ? AND cache_tag = ? AND magic = ?;",
+                               -1, &st, NULL) != SQLITE_OK)
                 return 0;
-        bind_text(st, 1, j->interpreter);
-        bind_text(st, 2, j->cache_tag);
-        bind_text(st, 3, j->magic);
+        provdb_bind_text(st, 1, j->interpreter);
+        provdb_bind_text(st, 2, j->cache_tag);
+        provdb_bind_text(st, 3, j->magic);
         if (sqlite3_step(st) == SQLITE_ROW)
                 id = sqlite3_column_int64(st, 0);
         sqlite3_finalize(st);
         return id;
 }
 
-int provdb_write(ProvDb *p, const ProvRequest *requests, size_t n_requests, const ProvJob *jobs, size_t n_jobs,
-                 char **ret_error) {
+int provdb_write(ProvDb *p, const ProvRequest *requests, size_t n_requests, const ProvJob *jobs,
+                 size_t n_jobs, char **ret_error) {
         sqlite3_stmt *rq = NULL, *jb = NULL;
         const char *last_interp = NULL, *last_tag = NULL;
         int64_t last_interp_id = 0;
@@ -224,16 +233,18 @@ int provdb_write(ProvDb *p, const ProvRequest *requests, size_t n_requests, cons
                 pthread_mutex_unlock(&p->lock);
                 return -EBUSY;
         }
-        if (sqlite3_prepare_v2(p->db,
-                               "INSERT OR REPLACE INTO requests (id, time, uid, gid, pid, exe, cmdline, parents, tool,"
-                               " dpkg_package, package) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);",
-                               -1, &rq, NULL) != SQLITE_OK ||
-            sqlite3_prepare_v2(p->db,
-                               "INSERT INTO jobs (request_id, target, source, source_mtime, source_size,"
-                               " source_sha256, pyc_sha256, interpreter_id, opt_level, mode, outcome, error_type,"
-                               " error_line, error_message, start, end)"
-                               " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);",
-                               -1, &jb, NULL) != SQLITE_OK) {
+        if (sqlite3_prepare_v2(
+                    p->db,
+                    "INSERT OR REPLACE INTO requests (id, time, uid, gid, pid, exe, cmdline, parents, tool,"
+                    " dpkg_package, package) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);",
+                    -1, &rq, NULL) != SQLITE_OK ||
+            sqlite3_prepare_v2(
+                    p->db,
+                    "INSERT INTO jobs (request_id, target, source, source_mtime, source_size,"
+                    " source_sha256, pyc_sha256, interpreter_id, opt_level, mode, outcome, error_type,"
+                    " error_line, error_message, start, end)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);",
+                    -1, &jb, NULL) != SQLITE_OK) {
                 r = set_error(ret_error, p->db, "database");
                 goto finish;
         }
@@ -246,12 +257,12 @@ int provdb_write(ProvDb *p, const ProvRequest *requests, size_t n_requests, cons
                 sqlite3_bind_int64(rq, 3, q->uid);
                 sqlite3_bind_int64(rq, 4, q->gid);
                 sqlite3_bind_int64(rq, 5, q->pid);
-                bind_text(rq, 6, q->exe);
-                bind_text(rq, 7, q->cmdline);
-                bind_text(rq, 8, q->parents);
-                bind_text(rq, 9, q->tool);
-                bind_text(rq, 10, q->dpkg_package);
-                bind_text(rq, 11, q->package);
+                provdb_bind_text(rq, 6, q->exe);
+                provdb_bind_text(rq, 7, q->cmdline);
+                provdb_bind_text(rq, 8, q->parents);
+                provdb_bind_text(rq, 9, q->tool);
+                provdb_bind_text(rq, 10, q->dpkg_package);
+                provdb_bind_text(rq, 11, q->package);
                 if (sqlite3_step(rq) != SQLITE_DONE) {
                         r = set_error(ret_error, p->db, "cannot record a request");
                         goto finish;
@@ -271,7 +282,7 @@ int provdb_write(ProvDb *p, const ProvRequest *requests, size_t n_requests, cons
                 sqlite3_reset(jb);
                 sqlite3_clear_bindings(jb);
                 sqlite3_bind_int64(jb, 1, (int64_t)j->request_id);
-                bind_text(jb, 2, j->target);
+                provdb_bind_text(jb, 2, j->target);
                 /* The source is stored only when the target's name does not
                  * say it (the common case costs no bytes). */
                 {
@@ -280,7 +291,7 @@ int provdb_write(ProvDb *p, const ProvRequest *requests, size_t n_requests, cons
                                            strcmp(derived, j->source) == 0))
                                 sqlite3_bind_null(jb, 3);
                         else
-                                bind_text(jb, 3, j->source);
+                                provdb_bind_text(jb, 3, j->source);
                 }
                 sqlite3_bind_int64(jb, 4, j->source_mtime);
                 sqlite3_bind_int64(jb, 5, (int64_t)j->source_size);
@@ -293,10 +304,10 @@ int provdb_write(ProvDb *p, const ProvRequest *requests, size_t n_requests, cons
                 sqlite3_bind_int(jb, 9, (int)j->opt_level);
                 sqlite3_bind_int(jb, 10, (int)j->mode);
                 sqlite3_bind_int(jb, 11, (int)j->outcome);
-                bind_text(jb, 12, j->error_type);
+                provdb_bind_text(jb, 12, j->error_type);
                 if (j->error_type)
                         sqlite3_bind_int64(jb, 13, j->error_line);
-                bind_text(jb, 14, j->error_message);
+                provdb_bind_text(jb, 14, j->error_message);
                 sqlite3_bind_int64(jb, 15, (int64_t)j->start_usec);
                 sqlite3_bind_int64(jb, 16, (int64_t)j->end_usec);
                 if (sqlite3_step(jb) != SQLITE_DONE) {
@@ -326,18 +337,19 @@ int provdb_retain(ProvDb *p, uint64_t min_time_usec, uint64_t max_rows, char **r
                  * neither the WAL nor the time the lock is held grows with
                  * the backlog. */
                 snprintf(sql, sizeof(sql),
-                         "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE end < %llu ORDER BY id LIMIT 10000);",
+                         "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE end < %llu ORDER BY id "
+                         "LIMIT 10000);",
                          (unsigned long long)min_time_usec);
                 do
                         r = exec(p->db, sql, ret_error);
                 while (r >= 0 && sqlite3_changes(p->db) > 0);
-                snprintf(sql, sizeof(sql), "DELETE FROM audit WHERE time < %llu;", (unsigned long long)min_time_usec);
+                snprintf(sql, sizeof(sql), "DELETE FROM audit WHERE time < %llu;",
+                         (unsigned long long)min_time_usec);
                 if (r >= 0)
                         r = exec(p->db, sql, ret_error);
         }
         if (r >= 0 && max_rows > 0) {
-                snprintf(sql, sizeof(sql),
-                         "DELETE FROM jobs WHERE id <= (SELECT MAX(id) FROM jobs) - %llu;",
+                snprintf(sql, sizeof(sql), "DELETE FROM jobs WHERE id <= (SELECT MAX(id) FROM jobs) - %llu;",
                          (unsigned long long)max_rows);
                 r = exec(p->db, sql, ret_error);
         }
@@ -356,7 +368,7 @@ int provdb_count_jobs(ProvDb *p, uint64_t *ret) {
         pthread_mutex_lock(&p->lock);
         /* MAX(id) - MIN(id) is O(1) and exact while rows are only ever
          * deleted from the old end, which is what retention does. */
-        n = query_int(p->db, "SELECT COALESCE(MAX(id) - MIN(id) + 1, 0) FROM jobs;", -1);
+        n = provdb_query_int(p->db, "SELECT COALESCE(MAX(id) - MIN(id) + 1, 0) FROM jobs;", -1);
         pthread_mutex_unlock(&p->lock);
         if (n < 0)
                 return -EIO;
@@ -369,7 +381,8 @@ int provdb_queue_add(ProvDb *p, const ProvQueued *q, char **ret_error) {
         int r = 0;
 
         pthread_mutex_lock(&p->lock);
-        if (sqlite3_prepare_v2(p->db, "INSERT OR REPLACE INTO queue (request_id, uid, spec) VALUES (?, ?, ?);", -1,
+        if (sqlite3_prepare_v2(p->db,
+                               "INSERT OR REPLACE INTO queue (request_id, uid, spec) VALUES (?, ?, ?);", -1,
                                &st, NULL) != SQLITE_OK) {
                 r = set_error(ret_error, p->db, "database");
                 goto finish;
@@ -395,7 +408,8 @@ int provdb_queue_remove(ProvDb *p, uint64_t request_id, char **ret_error) {
         char sql[128];
         int r;
 
-        snprintf(sql, sizeof(sql), "DELETE FROM queue WHERE request_id = %llu;", (unsigned long long)request_id);
+        snprintf(sql, sizeof(sql), "DELETE FROM queue WHERE request_id = %llu;",
+                 (unsigned long long)request_id);
         pthread_mutex_lock(&p->lock);
         r = exec(p->db, sql, ret_error);
         pthread_mutex_unlock(&p->lock);
@@ -407,8 +421,8 @@ int provdb_queue_load(ProvDb *p, int (*fn)(const ProvQueued *q, void *userdata),
         int r = 0;
 
         pthread_mutex_lock(&p->lock);
-        if (sqlite3_prepare_v2(p->db, "SELECT request_id, uid, spec FROM queue ORDER BY request_id;", -1, &st,
-                               NULL) != SQLITE_OK) {
+        if (sqlite3_prepare_v2(p->db, "SELECT request_id, uid, spec FROM queue ORDER BY request_id;", -1,
+                               &st, NULL) != SQLITE_OK) {
                 pthread_mutex_unlock(&p->lock);
                 return -EIO;
         }
@@ -432,369 +446,24 @@ int provdb_audit_add(ProvDb *p, uint64_t time_usec, const char *path, pid_t pid,
         int r = 0;
 
         pthread_mutex_lock(&p->lock);
-        if (sqlite3_prepare_v2(p->db,
-                               "INSERT INTO audit (time, path, pid, exe, cmdline, parents) VALUES (?, ?, ?, ?, ?, ?);",
-                               -1, &st, NULL) != SQLITE_OK) {
+        if (sqlite3_prepare_v2(
+                    p->db,
+                    "INSERT INTO audit (time, path, pid, exe, cmdline, parents) VALUES (?, ?, ?, ?, ?, ?);",
+                    -1, &st, NULL) != SQLITE_OK) {
                 r = set_error(ret_error, p->db, "database");
                 goto finish;
         }
         sqlite3_bind_int64(st, 1, (int64_t)time_usec);
-        bind_text(st, 2, path);
+        provdb_bind_text(st, 2, path);
         sqlite3_bind_int64(st, 3, pid);
-        bind_text(st, 4, exe);
-        bind_text(st, 5, cmdline);
-        bind_text(st, 6, parents);
+        provdb_bind_text(st, 4, exe);
+        provdb_bind_text(st, 5, cmdline);
+        provdb_bind_text(st, 6, parents);
         if (sqlite3_step(st) != SQLITE_DONE)
                 r = set_error(ret_error, p->db, "cannot record an audit event");
         sqlite3_finalize(st);
 finish:
         pthread_mutex_unlock(&p->lock);
-        return r;
-}
-
-int provdb_audit_query(ProvDb *p, uint64_t since_usec, uint64_t limit,
-                       int (*fn)(uint64_t time_usec, const char *path, pid_t pid, const char *exe,
-                                 const char *cmdline, const char *parents, void *userdata),
-                       void *userdata) {
-        sqlite3 *db = NULL;
-        sqlite3_stmt *st;
-        int r = 0;
-
-        r = open_connection(p->path, true, &db, NULL);
-        if (r < 0)
-                return r;
-        if (sqlite3_prepare_v2(db,
-                               "SELECT time, path, pid, exe, cmdline, parents FROM audit WHERE time >= ?"
-                               " ORDER BY id DESC LIMIT ?;",
-                               -1, &st, NULL) != SQLITE_OK) {
-                sqlite3_close(db);
-                return -EIO;
-        }
-        sqlite3_bind_int64(st, 1, (int64_t)since_usec);
-        sqlite3_bind_int64(st, 2, limit > 0 ? (int64_t)limit : -1);
-        while (r >= 0 && sqlite3_step(st) == SQLITE_ROW)
-                r = fn((uint64_t)sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
-                       (pid_t)sqlite3_column_int64(st, 2), (const char *)sqlite3_column_text(st, 3),
-                       (const char *)sqlite3_column_text(st, 4), (const char *)sqlite3_column_text(st, 5), userdata);
-        sqlite3_finalize(st);
-        sqlite3_close(db);
-        return r;
-}
-
-int provdb_audit_latest(ProvDb *p, const char *path, uint64_t *ret_time_usec, pid_t *ret_pid, char *ret_exe,
-                        size_t exe_size) {
-        sqlite3 *db = NULL;
-        sqlite3_stmt *st;
-        int r;
-
-        r = open_connection(p->path, true, &db, NULL);
-        if (r < 0)
-                return r;
-        if (sqlite3_prepare_v2(db, "SELECT time, pid, exe FROM audit WHERE path = ? ORDER BY id DESC LIMIT 1;", -1,
-                               &st, NULL) != SQLITE_OK) {
-                sqlite3_close(db);
-                return -EIO;
-        }
-        bind_text(st, 1, path);
-        r = 0;
-        if (sqlite3_step(st) == SQLITE_ROW) {
-                *ret_time_usec = (uint64_t)sqlite3_column_int64(st, 0);
-                *ret_pid = (pid_t)sqlite3_column_int64(st, 1);
-                snprintf(ret_exe, exe_size, "%s",
-                         sqlite3_column_text(st, 2) ? (const char *)sqlite3_column_text(st, 2) : "an exited process");
-                r = 1;
-        }
-        sqlite3_finalize(st);
-        sqlite3_close(db);
-        return r;
-}
-
-int provdb_query(const char *path, const ProvQuery *q, provdb_row_fn fn, void *userdata) {
-        _cleanup_free_ char *sql = NULL, *prefix_lo = NULL, *prefix_hi = NULL;
-        size_t size = 0;
-        sqlite3 *db = NULL;
-        sqlite3_stmt *st = NULL;
-        FILE *f;
-        int r, k = 1;
-
-        f = open_memstream(&sql, &size);
-        if (!f)
-                return -ENOMEM;
-        fputs("SELECT j.target, j.source, j.source_mtime, j.source_size, j.source_sha256, j.pyc_sha256,"
-               " j.opt_level, j.mode, j.outcome, j.error_type, j.error_line, j.error_message, j.start, j.end,"
-               " i.path, i.cache_tag, i.magic,"
-               " r.id, r.time, r.uid, r.gid, r.pid, r.exe, r.cmdline, r.parents, r.tool, r.dpkg_package, r.package"
-               " FROM jobs j LEFT JOIN requests r ON r.id = j.request_id"
-               " LEFT JOIN interpreters i ON i.id = j.interpreter_id WHERE 1", f);
-        if (q->n_targets > 0) {
-                fputs(" AND j.target IN (", f);
-                for (size_t i = 0; i < q->n_targets; i++)
-                        fputs(i == 0 ? "?" : ", ?", f);
-                fputs(")", f);
-        }
-        if (q->prefix)
-                fputs(" AND j.target >= ? AND j.target < ?", f);
-        if (q->package)
-                fputs(" AND (r.package = ? OR r.dpkg_package = ?)", f);
-        if (q->since_usec > 0)
-                fputs(" AND j.end >= ?", f);
-        if (q->failed_only)
-                fputs(" AND j.outcome = 3", f);
-        if (q->writes_only)
-                fputs(" AND j.outcome = 0", f);
-        fputs(" ORDER BY j.id DESC LIMIT ?;", f);
-        if (fclose(f) != 0)
-                return -ENOMEM;
-
-        r = open_connection(path, true, &db, NULL);
-        if (r < 0)
-                return r;
-        if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-                sqlite3_close(db);
-                return -EIO;
-        }
-        for (size_t i = 0; i < q->n_targets; i++)
-                bind_text(st, k++, q->targets[i]);
-        if (q->prefix) {
-                /* targets under "DIR/": the range ["DIR/", "DIR0") in byte order */
-                size_t n = strlen(q->prefix);
-                prefix_lo = malloc(n + 2);
-                prefix_hi = malloc(n + 2);
-                if (!prefix_lo || !prefix_hi) {
-                        sqlite3_finalize(st);
-                        sqlite3_close(db);
-                        return -ENOMEM;
-                }
-                memcpy(prefix_lo, q->prefix, n);
-                memcpy(prefix_hi, q->prefix, n);
-                if (n > 0 && q->prefix[n - 1] == '/')
-                        n--;
-                prefix_lo[n] = '/';
-                prefix_hi[n] = '/' + 1;
-                prefix_lo[n + 1] = prefix_hi[n + 1] = '\0';
-                bind_text(st, k++, prefix_lo);
-                bind_text(st, k++, prefix_hi);
-        }
-        if (q->package) {
-                bind_text(st, k++, q->package);
-                bind_text(st, k++, q->package);
-        }
-        if (q->since_usec > 0)
-                sqlite3_bind_int64(st, k++, (int64_t)q->since_usec);
-        sqlite3_bind_int64(st, k++, q->limit > 0 ? (int64_t)q->limit : -1);
-
-        r = 0;
-        while (r >= 0) {
-                _cleanup_free_ char *derived = NULL;
-                ProvJob j = {};
-                ProvRequest rq = {};
-                ProvRow row = { .job = &j, .request = &rq };
-                int s = sqlite3_step(st);
-
-                if (s == SQLITE_DONE)
-                        break;
-                if (s != SQLITE_ROW) {
-                        r = -EIO;
-                        break;
-                }
-                j.target = (char *)sqlite3_column_text(st, 0);
-                j.source = (char *)sqlite3_column_text(st, 1);
-                if (!j.source && j.target && pycpath_source_path(j.target, &derived) == 0)
-                        j.source = derived;
-                j.source_mtime = sqlite3_column_int64(st, 2);
-                j.source_size = (uint64_t)sqlite3_column_int64(st, 3);
-                if (sqlite3_column_bytes(st, 4) == 32) {
-                        memcpy(j.source_sha256, sqlite3_column_blob(st, 4), 32);
-                        j.have_source_sha256 = true;
-                }
-                if (sqlite3_column_bytes(st, 5) == 32) {
-                        memcpy(j.pyc_sha256, sqlite3_column_blob(st, 5), 32);
-                        j.have_pyc_sha256 = true;
-                }
-                j.opt_level = (unsigned)sqlite3_column_int(st, 6);
-                j.mode = (unsigned)sqlite3_column_int(st, 7);
-                j.outcome = (unsigned)sqlite3_column_int(st, 8);
-                j.error_type = (char *)sqlite3_column_text(st, 9);
-                j.error_line = (uint32_t)sqlite3_column_int64(st, 10);
-                j.error_message = (char *)sqlite3_column_text(st, 11);
-                j.start_usec = (uint64_t)sqlite3_column_int64(st, 12);
-                j.end_usec = (uint64_t)sqlite3_column_int64(st, 13);
-                j.interpreter = (char *)sqlite3_column_text(st, 14);
-                j.cache_tag = (char *)sqlite3_column_text(st, 15);
-                if (sqlite3_column_text(st, 16))
-                        snprintf(j.magic, sizeof(j.magic), "%s", (const char *)sqlite3_column_text(st, 16));
-                rq.id = (uint64_t)sqlite3_column_int64(st, 17);
-                rq.time_usec = (uint64_t)sqlite3_column_int64(st, 18);
-                rq.uid = (uid_t)sqlite3_column_int64(st, 19);
-                rq.gid = (gid_t)sqlite3_column_int64(st, 20);
-                rq.pid = (pid_t)sqlite3_column_int64(st, 21);
-                rq.exe = (char *)sqlite3_column_text(st, 22);
-                rq.cmdline = (char *)sqlite3_column_text(st, 23);
-                rq.parents = (char *)sqlite3_column_text(st, 24);
-                rq.tool = (char *)sqlite3_column_text(st, 25);
-                rq.dpkg_package = (char *)sqlite3_column_text(st, 26);
-                rq.package = (char *)sqlite3_column_text(st, 27);
-                r = fn(&row, userdata);
-        }
-        sqlite3_finalize(st);
-        sqlite3_close(db);
-        return r;
-}
-
-int provdb_targets(const char *path, const char *package, const char *prefix,
-                   int (*fn)(const char *target, void *userdata), void *userdata) {
-        _cleanup_free_ char *lo = NULL, *hi = NULL;
-        sqlite3 *db = NULL;
-        sqlite3_stmt *st;
-        char sql[512];
-        int r, k = 1;
-
-        /* The newest write or removal of each target decides: sqlite takes
-         * the bare column from the row MAX() picked. The SQL is built for
-         * the filters given so that a prefix is a range search on the
-         * target index, not a scan. */
-        snprintf(sql, sizeof(sql),
-                 "SELECT j.target, j.outcome, MAX(j.id) FROM jobs j%s WHERE j.outcome IN (0, 10)%s%s GROUP BY j.target;",
-                 package ? " LEFT JOIN requests r ON r.id = j.request_id" : "",
-                 package ? " AND (r.package = ? OR r.dpkg_package = ?)" : "",
-                 prefix ? " AND j.target >= ? AND j.target < ?" : "");
-        r = open_connection(path, true, &db, NULL);
-        if (r < 0)
-                return r;
-        if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-                sqlite3_close(db);
-                return -EIO;
-        }
-        if (package) {
-                bind_text(st, k++, package);
-                bind_text(st, k++, package);
-        }
-        if (prefix) {
-                size_t n = strlen(prefix);
-                if (n > 0 && prefix[n - 1] == '/')
-                        n--;
-                if (asprintf(&lo, "%.*s/", (int)n, prefix) < 0 || asprintf(&hi, "%.*s0", (int)n, prefix) < 0) {
-                        sqlite3_finalize(st);
-                        sqlite3_close(db);
-                        return -ENOMEM;
-                }
-                bind_text(st, k++, lo);
-                bind_text(st, k++, hi);
-        }
-        r = 0;
-        while (r >= 0 && sqlite3_step(st) == SQLITE_ROW)
-                if (sqlite3_column_int(st, 1) == 0)
-                        r = fn((const char *)sqlite3_column_text(st, 0), userdata);
-        sqlite3_finalize(st);
-        sqlite3_close(db);
-        return r;
-}
-
-struct ProvLookup {
-        sqlite3 *db;
-        sqlite3_stmt *st;
-        sqlite3_stmt *audit;
-        bool audit_empty;
-};
-
-int provdb_lookup_open(const char *path, ProvLookup **ret) {
-        ProvLookup *l = calloc(1, sizeof(*l));
-        int r;
-
-        if (!l)
-                return -ENOMEM;
-        r = open_connection(path, true, &l->db, NULL);
-        if (r >= 0 && sqlite3_prepare_v2(l->db,
-                                         "SELECT j.pyc_sha256, j.end, r.pid, i.path, r.exe FROM jobs j"
-                                         " LEFT JOIN requests r ON r.id = j.request_id"
-                                         " LEFT JOIN interpreters i ON i.id = j.interpreter_id"
-                                         " WHERE j.target = ? AND j.outcome IN (0, 10) ORDER BY j.id DESC LIMIT 1;",
-                                         -1, &l->st, NULL) != SQLITE_OK)
-                r = -EIO;
-        if (r >= 0 && sqlite3_prepare_v2(l->db,
-                                         "SELECT time, pid, exe FROM audit WHERE path = ? ORDER BY id DESC LIMIT 1;",
-                                         -1, &l->audit, NULL) != SQLITE_OK)
-                r = -EIO;
-        if (r < 0) {
-                provdb_lookup_close(l);
-                return r;
-        }
-        /* Most systems never audit: skip the per-file look-up then. */
-        l->audit_empty = query_int(l->db, "SELECT EXISTS (SELECT 1 FROM audit);", 0) == 0;
-        *ret = l;
-        return 0;
-}
-
-int provdb_lookup_audit(ProvLookup *l, const char *path, uint64_t *ret_time_usec, pid_t *ret_pid, char *ret_exe,
-                        size_t exe_size) {
-        int r = 0;
-
-        if (l->audit_empty)
-                return 0;
-        sqlite3_reset(l->audit);
-        sqlite3_bind_text(l->audit, 1, path, -1, SQLITE_STATIC);
-        if (sqlite3_step(l->audit) == SQLITE_ROW) {
-                *ret_time_usec = (uint64_t)sqlite3_column_int64(l->audit, 0);
-                *ret_pid = (pid_t)sqlite3_column_int64(l->audit, 1);
-                snprintf(ret_exe, exe_size, "%s",
-                         sqlite3_column_text(l->audit, 2) ? (const char *)sqlite3_column_text(l->audit, 2)
-                                                          : "an exited process");
-                r = 1;
-        }
-        return r;
-}
-
-int provdb_lookup_last_write(ProvLookup *l, const char *target, ProvLastWrite *ret) {
-        ProvLastWrite w = {};
-
-        sqlite3_reset(l->st);
-        sqlite3_bind_text(l->st, 1, target, -1, SQLITE_STATIC);
-        if (sqlite3_step(l->st) == SQLITE_ROW && sqlite3_column_bytes(l->st, 0) == 32) {
-                w.found = true;
-                memcpy(w.pyc_sha256, sqlite3_column_blob(l->st, 0), 32);
-                w.have_pyc_sha256 = true;
-                w.time_usec = (uint64_t)sqlite3_column_int64(l->st, 1);
-                w.pid = (pid_t)sqlite3_column_int64(l->st, 2);
-                if (sqlite3_column_text(l->st, 3))
-                        snprintf(w.interpreter, sizeof(w.interpreter), "%s", sqlite3_column_text(l->st, 3));
-                if (sqlite3_column_text(l->st, 4))
-                        snprintf(w.exe, sizeof(w.exe), "%s", sqlite3_column_text(l->st, 4));
-        }
-        *ret = w;
-        return 0;
-}
-
-ProvLookup *provdb_lookup_close(ProvLookup *l) {
-        if (!l)
-                return NULL;
-        sqlite3_finalize(l->st);
-        sqlite3_finalize(l->audit);
-        sqlite3_close(l->db);
-        free(l);
-        return NULL;
-}
-
-int provdb_interpreters(const char *path, int (*fn)(const char *interpreter, const char *cache_tag,
-                                                    const char *magic, void *userdata),
-                        void *userdata) {
-        sqlite3 *db = NULL;
-        sqlite3_stmt *st;
-        int r;
-
-        r = open_connection(path, true, &db, NULL);
-        if (r < 0)
-                return r;
-        if (sqlite3_prepare_v2(db, "SELECT path, cache_tag, magic FROM interpreters ORDER BY id DESC;", -1, &st,
-                               NULL) != SQLITE_OK) {
-                sqlite3_close(db);
-                return -EIO;
-        }
-        r = 0;
-        while (r >= 0 && sqlite3_step(st) == SQLITE_ROW)
-                r = fn((const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
-                       (const char *)sqlite3_column_text(st, 2), userdata);
-        sqlite3_finalize(st);
-        sqlite3_close(db);
         return r;
 }
 

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
-/* The provenance database: schema, migrations, batched writes and queries
- * (see provdb.c). Every function may block on disk: call them from I/O
+/* The provenance database: schema, migrations and batched writes (see
+ * provdb.c), and the queries (see provdb-query.c). Every function may block on disk: call them from I/O
  * threads only. A ProvDb serialises its own writers with a mutex. */
 
 #include <stdbool.h>
