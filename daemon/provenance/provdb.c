@@ -18,22 +18,34 @@
  * stall a compile. Queries use a connection of their own (provdb-query.c). */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "macro.h"
 #include "provdb-private.h"
 #include "provdb.h"
 #include "pycpath.h"
 
+/* After a checkpoint has restarted the WAL, sqlite cuts the file back to
+ * this size; and the recorder has the WAL checkpointed and truncated when
+ * it has grown past it (see provdb_bound_wal()). */
+#define PROVDB_WAL_LIMIT (8u * 1024u * 1024u)
+#define PROVDB_TRUNCATE_INTERVAL_USEC (30u * 1000000ULL)
+
 struct ProvDb {
         sqlite3 *db;
         char *path;
+        char *wal_path;
         pthread_mutex_t lock;
         uint64_t max_request_id;
+        uint64_t last_truncate_usec;
 };
 
 static const char *const migrations[] = {
@@ -141,6 +153,116 @@ int provdb_open_connection(const char *path, bool readonly, sqlite3 **ret, char 
         return 0;
 }
 
+/* Makes @fd's file the daemon's own: its uid and gid, and exactly @mode. */
+static int own_fd(int fd, mode_t mode) {
+        struct stat st;
+
+        if (fstat(fd, &st) < 0)
+                return negative_errno();
+        if ((st.st_uid != geteuid() || st.st_gid != getegid()) && fchown(fd, geteuid(), getegid()) < 0)
+                return negative_errno();
+        /* After the fchown(), which may have cleared set-id bits. */
+        if ((st.st_mode & 07777) != mode && fchmod(fd, mode) < 0)
+                return negative_errno();
+        return 0;
+}
+
+/* The database holds the command lines, parent chains and packages of
+ * every request, root's included: it is the daemon's alone. The state
+ * directory becomes 0700 and the database 0600, both the daemon's, also
+ * when they already existed with wider modes or another owner (an older
+ * version, an admin's copy). The -wal, -shm and -journal files that exist
+ * are fixed the same way; those sqlite creates later take the database
+ * file's mode and owner. Everything is done on fds, and nothing inside the
+ * directory is followed if it is a symlink. The directory itself is the
+ * configured path, followed like any path an admin configures. */
+static int secure_files(const char *path, char **ret_error) {
+        static const char *const companions[] = { "-wal", "-shm", "-journal" };
+        _cleanup_free_ char *dir = NULL;
+        _cleanup_close_ int dir_fd = -1, fd = -1;
+        const char *slash = strrchr(path, '/'), *name;
+        struct stat st;
+        int r;
+
+        if (!slash) {
+                dir = strdup(".");
+                name = path;
+        } else {
+                dir = slash == path ? strdup("/") : strndup(path, (size_t)(slash - path));
+                name = slash + 1;
+        }
+        if (!dir)
+                return -ENOMEM;
+
+        dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dir_fd < 0) {
+                r = negative_errno();
+                goto fail;
+        }
+        /* A shared directory (/tmp-like, sticky) named as the state
+         * directory by mistake is refused, not taken over. */
+        if (fstat(dir_fd, &st) < 0) {
+                r = negative_errno();
+                goto fail;
+        }
+        if (st.st_mode & S_ISVTX) {
+                r = -EPERM;
+                goto fail;
+        }
+        r = own_fd(dir_fd, 0700);
+        if (r < 0)
+                goto fail;
+
+        fd = openat(dir_fd, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0600);
+        if (fd < 0) {
+                r = negative_errno();
+                goto fail;
+        }
+        if (fstat(fd, &st) < 0) {
+                r = negative_errno();
+                goto fail;
+        }
+        if (!S_ISREG(st.st_mode)) {
+                r = -EBADFD;
+                goto fail;
+        }
+        r = own_fd(fd, 0600);
+        if (r < 0)
+                goto fail;
+
+        for (size_t i = 0; i < ELEMENTSOF(companions); i++) {
+                _cleanup_free_ char *companion = NULL;
+                _cleanup_close_ int cfd = -1;
+
+                if (asprintf(&companion, "%s%s", name, companions[i]) < 0)
+                        return -ENOMEM;
+                cfd = openat(dir_fd, companion, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+                if (cfd < 0 && errno == ENOENT)
+                        continue;
+                if (cfd < 0) {
+                        r = negative_errno();
+                        goto fail;
+                }
+                r = own_fd(cfd, 0600);
+                if (r < 0)
+                        goto fail;
+        }
+        return 0;
+
+fail:
+        if (ret_error) {
+                free(*ret_error);
+                if (asprintf(ret_error,
+                             "cannot make %s private to the daemon (mode 0600 in a 0700 directory): %s",
+                             path,
+                             r == -EBADFD  ? "not a regular file"
+                             : r == -EPERM ? "the directory is shared (sticky) or not ours"
+                                           : strerror(-r)) < 0)
+                        *ret_error = NULL;
+        }
+        return r;
+}
+
 int provdb_open(const char *path, ProvDb **ret, char **ret_error) {
         ProvDb *p;
         int r;
@@ -149,14 +271,23 @@ int provdb_open(const char *path, ProvDb **ret, char **ret_error) {
         if (!p)
                 return -ENOMEM;
         p->path = strdup(path);
-        if (!p->path) {
+        if (!p->path || asprintf(&p->wal_path, "%s-wal", path) < 0) {
+                free(p->path);
                 free(p);
                 return -ENOMEM;
         }
         pthread_mutex_init(&p->lock, NULL);
-        r = provdb_open_connection(path, false, &p->db, ret_error);
+        r = secure_files(path, ret_error);
+        if (r >= 0)
+                r = provdb_open_connection(path, false, &p->db, ret_error);
         if (r >= 0)
                 r = exec(p->db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;", ret_error);
+        if (r >= 0) {
+                char sql[64];
+
+                snprintf(sql, sizeof(sql), "PRAGMA journal_size_limit = %u;", PROVDB_WAL_LIMIT);
+                r = exec(p->db, sql, ret_error);
+        }
         if (r >= 0)
                 r = migrate(p->db, ret_error);
         if (r < 0) {
@@ -173,9 +304,40 @@ ProvDb *provdb_close(ProvDb *p) {
                 return NULL;
         sqlite3_close(p->db);
         pthread_mutex_destroy(&p->lock);
+        free(p->wal_path);
         free(p->path);
         free(p);
         return NULL;
+}
+
+int provdb_bound_wal(ProvDb *p) {
+        struct timespec ts;
+        struct stat st;
+        uint64_t now;
+        int r = 0;
+
+        /* sqlite checkpoints by itself (passively, after commits) and with
+         * journal_size_limit the WAL shrinks back when it restarts. But it
+         * cannot restart while a reader holds an old snapshot, and grows
+         * meanwhile; once that reader is gone, a TRUNCATE checkpoint gives
+         * the space back at once. */
+        if (stat(p->wal_path, &st) < 0 || (uint64_t)st.st_size <= PROVDB_WAL_LIMIT)
+                return 0;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        now = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+        pthread_mutex_lock(&p->lock);
+        /* A reader still in the way makes it wait for the busy timeout:
+         * not after every batch. */
+        if (p->last_truncate_usec == 0 || now - p->last_truncate_usec >= PROVDB_TRUNCATE_INTERVAL_USEC) {
+                p->last_truncate_usec = now;
+                if (sqlite3_wal_checkpoint_v2(p->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL) ==
+                    SQLITE_OK)
+                        r = 1;
+                else
+                        r = sqlite3_errcode(p->db) == SQLITE_BUSY ? -EBUSY : -EIO;
+        }
+        pthread_mutex_unlock(&p->lock);
+        return r;
 }
 
 const char *provdb_path(const ProvDb *p) {

@@ -26,7 +26,7 @@ typedef struct ProvRequest {
         pid_t pid;
         char *exe;
         char *cmdline;
-        char *parents;       /* "pid\texe\tcmdline\n" per ancestor */
+        char *parents; /* "pid\texe\tcmdline\n" per ancestor */
         char *tool;
         char *dpkg_package;
         char *package;
@@ -44,10 +44,10 @@ typedef struct ProvJob {
         bool have_pyc_sha256;
         char *interpreter;
         char *cache_tag;
-        char magic[9];       /* hex */
+        char magic[9]; /* hex */
         unsigned opt_level;
-        unsigned mode;       /* InvalidationMode */
-        unsigned outcome;    /* Outcome or PROV_OUTCOME_* */
+        unsigned mode;    /* InvalidationMode */
+        unsigned outcome; /* Outcome or PROV_OUTCOME_* */
         char *error_type;
         char *error_message;
         uint32_t error_line;
@@ -63,13 +63,13 @@ typedef struct ProvRow {
 } ProvRow;
 
 typedef struct ProvQuery {
-        const char *const *targets;  /* exact targets (any of), or NULL */
+        const char *const *targets; /* exact targets (any of), or NULL */
         size_t n_targets;
-        const char *prefix;          /* targets under this directory, or NULL */
-        const char *package;         /* request package or dpkg package, or NULL */
-        uint64_t since_usec;         /* 0 = any time */
+        const char *prefix;  /* targets under this directory, or NULL */
+        const char *package; /* request package or dpkg package, or NULL */
+        uint64_t since_usec; /* 0 = any time */
         bool failed_only;
-        bool writes_only;            /* compiled rows only */
+        bool writes_only; /* compiled rows only */
         uint64_t limit;
 } ProvQuery;
 
@@ -78,7 +78,7 @@ typedef int (*provdb_row_fn)(const ProvRow *row, void *userdata);
 /* A queued --no-wait request, stored whole so it can be replayed. */
 typedef struct ProvQueued {
         uint64_t request_id;
-        const uint8_t *spec;  /* the original MSG_COMPILE frame */
+        const uint8_t *spec; /* the original MSG_COMPILE frame */
         size_t spec_size;
         uid_t uid;
 } ProvQueued;
@@ -89,13 +89,17 @@ typedef struct ProvDb ProvDb;
 int provdb_open(const char *path, ProvDb **ret, char **ret_error);
 ProvDb *provdb_close(ProvDb *db);
 
-int provdb_write(ProvDb *db, const ProvRequest *requests, size_t n_requests, const ProvJob *jobs, size_t n_jobs,
-                 char **ret_error);
+int provdb_write(ProvDb *db, const ProvRequest *requests, size_t n_requests, const ProvJob *jobs,
+                 size_t n_jobs, char **ret_error);
 uint64_t provdb_max_request_id(ProvDb *db);
 /* Deletes job rows older than @min_time_usec (0 = keep) and beyond the
  * newest @max_rows (0 = no limit), then requests no job refers to. */
 int provdb_retain(ProvDb *db, uint64_t min_time_usec, uint64_t max_rows, char **ret_error);
 int provdb_count_jobs(ProvDb *db, uint64_t *ret);
+/* Checkpoints and truncates the WAL when it has grown large (a reader held
+ * an old snapshot), at most every half minute: 1 when it did, 0 when there
+ * was nothing to do, -EBUSY while a reader is still in the way. */
+int provdb_bound_wal(ProvDb *db);
 
 int provdb_queue_add(ProvDb *db, const ProvQueued *q, char **ret_error);
 int provdb_queue_remove(ProvDb *db, uint64_t request_id, char **ret_error);
@@ -134,13 +138,14 @@ typedef struct ProvLastWrite {
 int provdb_lookup_open(const char *path, ProvLookup **ret);
 int provdb_lookup_last_write(ProvLookup *l, const char *target, ProvLastWrite *ret);
 /* As provdb_audit_latest(), on the look-up's connection. */
-int provdb_lookup_audit(ProvLookup *l, const char *path, uint64_t *ret_time_usec, pid_t *ret_pid, char *ret_exe,
-                        size_t exe_size);
+int provdb_lookup_audit(ProvLookup *l, const char *path, uint64_t *ret_time_usec, pid_t *ret_pid,
+                        char *ret_exe, size_t exe_size);
 ProvLookup *provdb_lookup_close(ProvLookup *l);
 
 /* Every interpreter ever recorded, newest first. */
-int provdb_interpreters(const char *path, int (*fn)(const char *interpreter, const char *cache_tag,
-                                                    const char *magic, void *userdata),
+int provdb_interpreters(const char *path,
+                        int (*fn)(const char *interpreter, const char *cache_tag, const char *magic,
+                                  void *userdata),
                         void *userdata);
 
 void prov_job_done(ProvJob *j);

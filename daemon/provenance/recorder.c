@@ -13,7 +13,13 @@
  * succeeds again it says so and carries on.
  *
  * Retention (age and row count, from the configuration) runs on the same
- * thread, after a flush, at most every RECORDER_RETENTION_INTERVAL. */
+ * thread, after a flush, at most every RECORDER_RETENTION_INTERVAL; so does
+ * the bound on the WAL's size (provdb_bound_wal()).
+ *
+ * The database and its state directory are the daemon's alone (0600 and
+ * 0700, fixed at every open by provdb_open()): the records hold other
+ * users' command lines, and no other user can hold a reader that would make
+ * the WAL grow. */
 
 #include <errno.h>
 #include <pthread.h>
@@ -69,7 +75,7 @@ struct Recorder {
         Manager *manager;
         bool enabled;
         char *path;
-        ProvDb *db;              /* touched on I/O threads only, one at a time */
+        ProvDb *db; /* touched on I/O threads only, one at a time */
         pthread_mutex_t open_lock;
         Batch pending;
         bool flushing;
@@ -131,8 +137,8 @@ static void flush_run(IoWork *w) {
         f->result = recorder_ensure_open(r, &f->error);
         if (f->result < 0)
                 return;
-        f->result = provdb_write(r->db, f->batch.requests, f->batch.n_requests, f->batch.jobs, f->batch.n_jobs,
-                                 &f->error);
+        f->result = provdb_write(r->db, f->batch.requests, f->batch.n_requests, f->batch.jobs,
+                                 f->batch.n_jobs, &f->error);
         if (f->result < 0)
                 return;
         if (f->retain) {
@@ -141,6 +147,7 @@ static void flush_run(IoWork *w) {
                         min_time = now - c->retention_days * 86400ULL * 1000000ULL;
                 (void)provdb_retain(r->db, min_time, c->retention_rows, NULL);
         }
+        (void)provdb_bound_wal(r->db);
         (void)provdb_count_jobs(r->db, &f->rows);
 }
 
@@ -183,8 +190,12 @@ static void recorder_requeue(Recorder *r, Batch *b) {
         free(p->jobs);
         free(p->requests);
         *b = (Batch){};
-        *p = (Batch){ .requests = reqs, .n_requests = nr, .allocated_requests = MAX(nr, (size_t)1),
-                      .jobs = jobs, .n_jobs = nj, .allocated_jobs = MAX(nj, (size_t)1) };
+        *p = (Batch){ .requests = reqs,
+                      .n_requests = nr,
+                      .allocated_requests = MAX(nr, (size_t)1),
+                      .jobs = jobs,
+                      .n_jobs = nj,
+                      .allocated_jobs = MAX(nj, (size_t)1) };
 
         /* Bounded: past the limit the oldest job records go. */
         if (p->n_jobs > RECORDER_MAX_PENDING) {
@@ -338,7 +349,9 @@ static void queue_op_run(IoWork *w) {
         if (op->result < 0)
                 return;
         if (op->add) {
-                ProvQueued q = { .request_id = op->request_id, .uid = op->uid, .spec = op->spec,
+                ProvQueued q = { .request_id = op->request_id,
+                                 .uid = op->uid,
+                                 .spec = op->spec,
                                  .spec_size = op->spec_size };
                 op->result = provdb_queue_add(r->db, &q, &op->error);
         } else
@@ -360,8 +373,8 @@ static void queue_op_done(IoWork *w) {
         manager_check_idle(m);
 }
 
-static void queue_submit(Recorder *r, bool add, uint64_t request_id, uid_t uid, const uint8_t *spec, size_t size,
-                         recorder_done_fn done, void *userdata) {
+static void queue_submit(Recorder *r, bool add, uint64_t request_id, uid_t uid, const uint8_t *spec,
+                         size_t size, recorder_done_fn done, void *userdata) {
         QueueOp *op = calloc(1, sizeof(*op));
 
         if (!op || (size > 0 && !(op->spec = malloc(size)))) {
@@ -386,7 +399,8 @@ static void queue_submit(Recorder *r, bool add, uint64_t request_id, uid_t uid, 
 void recorder_queue_add(Recorder *r, uint64_t request_id, uid_t uid, const uint8_t *spec, size_t size,
                         recorder_done_fn done, void *userdata) {
         if (!r->enabled) {
-                done(-EOPNOTSUPP, "provenance recording is turned off, so there is no durable queue", userdata);
+                done(-EOPNOTSUPP, "provenance recording is turned off, so there is no durable queue",
+                     userdata);
                 return;
         }
         queue_submit(r, true, request_id, uid, spec, size, done, userdata);
