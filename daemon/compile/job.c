@@ -2,7 +2,8 @@
 /* One compile job and its two blocking stages.
  *
  * Prepare (I/O thread): open the source relative to its directory fd, which
- * was reached without following symlinks; take flock(LOCK_EX|LOCK_NB) on it
+ * was reached without following symlinks (a source that is itself a
+ * symlink is opened as its owner, see below); take flock(LOCK_EX|LOCK_NB) on it
  * so that a cooperating writer in another process never writes its .pyc at
  * the same time (a busy lock returns -EAGAIN and the pool retries later,
  * bounded); read it whole; and unless forced, decide whether the existing
@@ -10,19 +11,43 @@
  * stage has renamed the new .pyc into place.
  *
  * Commit (I/O thread): create __pycache__ if needed (never through a
- * symlink) and write the .pyc atomically (writer.c). */
+ * symlink) and write the .pyc atomically (writer.c).
+ *
+ * Sources read on behalf of others. Debian links some stdlib modules into
+ * /etc, so a source may be a symlink, read through its link as the importer
+ * does. But a link is only as trustworthy as its owner: a user who plants
+ * `a.py -> /root/secret` in a tree that root compiles must not make root
+ * read that file (its bytes would go to a worker, its sha256 and error text
+ * to the database). So the link's target is opened with the filesystem
+ * identity of the link's owner (fsid.h, on this thread only, for the open
+ * alone): the daemon reads exactly what the owner could, and a failure is
+ * the one the owner would see (PermissionError, FileNotFoundError), which
+ * tells the owner nothing new. Root's links are read as root. The link is
+ * pinned with O_PATH before its owner and target are read, so the link
+ * checked is the link followed.
+ *
+ * Whoever owns it, a source on a pseudo file system (/proc, /sys, debugfs,
+ * ...) is never read: its "file" is kernel or process state, such as the
+ * daemon's own environment. Non-regular files (devices, FIFOs, sockets)
+ * are refused too. */
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <linux/magic.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <nettle/sha2.h>
 
+#include "fsid.h"
 #include "job.h"
 #include "list.h"
 #include "macro.h"
@@ -157,14 +182,107 @@ static int check_current(Job *j) {
                 return 0;
         if (pyc_header_parse(buf, sizeof(buf), &h) < 0)
                 return 0;
-        return pyc_header_is_current(&h, j->params.magic, j->params.hash_algo, j->mode, j->mtime, j->size, j->data,
-                                     j->data_size);
+        return pyc_header_is_current(&h, j->params.magic, j->params.hash_algo, j->mode, j->mtime, j->size,
+                                     j->data, j->data_size);
+}
+
+/* The kernel's overflow gid ("nogroup"): the group of a link owner that has
+ * no passwd entry, so that it gets no group's rights. */
+#define JOB_OVERFLOW_GID ((gid_t)65534)
+
+/* The filesystem identity of @uid: its passwd entry's group and the
+ * supplementary groups getgrouplist() gives, or, without an entry, no group
+ * at all. */
+static int fsid_of_owner(uid_t uid, FsId *ret) {
+        struct passwd pw, *found = NULL;
+        char buf[16384];
+        int n = FSID_MAX_GROUPS;
+
+        *ret = (FsId){ .uid = uid, .gid = JOB_OVERFLOW_GID };
+        if (getpwuid_r(uid, &pw, buf, sizeof(buf), &found) != 0 || !found)
+                return 0;
+        ret->gid = pw.pw_gid;
+        /* With more groups than fit, none rather than some unfilled ones. */
+        if (getgrouplist(pw.pw_name, pw.pw_gid, ret->groups, &n) >= 0 && n >= 0 && n <= FSID_MAX_GROUPS)
+                ret->n_groups = (size_t)n;
+        return 0;
+}
+
+/* Opens what the symlink @name in @dir_fd points to, with the filesystem
+ * identity of the link's owner (the daemon's own for root's links, or when
+ * the daemon is not root: it then has no rights beyond its uid's, the only
+ * one it serves mutating requests for). Returns the fd, or a negative errno
+ * as the owner would have met it; -EAGAIN when @name is no longer a
+ * symlink (the caller retries). */
+static int open_as_link_owner(int dir_fd, const char *name) {
+        _cleanup_close_ int link_fd = -1;
+        char target[PATH_MAX];
+        struct stat st;
+        ssize_t n;
+        FsId id;
+        int fd, r;
+
+        link_fd = openat(dir_fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        if (link_fd < 0)
+                return negative_errno();
+        if (fstat(link_fd, &st) < 0)
+                return negative_errno();
+        if (!S_ISLNK(st.st_mode))
+                return -EAGAIN;
+        n = readlinkat(link_fd, "", target, sizeof(target));
+        if (n < 0)
+                return negative_errno();
+        if ((size_t)n >= sizeof(target))
+                return -ENAMETOOLONG;
+        target[n] = '\0';
+
+        if (st.st_uid == 0 || st.st_uid == geteuid() || geteuid() != 0) {
+                fd = openat(dir_fd, target, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+                return fd < 0 ? negative_errno() : fd;
+        }
+        r = fsid_of_owner(st.st_uid, &id);
+        if (r < 0)
+                return r;
+        r = fsid_enter(&id);
+        if (r < 0)
+                return r;
+        /* A relative target is relative to the link's directory. */
+        fd = openat(dir_fd, target, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+        r = fd < 0 ? negative_errno() : fd;
+        fsid_leave();
+        return r;
+}
+
+/* True for the file systems whose files are views of kernel or process
+ * state rather than data on a disk. */
+static bool is_pseudo_fs(const struct statfs *sfs) {
+        switch ((unsigned long)sfs->f_type) {
+        case PROC_SUPER_MAGIC:
+        case SYSFS_MAGIC:
+        case DEBUGFS_MAGIC:
+        case TRACEFS_MAGIC:
+        case SECURITYFS_MAGIC:
+        case SELINUX_MAGIC:
+        case SMACK_MAGIC:
+        case CGROUP_SUPER_MAGIC:
+        case CGROUP2_SUPER_MAGIC:
+        case BPF_FS_MAGIC:
+        case PSTOREFS_MAGIC:
+        case EFIVARFS_MAGIC:
+        case BINFMTFS_MAGIC:
+        case DEVPTS_SUPER_MAGIC:
+        case NSFS_MAGIC:
+                return true;
+        default:
+                return false;
+        }
 }
 
 void job_prepare_run(IoWork *w) {
         Job *j = job_from_io(w);
         _cleanup_close_ int dir_fd = -1, fd = -1;
         const char *name;
+        struct statfs sfs;
         struct stat st;
         int r;
 
@@ -173,14 +291,25 @@ void job_prepare_run(IoWork *w) {
         if (r < 0)
                 goto fail;
         fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-        if (fd < 0 && errno == ELOOP)
-                /* A symlinked source (Debian links some stdlib modules into
-                 * /etc) is read through its link, as the importer does; its
-                 * .pyc is still written beside the link, in the directory we
-                 * reached without following anything. */
-                fd = openat(dir_fd, name, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+        if (fd < 0 && errno == ELOOP) {
+                /* A symlinked source: its .pyc is still written beside the
+                 * link, in the directory reached without following anything. */
+                fd = open_as_link_owner(dir_fd, name);
+                if (fd < 0) {
+                        r = fd;
+                        goto fail;
+                }
+        }
         if (fd < 0) {
                 r = negative_errno();
+                goto fail;
+        }
+        if (fstatfs(fd, &sfs) < 0) {
+                r = negative_errno();
+                goto fail;
+        }
+        if (is_pseudo_fs(&sfs)) {
+                r = -EMEDIUMTYPE;
                 goto fail;
         }
         if (fstat(fd, &st) < 0) {
