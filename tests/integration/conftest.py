@@ -56,6 +56,10 @@ def _remove_tmp_path_after_success(request, tmp_path):
 
 # --- daemons -------------------------------------------------------------------
 
+# What AddressSanitizer, LeakSanitizer and UBSan print when they find an error.
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
 class Daemon:
     """One pycqueued on its own socket, state directory and config file."""
 
@@ -190,6 +194,10 @@ def start_daemon(request, tmp_path, sockdir):
         if d.proc.poll() is not None and not d.expected_exit:
             died.append("%s exited with status %s during the test" % (d.name, d.proc.returncode))
         terminate(d.proc)
+        # An ASan/UBSan build (scripts/run-tests) reports into the log.
+        report = next((m for m in SANITIZER_MARKERS if m in d.log_text()), None)
+        if report:
+            died.append("%s: sanitizer report (%r) in its log" % (d.name, report))
     if died:
         pytest.fail("; ".join(died) + "\n--- log:\n" + "\n".join(d.log_text(30000) for d in daemons),
                     pytrace=False)
