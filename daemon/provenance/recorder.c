@@ -13,8 +13,9 @@
  * succeeds again it says so and carries on.
  *
  * Retention (age and row count, from the configuration) runs on the same
- * thread, after a flush, at most every RECORDER_RETENTION_INTERVAL; so does
- * the bound on the WAL's size (provdb_bound_wal()).
+ * thread, after a flush, at most every RECORDER_RETENTION_INTERVAL, and the
+ * row count also after any flush that took it past the limit. After each
+ * flush the WAL's size is checked too (provdb_bound_wal()).
  *
  * The database and its state directory are the daemon's alone (0600 and
  * 0700, fixed at every open by provdb_open()): the records hold other
@@ -147,8 +148,15 @@ static void flush_run(IoWork *w) {
                         min_time = now - c->retention_days * 86400ULL * 1000000ULL;
                 (void)provdb_retain(r->db, min_time, c->retention_rows, NULL);
         }
-        (void)provdb_bound_wal(r->db);
         (void)provdb_count_jobs(r->db, &f->rows);
+        /* The row limit holds after every flush, not only after the periodic
+         * retention: once at the limit, a flush deletes as many of the
+         * oldest rows as it added (a range delete on the primary key). */
+        if (!f->retain && c->retention_rows > 0 && f->rows > c->retention_rows) {
+                (void)provdb_retain(r->db, 0, c->retention_rows, NULL);
+                (void)provdb_count_jobs(r->db, &f->rows);
+        }
+        (void)provdb_bound_wal(r->db);
 }
 
 static void recorder_schedule(Recorder *r, uint64_t usec);
@@ -181,10 +189,16 @@ static void recorder_requeue(Recorder *r, Batch *b) {
                 batch_done(b);
                 return;
         }
-        memcpy(jobs, b->jobs, b->n_jobs * sizeof(ProvJob));
-        memcpy(jobs + b->n_jobs, p->jobs, p->n_jobs * sizeof(ProvJob));
-        memcpy(reqs, b->requests, b->n_requests * sizeof(ProvRequest));
-        memcpy(reqs + b->n_requests, p->requests, p->n_requests * sizeof(ProvRequest));
+        /* An empty batch may have no arrays at all: memcpy() from NULL is
+         * undefined even for zero bytes. */
+        if (b->n_jobs > 0)
+                memcpy(jobs, b->jobs, b->n_jobs * sizeof(ProvJob));
+        if (p->n_jobs > 0)
+                memcpy(jobs + b->n_jobs, p->jobs, p->n_jobs * sizeof(ProvJob));
+        if (b->n_requests > 0)
+                memcpy(reqs, b->requests, b->n_requests * sizeof(ProvRequest));
+        if (p->n_requests > 0)
+                memcpy(reqs + b->n_requests, p->requests, p->n_requests * sizeof(ProvRequest));
         free(b->jobs);
         free(b->requests);
         free(p->jobs);
