@@ -174,7 +174,10 @@ static int walk_dir(Walk *w, int dir_fd, const char *path, unsigned depth) {
         closedir(d);
         if (r < 0)
                 goto finish;
-        qsort(names, n_names, sizeof(char *), cmp_names);
+        /* An empty directory leaves @names NULL: qsort() wants a valid
+         * pointer even for zero elements. */
+        if (n_names > 0)
+                qsort(names, n_names, sizeof(char *), cmp_names);
 
         if (writer_open_cache_dir(dir_fd, false, &cache_fd) >= 0)
                 (void)writer_remove_stale_temps(cache_fd);
@@ -294,7 +297,8 @@ ExpandResult *expand_run(const ExpandInput *in) {
 
         /* The same source named twice (directly, through a symlink, or in two
          * overlapping directories) is one entry. Keep the first. */
-        qsort(res->entries, res->n_entries, sizeof(ExpandEntry), cmp_entries);
+        if (res->n_entries > 0)
+                qsort(res->entries, res->n_entries, sizeof(ExpandEntry), cmp_entries);
         for (size_t i = 0; i < res->n_entries; i++) {
                 if (kept > 0 && !res->entries[i].error_type && !res->entries[kept - 1].error_type &&
                     strcmp(res->entries[kept - 1].source, res->entries[i].source) == 0) {
