@@ -336,6 +336,9 @@ static void pool_prepare_done(IoWork *w) {
                                  (unsigned long long)m->config->max_source_size);
                 else if (r == -EBADFD)
                         snprintf(msg, sizeof(msg), "source is not a regular file");
+                else if (r == -EMEDIUMTYPE)
+                        snprintf(msg, sizeof(msg),
+                                 "source is on /proc, /sys or another pseudo file system; refusing to read it");
                 else if (r == -ELOOP || r == -ENOTDIR)
                         snprintf(msg, sizeof(msg), "a symlink appeared in the source's path; refusing to follow it");
                 else

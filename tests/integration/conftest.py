@@ -16,7 +16,7 @@ import pytest
 
 from pycqtest import (PYCQUEUE, PYCQUEUED, PYPY, PYPY_STDLIB, PYPY_SUBSET, STDLIB_SUBSET,
                       clean_env, copy_tree, fss, make_stdlib_pristine, proc_children, proc_cmdline,
-                      run_client, terminate, wait_for_socket)
+                      restore_modes, run_client, terminate, traversable_for_all, wait_for_socket)
 
 import json
 
@@ -287,3 +287,21 @@ def trusted_bindir():
     os.chmod(d, 0o755)
     yield d
     shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def traversable(tmp_path):
+    """tmp_path, with every directory above it made traversable for all
+    users (pytest makes them 0700) until the test ends."""
+    changed = traversable_for_all(tmp_path)
+    yield tmp_path
+    restore_modes(changed)
+
+
+@pytest.fixture
+def make_traversable():
+    """A function that makes a path traversable for all users (see
+    traversable_for_all()); every change is undone when the test ends."""
+    changed = []
+    yield lambda path: changed.extend(traversable_for_all(path))
+    restore_modes(reversed(changed))

@@ -630,17 +630,25 @@ def sqlite_integrity(db_path):
 
 
 def traversable_for_all(path):
-    """Lets every user look names up along @path (adds o+x to each directory
-    from / down to it): read-only verbs of unprivileged callers act with the
-    caller's own rights, so a test tree must be reachable for them."""
-    path = os.path.abspath(fss(path))
-    parts = path.split(os.sep)
-    for i in range(2, len(parts) + 1):
-        d = os.sep.join(parts[:i])
-        st = os.stat(d)
-        if stat.S_ISDIR(st.st_mode) and not st.st_mode & stat.S_IXOTH:
-            os.chmod(d, stat.S_IMODE(st.st_mode) | stat.S_IXOTH | stat.S_IROTH)
-    return path
+    """Lets every user look names up along @path (adds o+x, and g+x, to each
+    directory from / down to it): read-only verbs of unprivileged callers act
+    with the caller's own rights, so a test tree must be reachable for them.
+    Returns the (directory, old mode) pairs changed, for restore_modes(): the
+    fixture `traversable` does both."""
+    changed = []
+    d = os.path.abspath(fss(path))
+    while d != "/":
+        mode = stat.S_IMODE(os.stat(d).st_mode)
+        if mode & 0o011 != 0o011:
+            changed.append((d, mode))
+            os.chmod(d, mode | 0o011)
+        d = os.path.dirname(d)
+    return changed
+
+
+def restore_modes(changed):
+    for d, mode in changed:
+        os.chmod(d, mode)
 
 # --- raw client frames and unprivileged sessions (issue 6's attack tests) -----
 #

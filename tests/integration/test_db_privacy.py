@@ -25,23 +25,6 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0 or SETPRIV is None,
 COMPANIONS = ("-wal", "-shm", "-journal")
 
 
-@pytest.fixture
-def traversable(tmp_path):
-    """Lets nobody walk down to tmp_path (pytest makes its ancestors 0700),
-    so that only the state directory's own mode can keep nobody out."""
-    changed = []
-    d = str(tmp_path)
-    while d != "/":
-        mode = stat.S_IMODE(os.stat(d).st_mode)
-        if mode & 0o011 != 0o011:
-            changed.append((d, mode))
-            os.chmod(d, mode | 0o011)
-        d = os.path.dirname(d)
-    yield tmp_path
-    for d, mode in changed:
-        os.chmod(d, mode)
-
-
 def as_nobody(*cmd):
     return subprocess.run([SETPRIV, "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--", *cmd],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env(), cwd="/", timeout=60)

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from pycqtest import (CPYTHON_TAG, PYCQUEUE, PYTHON, cache_path, clean_env, describe, json_records, read,
-                      run_client, sha256_of, traversable_for_all, write)
+                      run_client, sha256_of, write)
 
 SOURCE = '"""doc"""\ndef f(x):\n    assert x\n    return x + 1\n'
 
@@ -322,8 +322,8 @@ def test_status_database(daemon, tmp_path):
     assert daemon.status()["audit"] is False
 
 
-def test_read_verbs_open_to_nobody(daemon, tmp_path, nobody_client):
-    traversable_for_all(tmp_path)
+def test_read_verbs_open_to_nobody(daemon, traversable, nobody_client):
+    tmp_path = traversable
     src, pyc = compiled_module(daemon, tmp_path)
     for args in (("why", src), ("history",), ("history", src)):
         p = run_client("--json", *args, socket_path=daemon.socket, user="nobody", pycqueue=nobody_client)

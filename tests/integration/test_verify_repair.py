@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from pycqtest import (PYCQUEUE, cache_path, describe, json_records, py_compile_ref, read, run_client,
-                      traversable_for_all, validate, verify_problems, write)
+                      validate, verify_problems, write)
 
 # Big enough that its .pyc is well over 100 bytes, with a docstring and an
 # assert so that -OO output differs from -O0.
@@ -239,7 +239,7 @@ def test_verify_package(daemon, tmp_path):
     assert os.path.getsize(cache_path(b)) == 20
 
 
-def test_verify_open_to_nobody(daemon, tree, tmp_path, nobody_client):
+def test_verify_open_to_nobody(daemon, tree, tmp_path, nobody_client, make_traversable):
     _missing(tree, tmp_path)
     # nobody's verify acts with nobody's rights: without a way to the tree
     # it learns nothing of it
@@ -247,7 +247,7 @@ def test_verify_open_to_nobody(daemon, tree, tmp_path, nobody_client):
                    pycqueue=nobody_client)
     assert p.returncode == 4, describe(p)
     assert "a.cpython" not in p.out + p.err, describe(p)
-    traversable_for_all(tmp_path)
+    make_traversable(tmp_path)
     p = run_client("--json", "verify", tree["root"], socket_path=daemon.socket, user="nobody",
                    pycqueue=nobody_client)
     assert p.returncode == 1, describe(p)
