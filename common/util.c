@@ -3,6 +3,8 @@
  * bounded; nothing here logs. */
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -212,4 +214,14 @@ int find_executable(const char *name, char **ret) {
                         path++;
         }
         return -ENOENT;
+}
+
+int error_message(char **ret_message, int error, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        if (vasprintf(ret_message, fmt, ap) < 0)
+                *ret_message = NULL;
+        va_end(ap);
+        return error;
 }

@@ -27,6 +27,9 @@ char *path_join(const char *a, const char *b);
 
 /* Resolves @name like execvp() does along $PATH; returns a new absolute path. */
 int find_executable(const char *name, char **ret);
+/* Formats a message for the client into *@ret_message (NULL when out of
+ * memory) and returns @error, for one-line error returns. */
+int error_message(char **ret_message, int error, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 static inline uint32_t unaligned_read_le32(const void *p) {
         const uint8_t *b = p;

@@ -342,17 +342,6 @@ void admin_detach(Admin *a) {
         admin_stream_release(&a->stream, -ECANCELED);
 }
 
-static int admin_fail(char **ret_message, int error, const char *fmt, ...) _printf_(3, 4);
-static int admin_fail(char **ret_message, int error, const char *fmt, ...) {
-        va_list ap;
-
-        va_start(ap, fmt);
-        if (vasprintf(ret_message, fmt, ap) < 0)
-                *ret_message = NULL;
-        va_end(ap);
-        return error;
-}
-
 /* The pools of the interpreters a verify, repair or clean names. The
  * dispatcher has checked that a caller who may not mutate names only
  * interpreters that run already or are configured. */
@@ -431,9 +420,9 @@ int admin_start(Manager *m, Connection *c, Spec *spec, char **ret_message) {
                 k = msg_writer_init(&a->done, MSG_DONE);
 
         if (k >= 0 && s->root)
-                k = admin_fail(ret_message, -EOPNOTSUPP, "--root is not supported by this pycqueued yet");
+                k = error_message(ret_message, -EOPNOTSUPP, "--root is not supported by this pycqueued yet");
         if (k >= 0 && s->n_paths > m->config->max_paths_per_request)
-                k = admin_fail(ret_message, -E2BIG, "the request names more than %u paths",
+                k = error_message(ret_message, -E2BIG, "the request names more than %u paths",
                                m->config->max_paths_per_request);
         if (k >= 0) {
                 a->paths = TAKE_PTR(s->paths);
@@ -449,7 +438,7 @@ int admin_start(Manager *m, Connection *c, Spec *spec, char **ret_message) {
         if (k >= 0 && (a->verb == VERB_VERIFY || a->verb == VERB_REPAIR) && s->n_pythons == 0)
                 admin_take_default_pythons(a);
         if (k >= 0 && a->type == MSG_AUDIT && !m->audit)
-                k = admin_fail(ret_message, -EOPNOTSUPP,
+                k = error_message(ret_message, -EOPNOTSUPP,
                                "auditing is not enabled: start pycqueued with --audit=DIR or set AuditRoots= in its "
                                "configuration");
         if (k >= 0 && !recorder_enabled(m->recorder) &&

@@ -22,20 +22,10 @@
 
 #include "interpreter.h"
 #include "macro.h"
+#include "util.h"
 
 static bool trusted_owner(uid_t uid) {
         return uid == 0 || uid == geteuid();
-}
-
-static int explain(char **ret_message, int error, const char *fmt, ...) _printf_(3, 4);
-static int explain(char **ret_message, int error, const char *fmt, ...) {
-        va_list ap;
-
-        va_start(ap, fmt);
-        if (vasprintf(ret_message, fmt, ap) < 0)
-                *ret_message = NULL;
-        va_end(ap);
-        return error;
 }
 
 /* Checks @path (a file or a directory) against the rules above; @child_st is
@@ -46,18 +36,18 @@ static int check_one(const char *name, const char *path, const struct stat *st, 
         const char *where = child_st ? path : "";
 
         if (!trusted_owner(st->st_uid))
-                return explain(ret_message, -EPERM,
+                return error_message(ret_message, -EPERM,
                                "interpreter %s: %s%s is owned by uid %u, not root; refusing to run it", name,
                                child_st ? what : "the file", where, (unsigned)st->st_uid);
         if ((st->st_mode & S_IWGRP) && st->st_gid != 0)
-                return explain(ret_message, -EPERM,
+                return error_message(ret_message, -EPERM,
                                "interpreter %s: %s%s is writable by group %u; refusing to run it", name,
                                child_st ? what : "the file", where, (unsigned)st->st_gid);
         if (st->st_mode & S_IWOTH) {
                 bool sticky_dir = S_ISDIR(st->st_mode) && (st->st_mode & S_ISVTX) && child_st &&
                                   trusted_owner(child_st->st_uid);
                 if (!sticky_dir)
-                        return explain(ret_message, -EPERM,
+                        return error_message(ret_message, -EPERM,
                                        "interpreter %s: %s%s is writable by any user; refusing to run it", name,
                                        child_st ? what : "the file", where);
         }
@@ -71,11 +61,11 @@ int interpreter_resolve(const char *name, char **ret_path, InterpreterId *ret_id
         *ret_message = NULL;
         real = realpath(name, NULL);
         if (!real)
-                return explain(ret_message, negative_errno(), "interpreter %s: cannot be found", name);
+                return error_message(ret_message, negative_errno(), "interpreter %s: cannot be found", name);
         if (stat(real, &st) < 0)
-                return explain(ret_message, negative_errno(), "interpreter %s: cannot be found", name);
+                return error_message(ret_message, negative_errno(), "interpreter %s: cannot be found", name);
         if (!S_ISREG(st.st_mode) || !(st.st_mode & 0111))
-                return explain(ret_message, -ENOEXEC, "interpreter %s: not an executable file", name);
+                return error_message(ret_message, -ENOEXEC, "interpreter %s: not an executable file", name);
         if (check_one(name, real, &st, NULL, ret_message) < 0)
                 return -EPERM;
 
@@ -94,7 +84,7 @@ int interpreter_resolve(const char *name, char **ret_path, InterpreterId *ret_id
                 else
                         *slash = '\0';
                 if (lstat(walk, &dst) < 0)
-                        return explain(ret_message, negative_errno(), "interpreter %s: cannot check its directory",
+                        return error_message(ret_message, negative_errno(), "interpreter %s: cannot check its directory",
                                        name);
                 if (check_one(name, walk, &dst, &child, ret_message) < 0)
                         return -EPERM;

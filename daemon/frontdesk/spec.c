@@ -82,17 +82,6 @@ Spec *spec_free(Spec *s) {
         return NULL;
 }
 
-static int fail(char **ret_message, int error, const char *fmt, ...) _printf_(3, 4);
-static int fail(char **ret_message, int error, const char *fmt, ...) {
-        va_list ap;
-
-        va_start(ap, fmt);
-        if (vasprintf(ret_message, fmt, ap) < 0)
-                *ret_message = NULL;
-        va_end(ap);
-        return error;
-}
-
 /* Appends a copy of a string field to @v, which holds @*n of at most @max. */
 static int strv_append(char ***v, size_t *n, size_t max, const MsgField *f, size_t max_size) {
         char *s, **nv;
@@ -121,11 +110,11 @@ static int append_path(char ***v, size_t *n, size_t max, const MsgField *f, char
         int r;
 
         if (f->size == 0 || f->size >= PATH_MAX || f->data[0] != '/')
-                return fail(ret_message, -EINVAL, "%s must be an absolute path shorter than %d bytes", what,
+                return error_message(ret_message, -EINVAL, "%s must be an absolute path shorter than %d bytes", what,
                             PATH_MAX);
         r = strv_append(v, n, max, f, PATH_MAX - 1);
         if (r == -E2BIG)
-                return fail(ret_message, r, "the request names more than %zu %ss", max, what);
+                return error_message(ret_message, r, "the request names more than %zu %ss", max, what);
         return r;
 }
 
@@ -157,7 +146,7 @@ static int parse_field(Spec *s, const MsgField *f, const SpecLimits *l, char **r
         case TAG_EXCLUDE:
                 r = strv_append(&s->excludes, &s->n_excludes, l->max_excludes, f, l->max_exclude_size);
                 if (r == -E2BIG || r == -ENAMETOOLONG)
-                        return fail(ret_message, -E2BIG, "at most %zu exclude patterns of at most %zu bytes",
+                        return error_message(ret_message, -E2BIG, "at most %zu exclude patterns of at most %zu bytes",
                                     l->max_excludes, l->max_exclude_size);
                 return r;
         case TAG_CTX_ARGV:
@@ -169,7 +158,7 @@ static int parse_field(Spec *s, const MsgField *f, const SpecLimits *l, char **r
                 if (r < 0)
                         return r;
                 if (v > 2)
-                        return fail(ret_message, -EINVAL, "optimization level %llu is not 0, 1 or 2",
+                        return error_message(ret_message, -EINVAL, "optimization level %llu is not 0, 1 or 2",
                                     (unsigned long long)v);
                 for (size_t i = 0; i < s->n_opt_levels; i++)
                         if (s->opt_levels[i] == v)
@@ -181,7 +170,7 @@ static int parse_field(Spec *s, const MsgField *f, const SpecLimits *l, char **r
                 if (r < 0)
                         return r;
                 if (v >= _INVALIDATION_MAX)
-                        return fail(ret_message, -EINVAL, "unknown invalidation mode %llu", (unsigned long long)v);
+                        return error_message(ret_message, -EINVAL, "unknown invalidation mode %llu", (unsigned long long)v);
                 s->mode = (InvalidationMode)v;
                 return 0;
         case TAG_FORCE:
@@ -200,7 +189,7 @@ static int parse_field(Spec *s, const MsgField *f, const SpecLimits *l, char **r
                 return replace_string(f, l->max_string, &s->dpkg_package);
         case TAG_ROOT:
                 if (f->size == 0 || f->size >= PATH_MAX || f->data[0] != '/')
-                        return fail(ret_message, -EINVAL, "--root must be an absolute path");
+                        return error_message(ret_message, -EINVAL, "--root must be an absolute path");
                 return field_replace_string(f, &s->root);
         case TAG_SINCE:
                 r = field_u64(f, &v);
@@ -222,17 +211,17 @@ static int check_verb(const Spec *s, char **ret_message) {
         switch (s->verb) {
         case VERB_COMPILE:
                 if (s->n_paths == 0)
-                        return fail(ret_message, -EINVAL, "no paths to compile");
+                        return error_message(ret_message, -EINVAL, "no paths to compile");
                 break;
         case VERB_WHY:
                 if (s->n_paths != 1)
-                        return fail(ret_message, -EINVAL, "why takes exactly one path");
+                        return error_message(ret_message, -EINVAL, "why takes exactly one path");
                 break;
         case VERB_VERIFY:
         case VERB_REPAIR:
         case VERB_CLEAN:
                 if (s->n_paths == 0 && !s->package)
-                        return fail(ret_message, -EINVAL, "name paths or a package");
+                        return error_message(ret_message, -EINVAL, "name paths or a package");
                 break;
         default:
                 break;
@@ -249,7 +238,7 @@ int spec_parse(const MsgReader *msg, const SpecLimits *limits, Spec **ret, char 
         *ret_message = NULL;
         r = verb_from_message_type(msg->type);
         if (r < 0)
-                return fail(ret_message, r, "unknown message type %u", msg->type);
+                return error_message(ret_message, r, "unknown message type %u", msg->type);
         s = calloc(1, sizeof(*s));
         if (!s)
                 return -ENOMEM;
@@ -260,13 +249,13 @@ int spec_parse(const MsgReader *msg, const SpecLimits *limits, Spec **ret, char 
                 r = parse_field(s, &f, limits, ret_message);
                 if (r < 0) {
                         if (!*ret_message)
-                                (void)fail(ret_message, r, "invalid %s request: %s", verb_to_string(s->verb),
+                                (void)error_message(ret_message, r, "invalid %s request: %s", verb_to_string(s->verb),
                                            r == -EBADMSG ? "malformed field" : strerror(-r));
                         return r;
                 }
         }
         if (r < 0)
-                return fail(ret_message, r, "malformed frame");
+                return error_message(ret_message, r, "malformed frame");
         r = check_verb(s, ret_message);
         if (r < 0)
                 return r;
