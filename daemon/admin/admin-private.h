@@ -71,6 +71,7 @@ struct Admin {
         uint64_t n_records;
         bool truncated;       /* max_reply_rows reached */
         bool entered;         /* the thread has the caller's identity now */
+        bool pumping;         /* admin_pump() runs (loop side) */
         MsgWriter done;
         int error;
         char *error_message;

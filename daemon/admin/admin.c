@@ -145,6 +145,11 @@ static void admin_run(IoWork *w) {
 static void admin_pump(Admin *a, bool all) {
         Frame f;
 
+        /* Sending flushes the connection, and a flush reports the drain
+         * back here: the outer call goes on, no recursion per frame. */
+        if (a->pumping)
+                return;
+        a->pumping = true;
         while ((all || !a->connection || connection_pending_output(a->connection) < ADMIN_STREAM_HIGH) &&
                admin_stream_pop(&a->stream, &f)) {
                 if (a->connection)
@@ -152,6 +157,7 @@ static void admin_pump(Admin *a, bool all) {
                 else
                         free(f.data);
         }
+        a->pumping = false;
         admin_stream_release(&a->stream, a->connection ? 0 : -ECANCELED);
 }
 
