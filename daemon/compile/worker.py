@@ -1,9 +1,12 @@
 # pycqueue worker: compiles Python source to .pyc bytes for pycqueued.
 #
-# Runs as `python -I -S -c CODE` with this text as CODE, so it needs no file
-# of ours and also works inside a chroot. It never opens a source or writes
-# a file: the daemon sends the source bytes and writes the result. Frames
-# in both directions are a little-endian u32 length followed by the payload.
+# Runs as `python -I -S -c CODE`, CODE being daemon/sandbox/child-prelude.py
+# followed by this text (the Makefile joins them into worker-code.h), so it
+# needs no file of ours and also works inside a chroot. _not_dumpable(),
+# _read_exact() and _send() come from the prelude. It never opens a source
+# or writes a file: the daemon sends the source bytes and writes the result.
+# Frames in both directions are a little-endian u32 length followed by the
+# payload.
 #
 #   worker -> daemon, once:  b"H" magic(4) hash(8) then NUL-separated
 #                            cache_tag, version, implementation
@@ -17,45 +20,10 @@
 # mode: 0 timestamp, 1 checked-hash, 2 unchecked-hash. The pyc is built
 # exactly as py_compile builds it, so the bytes are identical.
 #
-# First it makes itself non-dumpable: no core dump, no ptrace and no
-# /proc/PID/mem even for processes of its own user (which runs nothing but
-# pycqueue's interpreters). The daemon cannot do this for us, because exec
-# resets it. An interpreter without ctypes (a minimal chroot) goes on
-# without; its uid of its own still keeps other users out.
-import os
+# First it makes itself non-dumpable (see the prelude).
 import sys
 from importlib import _bootstrap_external as _be
 from importlib.util import MAGIC_NUMBER, source_hash
-
-_rfd = 0
-_wfd = 1
-
-
-def _not_dumpable():
-    try:
-        import ctypes
-        ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE, 0
-    except Exception:
-        pass
-
-
-def _read_exact(n):
-    parts = []
-    while n:
-        b = os.read(_rfd, min(n, 1 << 20))
-        if not b:
-            raise EOFError
-        parts.append(b)
-        n -= len(b)
-    return b"".join(parts)
-
-
-def _send(payload):
-    data = len(payload).to_bytes(4, "little") + payload
-    view = memoryview(data)
-    while view:
-        n = os.write(_wfd, view)
-        view = view[n:]
 
 
 def _compile(path, source, mtime, size, optimize, mode):

@@ -14,8 +14,9 @@
  *      the target's seed corpus (tests/fuzz/corpus-NAME, found through
  *      $PYCQUEUE_SRCDIR, then $srcdir, then the current directory);
  *   3. runs N deterministic mutations of the seeds (xorshift64*, the same
- *      sequence on every machine), each as an exact-size heap copy so that a
- *      sanitizer sees a read past its end;
+ *      sequence on every machine): the generic ones below, plus the
+ *      target's own when it has a mutate hook; each runs as an exact-size
+ *      heap copy so that a sanitizer sees a read past its end;
  *   4. fails unless the mutations reached both the accepting and the
  *      rejecting side of the target, which otherwise tests nothing.
  *
@@ -69,11 +70,16 @@ typedef struct FuzzTarget {
         unsigned long mutations; /* default count */
         /* Fills @seeds with at most @max inputs; returns how many. */
         size_t (*build_seeds)(FuzzSeed *seeds, size_t max);
-        /* Inputs are frames: a mutation may rewrite the u32 length prefix to
-         * match, to get past the header check. */
+        /* Inputs are frames (a u32 length prefix, then the payload), or
+         * streams of them: a mutation may rewrite the first length prefix
+         * to match, to get past the header check. */
         bool frames;
         /* Words a mutation may insert (keys, operators), NULL-terminated. */
         const char *const *dictionary;
+        /* Optional: a mutation only the target knows (a field, a bound),
+         * drawn as one more case beside the generic ones. It may use
+         * fuzz_rng_*() and must keep @*size within @capacity. */
+        void (*mutate)(uint8_t *buf, size_t *size, size_t capacity);
         /* Optional: prints the target's own tallies after a run of
          * @mutations and returns false when they show a part of the parser
          * was never reached. */
@@ -131,7 +137,7 @@ static inline void fuzz_mutate_once(const FuzzTarget *t, uint8_t *buf, size_t *s
         };
         size_t s = *size, pos, len;
 
-        switch (fuzz_rng_below(11)) {
+        switch (fuzz_rng_below(t->mutate ? 12 : 11)) {
         case 0: /* flip a bit */
                 if (s > 0)
                         buf[fuzz_rng_below(s)] ^= (uint8_t)(1u << fuzz_rng_below(8));
@@ -205,7 +211,27 @@ static inline void fuzz_mutate_once(const FuzzTarget *t, uint8_t *buf, size_t *s
                 if (t->frames && s >= 4)
                         unaligned_write_le32(buf, (uint32_t)(s - 4));
                 break;
+        case 11:
+                t->mutate(buf, size, capacity);
+                break;
         }
+}
+
+/* Whether @seed is a stream of several frames that ends where the seed
+ * does: matching its first length prefix to the whole would swallow the
+ * frames after it. */
+static inline bool fuzz_seed_is_stream(const FuzzSeed *seed) {
+        size_t off = 0, n = 0;
+
+        while (seed->size - off >= 4) {
+                size_t len = unaligned_read_le32(seed->data + off);
+
+                if (len > seed->size - off - 4)
+                        return false;
+                off += 4 + len;
+                n++;
+        }
+        return off == seed->size && n > 1;
 }
 
 static inline void fuzz_run_exact(const uint8_t *data, size_t size) {
@@ -232,13 +258,14 @@ static inline void fuzz_run_mutations(const FuzzTarget *t, const FuzzSeed *seeds
         for (unsigned long i = 0; i < count; i++) {
                 const FuzzSeed *seed = &seeds[fuzz_rng_below(n_seeds)];
                 size_t size = seed->size, rounds = fuzz_rng_below(4) + 1;
+                bool fix = t->frames && !fuzz_seed_is_stream(seed);
 
                 memcpy(buf, seed->data, size);
                 for (size_t j = 0; j < rounds; j++)
                         fuzz_mutate_once(t, buf, &size, capacity, seeds, n_seeds);
-                /* For frames, half the time keep the header consistent so that
-                 * the fields are reached. */
-                if (t->frames && size >= 4 && fuzz_rng_below(2) == 0)
+                /* For one frame, half the time keep the header consistent so
+                 * that the fields are reached. */
+                if (fix && size >= 4 && fuzz_rng_below(2) == 0)
                         unaligned_write_le32(buf, (uint32_t)(size - 4));
                 fuzz_run_exact(buf, size);
         }
