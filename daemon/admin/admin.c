@@ -50,8 +50,8 @@ Admin *admin_free(Admin *a) {
                 return NULL;
         m = a->manager;
         LIST_REMOVE(m->admins, a);
-        if (a->connection && a->connection->admin == a)
-                a->connection->admin = NULL;
+        if (a->connection)
+                connection_unbind(a->connection, a);
         for (size_t i = 0; i < a->n_paths; i++)
                 free(a->paths[i]);
         free(a->paths);
@@ -166,8 +166,9 @@ static int admin_on_stream_wake(sd_event_source *s, int fd, uint32_t revents, vo
         return 0;
 }
 
-void admin_output_drained(Admin *a) {
-        admin_pump(a, false);
+/* The client took some output: a streamed reply goes on. */
+static void admin_on_drained(void *userdata) {
+        admin_pump(userdata, false);
 }
 
 static void admin_reply(Admin *a) {
@@ -342,11 +343,19 @@ void admin_pools_changed(Manager *m, Pool *p) {
         }
 }
 
-void admin_detach(Admin *a) {
+/* The client went away: finish quietly. A thread producing for nobody
+ * stops at its next record. */
+static void admin_on_detach(void *userdata) {
+        Admin *a = userdata;
+
         a->connection = NULL;
-        /* A thread producing for nobody stops at its next record. */
         admin_stream_release(&a->stream, -ECANCELED);
 }
+
+static const ConnectionUser admin_connection_user = {
+        .detach = admin_on_detach,
+        .drained = admin_on_drained,
+};
 
 /* The pools of the interpreters a verify, repair or clean names. The
  * dispatcher has checked that a caller who may not mutate names only
@@ -494,7 +503,7 @@ int admin_start(Manager *m, Connection *c, Spec *spec, char **ret_message) {
                 recorder_add_request(m->recorder, &pr);
         }
         if (c)
-                c->admin = a;
+                connection_bind(c, &admin_connection_user, a);
         admin_pools_changed(m, NULL);
         return 0;
 }

@@ -24,10 +24,6 @@ bool admin_uses_pool(const Admin *a, const Pool *p);
 Admin *admin_next(const Admin *a);
 /* The uid of the caller @a serves. */
 uid_t admin_uid(const Admin *a);
-/* @a's connection has taken some of its output: a streaming reply goes on. */
-void admin_output_drained(Admin *a);
-/* The client went away: finish quietly. */
-void admin_detach(Admin *a);
 /* A pool an admin request waits for changed state. */
 void admin_pools_changed(Manager *m, Pool *p);
 Admin *admin_free(Admin *a);

@@ -337,7 +337,7 @@ static void request_finish(Request *r, int error, const char *message) {
         LIST_REMOVE(m->requests, r);
 
         if (r->connection)
-                connection_request_finished(r->connection, r);
+                connection_unbind(r->connection, r);
         if (r->hooks && r->hooks->on_finish)
                 r->hooks->on_finish(r, error, message, r->hooks_data);
         manager_request_finished(m, r);
@@ -553,7 +553,7 @@ static void request_expand_done(IoWork *w) {
                 Connection *c = r->connection;
                 request_send_counts(r, MSG_DONE);
                 r->connection = NULL;
-                connection_request_finished(c, r);
+                connection_unbind(c, r);
         }
         if (r->outstanding == 0)
                 request_finish(r, 0, NULL);
@@ -601,9 +601,13 @@ static void request_on_queued(int error, const char *message, void *userdata) {
         request_pools_changed(r);
 }
 
+static const ConnectionUser request_connection_user;
+
 void request_start(Request *r) {
         Manager *m = r->manager;
 
+        if (r->connection)
+                connection_bind(r->connection, &request_connection_user, r);
         LIST_PREPEND(m->requests, r);
 
         if (r->kind == REQUEST_WAIT) {
@@ -678,9 +682,17 @@ void request_check_wait(Request *r) {
         request_finish(r, 0, NULL);
 }
 
-void request_detach(Request *r) {
+/* The client went away: the work goes on (others may wait on its jobs),
+ * the replies are dropped. */
+static void request_on_detach(void *userdata) {
+        Request *r = userdata;
+
         r->connection = NULL;
         /* A wait has nothing left to do without its client. */
         if (r->kind == REQUEST_WAIT)
                 request_finish(r, 0, NULL);
 }
+
+static const ConnectionUser request_connection_user = {
+        .detach = request_on_detach,
+};

@@ -100,8 +100,6 @@ int request_replay(Manager *m, uint64_t id, uid_t uid, const uint8_t *spec, size
 void request_pools_changed(Request *r);
 /* One job this request waits for is done. */
 void request_job_done(Request *r, Job *j, const JobWaiter *waiter);
-/* The client went away: the work goes on, the replies are dropped. */
-void request_detach(Request *r);
 /* A wait request: answer it if what it waits for is drained. */
 void request_check_wait(Request *r);
 /* True when compile request @r belongs to package @package (NULL = any). */

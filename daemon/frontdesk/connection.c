@@ -7,7 +7,9 @@
  * bounded per class too. The peer's credentials (uid, gid, pid, and its
  * supplementary groups, so that work done for it can take its filesystem
  * identity) are taken once, at accept. Every complete frame goes to the
- * dispatcher (dispatch.c), which alone decides what it may do.
+ * dispatcher (dispatch.c), which alone decides what it may do; the request
+ * it starts binds itself to the connection (ConnectionUser) to hear of the
+ * peer leaving or reading, so this file knows no kind of request.
  *
  * A frame that has only partly arrived must be completed within
  * frame_timeout, else the connection is closed: a peer cannot pin a buffer
@@ -15,20 +17,19 @@
  * connection is closed right after it is flushed, or at once when the peer
  * does not read, so that it stops counting against the peer's limits. */
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "admin.h"
 #include "connection.h"
 #include "list.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
 #include "protocol.h"
-#include "request.h"
 #include "util.h"
 
 #define CONNECTION_READ_CHUNK 65536u
@@ -111,8 +112,8 @@ static int connection_flush(Connection *c) {
                 free(f->data);
                 free(f);
         }
-        if (c->admin)
-                admin_output_drained(c->admin);
+        if (c->user && c->user->drained)
+                c->user->drained(c->user_data);
         return sd_event_source_set_io_events(c->source, (c->closing ? 0 : EPOLLIN) | (c->out_head ? EPOLLOUT : 0));
 }
 
@@ -183,10 +184,22 @@ void connection_fail(Connection *c, int error, const char *message) {
                 connection_start_closing(c);
 }
 
-void connection_request_finished(Connection *c, Request *r) {
-        if (c->request == r)
-                c->request = NULL;
+void connection_bind(Connection *c, const ConnectionUser *user, void *userdata) {
+        assert(!c->user);
+        c->user = user;
+        c->user_data = userdata;
+}
+
+void connection_unbind(Connection *c, void *userdata) {
+        if (c->user_data == userdata) {
+                c->user = NULL;
+                c->user_data = NULL;
+        }
         manager_check_idle(c->manager);
+}
+
+bool connection_busy(const Connection *c) {
+        return c->user != NULL;
 }
 
 const PeerInfo *connection_peer(Connection *c) {
@@ -362,14 +375,13 @@ Connection *connection_free(Connection *c) {
         if (!c)
                 return NULL;
         m = c->manager;
-        if (c->request) {
-                Request *r = c->request;
-                c->request = NULL;
-                request_detach(r);
-        }
-        if (c->admin) {
-                admin_detach(c->admin);
-                c->admin = NULL;
+        if (c->user) {
+                const ConnectionUser *user = c->user;
+                void *data = c->user_data;
+
+                c->user = NULL;
+                c->user_data = NULL;
+                user->detach(data);
         }
         LIST_REMOVE(m->connections, c);
         m->n_connections--;

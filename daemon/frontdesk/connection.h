@@ -16,6 +16,12 @@
 #include "peer.h"
 #include "macro.h"
 
+/* What a connection tells the request it serves, whatever kind it is. */
+typedef struct ConnectionUser {
+        void (*detach)(void *userdata);  /* the connection is going away */
+        void (*drained)(void *userdata); /* the peer took some output */
+} ConnectionUser;
+
 typedef struct OutFrame {
         uint8_t *data;
         size_t size, pos;
@@ -42,8 +48,8 @@ struct Connection {
         size_t out_bytes;
         bool closing;            /* close once the output is flushed */
 
-        Request *request;        /* the request being served, if any */
-        Admin *admin;            /* or the administration request */
+        const ConnectionUser *user; /* the request being served, if any */
+        void *user_data;
         int pidfd;               /* the peer, pinned at accept */
         PeerInfo peer;           /* read from /proc when a request first needs it */
         bool have_peer;
@@ -63,8 +69,12 @@ void connection_send_error(Connection *c, int error, const char *message);
 void connection_fail(Connection *c, int error, const char *message);
 /* Bytes queued for sending and not yet taken by the peer. */
 size_t connection_pending_output(const Connection *c);
-/* The connection's request has been answered. */
-void connection_request_finished(Connection *c, Request *r);
+/* Binds the request now served to @c; one at a time. */
+void connection_bind(Connection *c, const ConnectionUser *user, void *userdata);
+/* The request @userdata is done with @c (nothing if it is not the bound one). */
+void connection_unbind(Connection *c, void *userdata);
+/* True while a request is bound. */
+bool connection_busy(const Connection *c);
 /* The peer's process information, read from /proc on first use. */
 const PeerInfo *connection_peer(Connection *c);
 /* Bytes of buffers all connections hold, for the global memory bound. */

@@ -147,14 +147,12 @@ static int dispatch_start(Connection *c, const MsgReader *msg, Spec *s, char **r
                 k = request_new_compile(m, c, s, msg, &r, ret_message);
                 if (k < 0)
                         return k;
-                c->request = r;
                 request_start(r);
                 return 0;
         case VERB_WAIT:
                 k = request_new_wait(m, c, s, &r);
                 if (k < 0)
                         return k;
-                c->request = r;
                 request_start(r);
                 return 0;
         default:
@@ -190,7 +188,7 @@ void dispatch_frame(Connection *c, const MsgReader *msg) {
                 connection_send_error(c, k, message);
                 return;
         }
-        if (s->verb != VERB_STATUS && (c->request || c->admin)) {
+        if (s->verb != VERB_STATUS && connection_busy(c)) {
                 connection_send_error(c, -EBUSY, "a request is already running on this connection");
                 return;
         }
