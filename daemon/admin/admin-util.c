@@ -501,6 +501,12 @@ int admin_add_item(Admin *a, const char *pyc, const char *source, const char *pr
 
         if (a->n_items >= ADMIN_MAX_FILES)
                 return -E2BIG;
+        /* An unprivileged caller's findings are held at most as many as
+         * its reply may carry. */
+        if (!a->privileged && a->n_items >= a->reply_rows_max) {
+                a->truncated = true;
+                return -ENOSPC;
+        }
         if (GREEDY_REALLOC(a->items, a->allocated_items, a->n_items + 1) < 0)
                 return -ENOMEM;
         it = &a->items[a->n_items++];

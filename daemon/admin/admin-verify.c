@@ -425,9 +425,14 @@ void admin_verify_run(Admin *a) {
                 for (size_t i = 0; i < files.n && r >= 0; i++)
                         r = classify(a, lookup, files.v[i], &untrusted);
         }
-        if (r >= 0)
-                r = judge_untrusted(a, lookup, &untrusted);
+        if (r >= 0 || r == -ENOSPC) {
+                int k = judge_untrusted(a, lookup, &untrusted);
+                if (r >= 0)
+                        r = k;
+        }
         admin_leave_caller(a);
+        if (r == -ENOSPC)
+                r = 0; /* as many findings as the reply may carry; it says truncated */
         if (r < 0)
                 a->error = r;
         provdb_lookup_close(lookup);

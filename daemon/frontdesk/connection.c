@@ -60,6 +60,15 @@ size_t connection_memory_total(const Manager *m) {
         return n;
 }
 
+static size_t connection_memory_of_uid(const Manager *m, uid_t uid) {
+        size_t n = 0;
+
+        for (const Connection *c = m->connections; c; c = c->next)
+                if (c->uid == uid)
+                        n += c->rallocated + c->out_bytes;
+        return n;
+}
+
 static int connection_on_frame_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Connection *c = userdata;
 
@@ -222,8 +231,12 @@ static int connection_grow(Connection *c) {
         na = MIN(MAX(c->rallocated * 2, (size_t)CONNECTION_READ_CHUNK * 2), c->max_frame + CONNECTION_READ_CHUNK);
         if (na <= c->rallocated)
                 return -EMSGSIZE;
+        /* Unprivileged peers share max_buffer_memory, and one uid may take
+         * a quarter of it: a user who fills the budget shuts out neither
+         * root (not counted) nor the other users. */
         if (c->caller != CALLER_PRIVILEGED &&
-            connection_memory_total(m) + (na - c->rallocated) > m->config->max_buffer_memory)
+            (connection_memory_total(m) + (na - c->rallocated) > m->config->max_buffer_memory ||
+             connection_memory_of_uid(m, c->uid) + (na - c->rallocated) > m->config->max_buffer_memory / 4))
                 return -ENOBUFS;
         nb = realloc(c->rbuf, na);
         if (!nb)

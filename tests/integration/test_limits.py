@@ -179,6 +179,37 @@ def test_frame_size_for_unprivileged_callers(daemon):
         assert r["frames"] and r["frames"][-1].type == MSG_STATUS_REPLY, r
 
 
+def test_buffer_memory_per_uid_and_in_total(start_daemon):
+    """max_buffer_memory bounds what unprivileged peers' half-sent frames
+    may pin: one uid gets a quarter of it, so the uid that fills its share
+    is refused while another user and root are still served."""
+    d = start_daemon(config="max_buffer_memory = 4194304\nframe_timeout = 60\n")
+    half = status_frame_of_size(900 * 1024)[:300 * 1024]  # 300 KiB of a 900 KiB frame
+    with RawSession(d.socket) as s:
+        ids = s.open(4)
+        refused = None
+        for i, cid in enumerate(ids):
+            if s.send(cid, half) is not None:
+                refused = i
+                break
+            closed, _ = s.wait_hup(cid, timeout=1)
+            if closed:
+                refused = i
+                break
+        assert refused is not None, "nobody pinned 4 x 300 KiB past a 1 MiB share"
+        assert refused >= 1, "the first half frame was refused already"
+        # another unprivileged user is not shut out by nobody's share
+        with RawSession(d.socket, user="daemon") as other:
+            (cid,) = other.open()
+            r = other.request(cid, frame(MSG_STATUS), timeout=30)
+            assert r["frames"] and r["frames"][-1].type == MSG_STATUS_REPLY, r
+        # nor is root
+        with RawSession(d.socket, user=None) as root:
+            (cid,) = root.open()
+            r = root.request(cid, frame(MSG_STATUS), timeout=30)
+            assert r["frames"] and r["frames"][-1].type == MSG_STATUS_REPLY, r
+
+
 # --- concurrent requests ----------------------------------------------------------
 
 def test_concurrent_read_requests_per_uid(start_daemon, public_tmp, nobody_client):
