@@ -229,6 +229,9 @@ static int read_replies(AdminRun *run, Connection *c) {
                         if (r < 0)
                                 return admin_failure(run, r);
                         json_finish(run);
+                        if (record_equals(&run->summary, "truncated", "true"))
+                                output_error("the reply was cut at the daemon's max_reply_rows records; narrow "
+                                             "the request (paths, --package, --since, --limit)");
                         r = run->verb->done(run, &run->summary);
                         return r < 0 ? admin_failure(run, r) : r;
                 case MSG_ERROR:

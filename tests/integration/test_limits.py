@@ -245,6 +245,7 @@ def test_reply_rows_bounded(start_daemon, public_tmp, nobody_client):
         assert p.returncode == 0, describe(p)
         n = len(json_records(p))
         assert 0 < n <= 50, "%d records with max_reply_rows = 50" % n
+        assert "max_reply_rows" in p.err, "the cut is not reported: " + describe(p)
 
 
 def test_unread_replies_do_not_grow_memory(start_daemon, public_tmp):
