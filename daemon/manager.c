@@ -293,10 +293,8 @@ void manager_reclaim_pools(Manager *m) {
 Pool *manager_find_pool(Manager *m, const char *path) {
         for (size_t i = 0; i < m->n_pools; i++)
                 if (!m->pools[i]->retired && m->pools[i]->state != POOL_FAILED &&
-                    strcmp(m->pools[i]->interpreter, path) == 0) {
-                        m->pools[i]->last_used_usec = now_usec(CLOCK_MONOTONIC);
+                    strcmp(m->pools[i]->interpreter, path) == 0)
                         return m->pools[i];
-                }
         return NULL;
 }
 

@@ -94,7 +94,9 @@ void manager_stop(Manager *m);
  * trusted user can change it), started if new: for privileged requests and
  * configured interpreters only. @ret_message may be NULL. */
 int manager_get_pool(Manager *m, const char *name, Pool **ret, char **ret_message);
-/* The running pool whose canonical path is exactly @path, or NULL. */
+/* The running pool whose canonical path is exactly @path, or NULL. Looking
+ * changes nothing: in particular it does not keep the pool from being
+ * reclaimed (only privileged use, manager_get_pool(), does). */
 Pool *manager_find_pool(Manager *m, const char *path);
 /* True when a caller who may not mutate may name @path: it has a pool
  * already, or the configuration lists it. Compares strings only. */

@@ -19,12 +19,17 @@
 
 #define ADMIN_DEFAULT_LIMIT 1000
 #define ADMIN_MAX_PYC (256u << 20)
+/* What a caller who may not change files makes the daemon read of one .pyc
+ * (hash, marshal check): far beyond any real one, and a bound on what a
+ * planted file costs the daemon. */
+#define ADMIN_MAX_PYC_LOCAL (16u << 20)
 #define ADMIN_MAX_FILES 2000000
 
 typedef struct Known {
         char *interpreter;
         char *cache_tag;
         uint8_t magic[4];
+        bool runnable;        /* a pool of this daemon runs it: the checker may */
 } Known;
 
 typedef struct Item {
@@ -117,6 +122,9 @@ void admin_rec_row(Admin *a, MsgWriter *w, const ProvRow *row);
  * and read of the caller's paths, and returns to ours for the database.
  * No-ops for everyone else. */
 int admin_enter_caller(Admin *a);
+/* True once an unprivileged caller's request has used up request_time_limit:
+ * long loops check it and stop. */
+bool admin_past_deadline(Admin *a);
 void admin_leave_caller(Admin *a);
 /* True when the caller could look @path up itself (always, for the
  * privileged): records of other paths are not shown. */
@@ -128,7 +136,12 @@ void admin_fmt_time(uint64_t usec, char *buf, size_t size);
 
 /* ---- files and paths (admin-util.c) ------------------------------------ */
 
-int admin_file_sha256(const char *path, uint8_t out[32], bool *ret_exists);
+/* -EFBIG for a file over @max bytes, which is not read. */
+int admin_file_sha256(const char *path, uint64_t max, uint8_t out[32], bool *ret_exists);
+/* The most of one .pyc the daemon reads for @a's caller. */
+static inline uint64_t admin_max_pyc(const Admin *a) {
+        return a->privileged ? ADMIN_MAX_PYC : ADMIN_MAX_PYC_LOCAL;
+}
 /* "DIR/__pycache__/STEM.TAG[.opt-N].pyc" → source "DIR/STEM.py", tag, opt.
  * @ret_tag may be NULL. */
 int admin_pyc_source(const char *pyc, char **ret_source, char **ret_tag, unsigned *ret_opt);

@@ -80,7 +80,7 @@ static int why_row(const ProvRow *row, void *userdata) {
                 r = admin_enter_caller(ws->a);
                 if (r < 0)
                         return r;
-                r = admin_file_sha256(row->job->target, sha, &exists);
+                r = admin_file_sha256(row->job->target, admin_max_pyc(ws->a), sha, &exists);
                 admin_leave_caller(ws->a);
                 if (r == 0)
                         matches = row->job->have_pyc_sha256 && memcmp(sha, row->job->pyc_sha256, 32) == 0;

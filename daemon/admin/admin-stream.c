@@ -6,8 +6,9 @@
  * thread hands each record to this stream and the loop moves records into
  * the connection as fast as the client takes them. When ADMIN_STREAM_HIGH
  * bytes wait, the thread waits too — bounded: a client that takes nothing
- * for ADMIN_STREAM_STALL_USEC, or goes away, ends the verb with an error,
- * and the thread is free again. So a reply costs a bounded amount of memory
+ * for ADMIN_STREAM_STALL_USEC, or goes away, or outlives the request's
+ * deadline (an unprivileged caller's request_time_limit), ends the verb with
+ * an error, and the thread is free again. So a reply costs a bounded amount of memory
  * and a bounded amount of thread time, whatever the client does. */
 
 #include <errno.h>
@@ -57,15 +58,27 @@ static void wake_loop(AdminStream *s) {
         (void)!write(s->wake_fd, &one, sizeof(one));
 }
 
+static uint64_t monotonic_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 int admin_stream_push(AdminStream *s, uint8_t *data, size_t size) {
         int r = 0;
 
         pthread_mutex_lock(&s->lock);
+        if (s->error == 0 && s->deadline_usec > 0 && monotonic_usec() >= s->deadline_usec)
+                s->error = -ETIMEDOUT;
         if (s->may_block && s->error == 0 && s->bytes >= ADMIN_STREAM_HIGH) {
+                uint64_t until = monotonic_usec() + ADMIN_STREAM_STALL_USEC;
                 struct timespec deadline;
 
-                clock_gettime(CLOCK_MONOTONIC, &deadline);
-                deadline.tv_sec += ADMIN_STREAM_STALL_USEC / 1000000;
+                if (s->deadline_usec > 0 && s->deadline_usec < until)
+                        until = s->deadline_usec;
+                deadline = (struct timespec){ .tv_sec = (time_t)(until / 1000000u),
+                                              .tv_nsec = (long)(until % 1000000u) * 1000 };
                 wake_loop(s);
                 while (s->error == 0 && s->bytes >= ADMIN_STREAM_HIGH)
                         if (pthread_cond_timedwait(&s->cond, &s->lock, &deadline) == ETIMEDOUT) {

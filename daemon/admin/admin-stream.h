@@ -21,6 +21,7 @@ typedef struct AdminStream {
         size_t head, n, allocated;
         size_t bytes;            /* queued, not yet taken by the loop */
         bool may_block;          /* the producer is an I/O thread */
+        uint64_t deadline_usec;  /* CLOCK_MONOTONIC; past it, pushes fail (0: none) */
         int error;               /* set once: the producer stops */
         int wake_fd;             /* eventfd: the loop has frames to take */
         sd_event_source *wake_source;

@@ -115,14 +115,36 @@ static const char *outcome_name(unsigned o) {
         return outcome_to_string((Outcome)o) ?: "unknown";
 }
 
+/* True when the caller could read @path itself (always, for the
+ * privileged). */
+static bool admin_caller_may_read(Admin *a, const char *path) {
+        bool was_entered = a->entered, readable;
+        int fd;
+
+        if (!a->as_caller)
+                return true;
+        if (!path || (!was_entered && admin_enter_caller(a) < 0))
+                return false;
+        fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+        readable = fd >= 0;
+        safe_close(fd);
+        if (!was_entered)
+                admin_leave_caller(a);
+        return readable;
+}
+
 /* One provenance row as a record (why, history). A caller who may not
  * change files sees who asked for another user's request (uid, time,
- * package, tool, outcome) but not how: that request's executable, command
- * line and parent chain are left out and the record says so. */
+ * package, tool, outcome) but not how: that request's pid, gid, executable,
+ * command line and parent chain are left out and the record says so. What
+ * tells of a file's content (its sha256, its error message) is shown only
+ * if the caller could read the file itself. */
 void admin_rec_row(Admin *a, MsgWriter *w, const ProvRow *row) {
         const ProvJob *j = row->job;
         const ProvRequest *q = row->request;
         bool redact = !a->privileged && q->uid != a->uid;
+        bool source_readable = !redact || admin_caller_may_read(a, j->source);
+        bool pyc_readable = !redact || admin_caller_may_read(a, j->target);
         char buf[65];
 
         admin_rec_time(w, "time", j->end_usec ? j->end_usec : q->time_usec);
@@ -130,11 +152,11 @@ void admin_rec_row(Admin *a, MsgWriter *w, const ProvRow *row) {
         admin_rec_str(w, "target", j->target);
         admin_rec_str(w, "source", j->source);
         admin_rec_u64(w, "uid", q->uid);
-        admin_rec_u64(w, "gid", q->gid);
-        admin_rec_u64(w, "pid", (uint64_t)q->pid);
         if (redact)
                 admin_rec_bool(w, "redacted", true);
         else {
+                admin_rec_u64(w, "gid", q->gid);
+                admin_rec_u64(w, "pid", (uint64_t)q->pid);
                 admin_rec_str(w, "exe", q->exe);
                 admin_rec_str(w, "cmdline", q->cmdline);
                 admin_rec_parents(w, q->parents);
@@ -146,24 +168,26 @@ void admin_rec_row(Admin *a, MsgWriter *w, const ProvRow *row) {
         admin_rec_str(w, "cache_tag", j->cache_tag);
         admin_rec_u64(w, "opt_level", j->opt_level);
         admin_rec_str(w, "invalidation_mode", invalidation_mode_to_string((InvalidationMode)j->mode));
-        if (j->have_source_sha256) {
+        if (j->have_source_sha256 && source_readable) {
                 admin_hex(j->source_sha256, 32, buf);
                 admin_rec_str(w, "source_sha256", buf);
         }
-        if (j->have_pyc_sha256) {
+        if (j->have_pyc_sha256 && pyc_readable) {
                 admin_hex(j->pyc_sha256, 32, buf);
                 admin_rec_str(w, "pyc_sha256", buf);
         }
         if (j->error_type) {
                 admin_rec_str(w, "error_type", j->error_type);
-                admin_rec_u64(w, "error_line", j->error_line);
-                admin_rec_str(w, "error_message", j->error_message);
+                if (source_readable) {
+                        admin_rec_u64(w, "error_line", j->error_line);
+                        admin_rec_str(w, "error_message", j->error_message);
+                }
         }
 }
 
 /* ---- file helpers (thread side) --------------------------------------- */
 
-int admin_file_sha256(const char *path, uint8_t out[32], bool *ret_exists) {
+int admin_file_sha256(const char *path, uint64_t max, uint8_t out[32], bool *ret_exists) {
         _cleanup_close_ int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
         struct sha256_ctx ctx;
         uint8_t buf[65536];
@@ -176,6 +200,8 @@ int admin_file_sha256(const char *path, uint8_t out[32], bool *ret_exists) {
         if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
                 return -EBADFD;
         *ret_exists = true;
+        if ((uint64_t)st.st_size > max)
+                return -EFBIG;
         sha256_init(&ctx);
         while ((n = loop_read(fd, buf, sizeof(buf))) > 0)
                 sha256_update(&ctx, (size_t)n, buf);
@@ -244,6 +270,10 @@ int admin_enter_caller(Admin *a) {
         return 0;
 }
 
+bool admin_past_deadline(Admin *a) {
+        return a->stream.deadline_usec > 0 && now_usec(CLOCK_MONOTONIC) >= a->stream.deadline_usec;
+}
+
 void admin_leave_caller(Admin *a) {
         if (!a->entered)
                 return;
@@ -255,15 +285,18 @@ bool admin_caller_may_see(Admin *a, const char *path) {
         struct stat st;
         bool visible;
 
+        bool was_entered = a->entered;
+
         if (!a->as_caller)
                 return true;
-        if (!path || admin_enter_caller(a) < 0)
+        if (!path || (!was_entered && admin_enter_caller(a) < 0))
                 return false;
         /* Looking the path up succeeds, or says it is not there: the
          * caller could have learned as much. EACCES on the way (or
          * anything else) hides it. */
         visible = lstat(path, &st) == 0 || errno == ENOENT || errno == ENOTDIR;
-        admin_leave_caller(a);
+        if (!was_entered)
+                admin_leave_caller(a);
         return visible;
 }
 

@@ -48,6 +48,7 @@ typedef struct Check {
         size_t next_answer; /* next file an answer is due for */
         size_t chunk_end;   /* this run sends no file at or past this */
         uint64_t chunk_bytes;
+        uint64_t max_pyc;   /* the most read of one file */
         bool fed_all;
 } Check;
 
@@ -71,7 +72,7 @@ static int check_feed(void *userdata, uint8_t **ret_frame, size_t *ret_size) {
                 return 0;
         }
         fd = open(c->files[c->next_feed], O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-        if (fd < 0 || read_full_fd(fd, ADMIN_MAX_PYC, &data, &dsize) < 0)
+        if (fd < 0 || read_full_fd(fd, c->max_pyc, &data, &dsize) < 0)
                 dsize = 0; /* sent empty: it does not load */
         frame = malloc(SPAWN_FRAME_HEADER + dsize);
         if (!frame)
@@ -134,7 +135,7 @@ static int unmarshal_check(Admin *a, const char *interpreter, char **files, size
                 /* A backstop only: the deadline below comes first. */
                 .cpu_limit = (config->checker_timeout_usec + 999999) / 1000000 + 1,
         };
-        Check c = { .files = files, .n = n, .bad = ret_bad };
+        Check c = { .files = files, .n = n, .bad = ret_bad, .max_pyc = admin_max_pyc(a) };
         char text[128];
         int r = 0;
 
@@ -205,10 +206,17 @@ static int classify(Admin *a, ProvLookup *lookup, const char *pyc, StrList *to_l
         if (r < 0)
                 return 0; /* not a cache file name: not ours to judge */
 
+        /* A name from the database (a package's targets, the recorded
+         * targets under a directory) the caller could not look up itself is
+         * none of its business: not even that it exists. */
+        if (!admin_caller_may_see(a, pyc))
+                return 0;
         if (lookup)
                 (void)provdb_lookup_last_write(lookup, pyc, &lw);
 
         fd = open(pyc, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0 && errno == EACCES)
+                return 0; /* the caller may not read it: nothing to say */
         if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
                 if (errno == ENOENT && lw.found && stat(source, &sst) == 0) {
                         admin_fmt_time(lw.time_usec, when, sizeof(when));
@@ -225,7 +233,12 @@ static int classify(Admin *a, ProvLookup *lookup, const char *pyc, StrList *to_l
                 return 0;
         }
 
-        if (stat(source, &sst) < 0 || !S_ISREG(sst.st_mode))
+        if (stat(source, &sst) < 0) {
+                if (errno != ENOENT && errno != ENOTDIR)
+                        return 0; /* out of the caller's reach */
+                return admin_add_item(a, pyc, NULL, "orphan", "no source file beside it");
+        }
+        if (!S_ISREG(sst.st_mode))
                 return admin_add_item(a, pyc, NULL, "orphan", "no source file beside it");
 
         n = loop_read(fd, head, sizeof(head));
@@ -274,7 +287,7 @@ static int classify(Admin *a, ProvLookup *lookup, const char *pyc, StrList *to_l
                 }
         }
 
-        r = admin_file_sha256(pyc, sha, &exists);
+        r = admin_file_sha256(pyc, admin_max_pyc(a), sha, &exists);
         if (r < 0)
                 return admin_add_item(a, pyc, source, "corrupt", "cannot read it");
         {
@@ -329,9 +342,12 @@ static int judge_untrusted(Admin *a, ProvLookup *lookup, StrList *files) {
         /* Group by magic: one checker process per interpreter. */
         for (size_t i = 0; i < a->n_known; i++) {
                 StrList group = {};
-                size_t *index = calloc(files->n, sizeof(size_t));
+                size_t *index;
                 char **gbad;
 
+                if (!a->known[i].runnable)
+                        continue;
+                index = calloc(files->n, sizeof(size_t));
                 if (!index)
                         return -ENOMEM;
                 for (size_t k = 0; k < files->n; k++) {
@@ -402,6 +418,8 @@ static int collect_missing(const char *target, void *userdata) {
 
         if (lstat(target, &st) == 0)
                 return 0; /* present: classified with the others */
+        if (errno != ENOENT && errno != ENOTDIR)
+                return 0; /* out of the caller's reach: not for it to hear of */
         return admin_strlist_add(l, target);
 }
 
@@ -423,7 +441,7 @@ void admin_verify_run(Admin *a) {
         if (r >= 0) {
                 admin_strlist_sort_unique(&files);
                 for (size_t i = 0; i < files.n && r >= 0; i++)
-                        r = classify(a, lookup, files.v[i], &untrusted);
+                        r = admin_past_deadline(a) ? -ETIMEDOUT : classify(a, lookup, files.v[i], &untrusted);
         }
         if (r >= 0 || r == -ENOSPC) {
                 int k = judge_untrusted(a, lookup, &untrusted);

@@ -314,7 +314,13 @@ static void admin_submit(Admin *a) {
                         char magic[9];
                         snprintf(magic, sizeof(magic), "%02x%02x%02x%02x", m->pools[i]->info.magic[0],
                                  m->pools[i]->info.magic[1], m->pools[i]->info.magic[2], m->pools[i]->info.magic[3]);
-                        (void)admin_add_known(m->pools[i]->interpreter, m->pools[i]->info.cache_tag, magic, a);
+                        if (admin_add_known(m->pools[i]->interpreter, m->pools[i]->info.cache_tag, magic, a) >= 0 &&
+                            a->n_known > 0 && strcmp(a->known[a->n_known - 1].interpreter, m->pools[i]->interpreter) == 0)
+                                /* Only the interpreters the daemon runs now
+                                 * (trusted when their pool started) may load
+                                 * untrusted files; the database's just name
+                                 * cache tags and magic numbers. */
+                                a->known[a->n_known - 1].runnable = true;
                 }
         /* The thread must not read pools: hand it their cache tags. */
         a->clean_tags = calloc(MAX(a->n_pools, (size_t)1), sizeof(char *));
@@ -369,7 +375,9 @@ static int admin_take_pythons(Admin *a, Connection *c, const Spec *s, char **ret
         if (!a->pools)
                 return -ENOMEM;
         for (size_t i = 0; i < s->n_pythons; i++) {
-                Pool *p = manager_find_pool(m, s->pythons[i]);
+                /* Another user's use neither starts a pool (unless it is
+                 * configured: the dispatcher checked) nor keeps one alive. */
+                Pool *p = a->privileged ? NULL : manager_find_pool(m, s->pythons[i]);
                 int k = 0;
 
                 if (!p)
@@ -431,6 +439,10 @@ int admin_start(Manager *m, Connection *c, Spec *spec, char **ret_message) {
                 a->privileged = true;
         a->reply_rows_max = m->config->max_reply_rows;
         k = admin_stream_init(&a->stream, m->event, admin_on_stream_wake, a);
+        if (k >= 0 && !a->privileged)
+                /* However it is read and whatever it walks, a request of a
+                 * caller who may not change files ends in bounded time. */
+                a->stream.deadline_usec = now_usec(CLOCK_MONOTONIC) + m->config->request_time_usec;
         if (k >= 0)
                 k = msg_writer_init(&a->done, MSG_DONE);
 

@@ -362,6 +362,50 @@ def test_read_verbs_do_not_leak_names(daemon, secret, nobody_client):
     assert "secretname" in p.out, describe(p)
 
 
+def test_recorded_names_stay_hidden(daemon, public_tmp, nobody_client):
+    """Names that come from the database (targets recorded under a
+    directory, a package's targets) are shown to a caller only if it could
+    look them up itself: verifying the public parent of a root-only
+    directory, or the package, says nothing of what lies inside."""
+    pub = public_dir(public_tmp, "parent")
+    hidden = os.path.join(pub, "secret", "src", "topsecretmodule.py")
+    write(hidden, "X = 1\n")
+    p = daemon.pycq("compile", "--package=pkgx", os.path.dirname(hidden))
+    assert p.returncode == 0, describe(p)
+    os.chmod(os.path.join(pub, "secret"), 0o700)
+    flush_records(daemon)
+    for args in (("verify", pub), ("verify", "--package=pkgx"), ("history", pub), ("history", "--package=pkgx")):
+        for fmt in ((), ("--json",)):
+            p = as_nobody(daemon, nobody_client, *fmt, *args, timeout=60)
+            assert "topsecretmodule" not in p.out + p.err, "%r leaks a recorded name: %s" % (args, describe(p))
+    p = daemon.pycq("--json", "history", "--package=pkgx")
+    assert "topsecretmodule" in p.out, describe(p)
+
+
+def test_contents_of_unreadable_files_not_shown(daemon, public_tmp, nobody_client):
+    """A record of a file the caller may look up but not read carries no
+    sha256 and no error text: nothing that tells of its content."""
+    pub = public_dir(public_tmp, "readable-dir")
+    src = write(os.path.join(pub, "private.py"), "PIN = 4711\n")
+    bad = write(os.path.join(pub, "broken.py"), b"\xffsecret = 1\n")
+    p = daemon.pycq("compile", pub)
+    assert p.returncode == 1, describe(p)
+    os.chmod(src, 0o600)
+    os.chmod(bad, 0o600)
+    os.chmod(cache_path(src), 0o600)
+    flush_records(daemon)
+    p = as_nobody(daemon, nobody_client, "--json", "history", pub, timeout=60)
+    assert p.returncode == 0, describe(p)
+    records = json_records(p)
+    assert {r["source"] for r in records} == {src, bad}, records
+    for r in records:
+        assert r.get("redacted") is True, r
+        for key in ("source_sha256", "pyc_sha256", "error_message", "pid", "gid", "cmdline", "exe"):
+            assert key not in r, "%s shown for an unreadable file: %r" % (key, r)
+    p = daemon.pycq("--json", "history", pub)
+    assert all("source_sha256" in r or "error_message" in r for r in json_records(p)), describe(p)
+
+
 def same_answer(p1, path1, p2, path2):
     """Two runs give the same exit code and output once their paths are
     swapped for a placeholder."""
