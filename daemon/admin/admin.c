@@ -268,8 +268,8 @@ static void repair_compile(Admin *a) {
                 }
                 admin_strlist_sort_unique(&sources);
                 if (manager_get_pool(m, it->interpreter, &p, NULL) >= 0 &&
-                    request_new_internal(m, sources.v, sources.n, p, it->opt_level, it->mode, &repair_hooks, a, &r) >=
-                            0) {
+                    request_new_internal(m, sources.v, sources.n, p, it->opt_level, it->mode, &repair_hooks,
+                                         a, &r) >= 0) {
                         a->outstanding++;
                         /* The recompiles are the repair client's doing. */
                         request_set_origin(r, a->connection);
@@ -313,9 +313,12 @@ static void admin_submit(Admin *a) {
                 if (m->pools[i]->state == POOL_READY && !m->pools[i]->retired) {
                         char magic[9];
                         snprintf(magic, sizeof(magic), "%02x%02x%02x%02x", m->pools[i]->info.magic[0],
-                                 m->pools[i]->info.magic[1], m->pools[i]->info.magic[2], m->pools[i]->info.magic[3]);
-                        if (admin_add_known(m->pools[i]->interpreter, m->pools[i]->info.cache_tag, magic, a) >= 0 &&
-                            a->n_known > 0 && strcmp(a->known[a->n_known - 1].interpreter, m->pools[i]->interpreter) == 0)
+                                 m->pools[i]->info.magic[1], m->pools[i]->info.magic[2],
+                                 m->pools[i]->info.magic[3]);
+                        if (admin_add_known(m->pools[i]->interpreter, m->pools[i]->info.cache_tag, magic,
+                                            a) >= 0 &&
+                            a->n_known > 0 &&
+                            strcmp(a->known[a->n_known - 1].interpreter, m->pools[i]->interpreter) == 0)
                                 /* Only the interpreters the daemon runs now
                                  * (trusted when their pool started) may load
                                  * untrusted files; the database's just name
@@ -325,7 +328,8 @@ static void admin_submit(Admin *a) {
         /* The thread must not read pools: hand it their cache tags. */
         a->clean_tags = calloc(MAX(a->n_pools, (size_t)1), sizeof(char *));
         for (size_t i = 0; a->clean_tags && i < a->n_pools; i++)
-                if (a->pools[i]->info.cache_tag && (a->clean_tags[a->n_clean_tags] = strdup(a->pools[i]->info.cache_tag)))
+                if (a->pools[i]->info.cache_tag &&
+                    (a->clean_tags[a->n_clean_tags] = strdup(a->pools[i]->info.cache_tag)))
                         a->n_clean_tags++;
         /* Queries must see every write recorded so far. */
         recorder_sync(a->manager->recorder, admin_submit_now, a);
@@ -403,7 +407,8 @@ static void admin_take_default_pythons(Admin *a) {
                 return;
         a->pools = np;
         for (size_t i = 0; i < n; i++) {
-                const char *name = i < m->config->n_interpreters ? m->config->interpreters[i] : "/usr/bin/python3";
+                const char *name =
+                        i < m->config->n_interpreters ? m->config->interpreters[i] : "/usr/bin/python3";
                 Pool *p;
 
                 if (i == m->config->n_interpreters && !a->privileged)
@@ -450,7 +455,7 @@ int admin_start(Manager *m, Connection *c, Spec *spec, char **ret_message) {
                 k = error_message(ret_message, -EOPNOTSUPP, "--root is not supported by this pycqueued yet");
         if (k >= 0 && s->n_paths > m->config->max_paths_per_request)
                 k = error_message(ret_message, -E2BIG, "the request names more than %u paths",
-                               m->config->max_paths_per_request);
+                                  m->config->max_paths_per_request);
         if (k >= 0) {
                 a->paths = TAKE_PTR(s->paths);
                 a->n_paths = s->n_paths;
@@ -466,13 +471,15 @@ int admin_start(Manager *m, Connection *c, Spec *spec, char **ret_message) {
                 admin_take_default_pythons(a);
         if (k >= 0 && a->type == MSG_AUDIT && !m->audit)
                 k = error_message(ret_message, -EOPNOTSUPP,
-                               "auditing is not enabled: start pycqueued with --audit=DIR or set AuditRoots= in its "
-                               "configuration");
+                                  "auditing is not enabled: start pycqueued with --audit=DIR or set "
+                                  "AuditRoots= in its "
+                                  "configuration");
         if (k >= 0 && !recorder_enabled(m->recorder) &&
             (a->type == MSG_WHY || a->type == MSG_HISTORY || a->type == MSG_AUDIT || a->package)) {
                 k = -EOPNOTSUPP;
-                if (asprintf(ret_message, "provenance recording is turned off (recording = off in the daemon's "
-                                          "configuration), so there is no record to ask") < 0)
+                if (asprintf(ret_message,
+                             "provenance recording is turned off (recording = off in the daemon's "
+                             "configuration), so there is no record to ask") < 0)
                         *ret_message = NULL;
         }
         if (k < 0) {

@@ -37,19 +37,20 @@ static int check_one(const char *name, const char *path, const struct stat *st, 
 
         if (!trusted_owner(st->st_uid))
                 return error_message(ret_message, -EPERM,
-                               "interpreter %s: %s%s is owned by uid %u, not root; refusing to run it", name,
-                               child_st ? what : "the file", where, (unsigned)st->st_uid);
+                                     "interpreter %s: %s%s is owned by uid %u, not root; refusing to run it",
+                                     name, child_st ? what : "the file", where, (unsigned)st->st_uid);
         if ((st->st_mode & S_IWGRP) && st->st_gid != 0)
                 return error_message(ret_message, -EPERM,
-                               "interpreter %s: %s%s is writable by group %u; refusing to run it", name,
-                               child_st ? what : "the file", where, (unsigned)st->st_gid);
+                                     "interpreter %s: %s%s is writable by group %u; refusing to run it",
+                                     name, child_st ? what : "the file", where, (unsigned)st->st_gid);
         if (st->st_mode & S_IWOTH) {
                 bool sticky_dir = S_ISDIR(st->st_mode) && (st->st_mode & S_ISVTX) && child_st &&
                                   trusted_owner(child_st->st_uid);
                 if (!sticky_dir)
-                        return error_message(ret_message, -EPERM,
-                                       "interpreter %s: %s%s is writable by any user; refusing to run it", name,
-                                       child_st ? what : "the file", where);
+                        return error_message(
+                                ret_message, -EPERM,
+                                "interpreter %s: %s%s is writable by any user; refusing to run it", name,
+                                child_st ? what : "the file", where);
         }
         return 0;
 }
@@ -84,15 +85,16 @@ int interpreter_resolve(const char *name, char **ret_path, InterpreterId *ret_id
                 else
                         *slash = '\0';
                 if (lstat(walk, &dst) < 0)
-                        return error_message(ret_message, negative_errno(), "interpreter %s: cannot check its directory",
-                                       name);
+                        return error_message(ret_message, negative_errno(),
+                                             "interpreter %s: cannot check its directory", name);
                 if (check_one(name, walk, &dst, &child, ret_message) < 0)
                         return -EPERM;
                 if (strcmp(walk, "/") == 0)
                         break;
                 child = dst;
         }
-        *ret_id = (InterpreterId){ .dev = st.st_dev, .ino = st.st_ino, .uid = st.st_uid, .mode = st.st_mode };
+        *ret_id =
+                (InterpreterId){ .dev = st.st_dev, .ino = st.st_ino, .uid = st.st_uid, .mode = st.st_mode };
         *ret_path = TAKE_PTR(real);
         return 0;
 }

@@ -208,46 +208,136 @@ static int fsid_of_owner(uid_t uid, FsId *ret) {
         return 0;
 }
 
-/* Opens what the symlink @name in @dir_fd points to, with the filesystem
- * identity of the link's owner (the daemon's own for root's links, or when
- * the daemon is not root: it then has no rights beyond its uid's, the only
- * one it serves mutating requests for). Returns the fd, or a negative errno
- * as the owner would have met it; -EAGAIN when @name is no longer a
- * symlink (the caller retries). */
+#define JOB_MAX_LINK_HOPS 40
+
+static bool trusted_link_owner(uid_t uid) {
+        return uid == 0 || uid == geteuid();
+}
+
+/* Follows the symlink @name in @dir_fd by hand, one component at a time
+ * and never letting the kernel follow anything, so that every link on the
+ * way is seen with its owner. When all of them belong to a trusted user
+ * (root, or the daemon's own uid) the final file is opened here, by the
+ * same walk, and its fd returned: nobody can swap a link in between. At the
+ * first link another user owns, the walk stops with -EPERM and that owner
+ * in *@ret_uid: the caller then opens with that owner's rights. Other
+ * errors are what the walk met. */
+static int open_trusted_chain(int dir_fd, const char *name, uid_t *ret_uid) {
+        _cleanup_close_ int cur = fcntl(dir_fd, F_DUPFD_CLOEXEC, 3);
+        char rest[PATH_MAX], link[PATH_MAX];
+        unsigned hops = 0;
+
+        if (cur < 0)
+                return negative_errno();
+        if (strlen(name) >= sizeof(rest))
+                return -ENAMETOOLONG;
+        strcpy(rest, name);
+        for (;;) {
+                char *p = rest, *slash, comp[NAME_MAX + 1];
+                _cleanup_close_ int fd = -1;
+                struct stat st;
+                bool last;
+                size_t len;
+                ssize_t n;
+
+                if (*p == '/') {
+                        cur = safe_close(cur);
+                        cur = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+                        if (cur < 0)
+                                return negative_errno();
+                        while (*p == '/')
+                                p++;
+                }
+                slash = strchr(p, '/');
+                len = slash ? (size_t)(slash - p) : strlen(p);
+                if (len > NAME_MAX)
+                        return -ENAMETOOLONG;
+                memcpy(comp, p, len);
+                comp[len] = '\0';
+                while (slash && *slash == '/')
+                        slash++;
+                last = !slash || !*slash;
+                memmove(rest, slash && *slash ? slash : "", strlen(slash && *slash ? slash : "") + 1);
+                if (len == 0 || strcmp(comp, ".") == 0) {
+                        if (last)
+                                return -EISDIR;
+                        continue;
+                }
+                /* The last component is opened for reading at once, unless
+                 * it is a link: nothing changes between looking and opening. */
+                fd = openat(cur, comp,
+                            (last ? O_RDONLY | O_NONBLOCK | O_NOCTTY : O_PATH) | O_NOFOLLOW | O_CLOEXEC);
+                if (fd < 0 && !(last && errno == ELOOP))
+                        return negative_errno();
+                if (fd >= 0) {
+                        if (fstat(fd, &st) < 0)
+                                return negative_errno();
+                        if (!S_ISLNK(st.st_mode)) {
+                                if (last)
+                                        return TAKE_FD(fd);
+                                safe_close(cur);
+                                cur = TAKE_FD(fd);
+                                continue;
+                        }
+                } else {
+                        fd = openat(cur, comp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+                        if (fd < 0 || fstat(fd, &st) < 0)
+                                return negative_errno();
+                }
+                /* A symlink: whose is it, and where does it lead? */
+                if (!S_ISLNK(st.st_mode))
+                        return -EAGAIN; /* replaced while we looked */
+                if (!trusted_link_owner(st.st_uid)) {
+                        *ret_uid = st.st_uid;
+                        return -EPERM;
+                }
+                if (++hops > JOB_MAX_LINK_HOPS)
+                        return -ELOOP;
+                n = readlinkat(fd, "", link, sizeof(link));
+                if (n < 0)
+                        return negative_errno();
+                if ((size_t)n >= sizeof(link) || (size_t)n + 1 + strlen(rest) >= sizeof(rest))
+                        return -ENAMETOOLONG;
+                link[n] = '\0';
+                /* The link's text, then what was left after it. */
+                if (*rest) {
+                        memmove(rest + n + 1, rest, strlen(rest) + 1);
+                        memcpy(rest, link, (size_t)n);
+                        rest[n] = '/';
+                } else
+                        memcpy(rest, link, (size_t)n + 1);
+        }
+}
+
+/* Opens what the symlink @name in @dir_fd points to. A chain of links that
+ * only trusted users own is followed by the daemon; from the first link
+ * another user owns, the file is opened with that owner's filesystem
+ * identity, so a link never makes the daemon read what its owner could not.
+ * A daemon that is not root has no rights beyond its own uid's (the only one
+ * it serves mutating requests for) and just follows. Returns the fd, or a
+ * negative errno as the owner would have met it; -EAGAIN when @name is no
+ * longer a symlink (the caller retries). */
 static int open_as_link_owner(int dir_fd, const char *name) {
-        _cleanup_close_ int link_fd = -1;
-        char target[PATH_MAX];
-        struct stat st;
-        ssize_t n;
+        uid_t owner = (uid_t)-1;
         FsId id;
         int fd, r;
 
-        link_fd = openat(dir_fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-        if (link_fd < 0)
-                return negative_errno();
-        if (fstat(link_fd, &st) < 0)
-                return negative_errno();
-        if (!S_ISLNK(st.st_mode))
-                return -EAGAIN;
-        n = readlinkat(link_fd, "", target, sizeof(target));
-        if (n < 0)
-                return negative_errno();
-        if ((size_t)n >= sizeof(target))
-                return -ENAMETOOLONG;
-        target[n] = '\0';
-
-        if (st.st_uid == 0 || st.st_uid == geteuid() || geteuid() != 0) {
-                fd = openat(dir_fd, target, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+        if (geteuid() != 0) {
+                fd = openat(dir_fd, name, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
                 return fd < 0 ? negative_errno() : fd;
         }
-        r = fsid_of_owner(st.st_uid, &id);
+        r = open_trusted_chain(dir_fd, name, &owner);
+        if (r != -EPERM || owner == (uid_t)-1)
+                return r;
+        r = fsid_of_owner(owner, &id);
         if (r < 0)
                 return r;
         r = fsid_enter(&id);
         if (r < 0)
                 return r;
-        /* A relative target is relative to the link's directory. */
-        fd = openat(dir_fd, target, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+        /* The whole chain again, as that owner: the kernel checks every
+         * step with its rights. */
+        fd = openat(dir_fd, name, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
         r = fd < 0 ? negative_errno() : fd;
         fsid_leave();
         return r;

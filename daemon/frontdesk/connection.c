@@ -45,7 +45,8 @@
 #define CONNECTION_LINGER_USEC (2 * 1000000ULL)
 
 static size_t connection_max_output(const Connection *c) {
-        return c->caller == CALLER_PRIVILEGED ? CONNECTION_MAX_OUTPUT_PRIVILEGED : CONNECTION_MAX_OUTPUT_LOCAL;
+        return c->caller == CALLER_PRIVILEGED ? CONNECTION_MAX_OUTPUT_PRIVILEGED
+                                              : CONNECTION_MAX_OUTPUT_LOCAL;
 }
 
 size_t connection_pending_output(const Connection *c) {
@@ -90,8 +91,8 @@ static void connection_arm_timer(Connection *c, bool on, uint64_t usec) {
                 return;
         }
         if (!c->frame_timer) {
-                if (sd_event_add_time_relative(c->manager->event, &c->frame_timer, CLOCK_MONOTONIC, usec, 100000,
-                                               connection_on_frame_timer, c) < 0)
+                if (sd_event_add_time_relative(c->manager->event, &c->frame_timer, CLOCK_MONOTONIC, usec,
+                                               100000, connection_on_frame_timer, c) < 0)
                         c->frame_timer = NULL;
                 return;
         }
@@ -123,7 +124,8 @@ static int connection_flush(Connection *c) {
         }
         if (c->user && c->user->drained)
                 c->user->drained(c->user_data);
-        return sd_event_source_set_io_events(c->source, (c->closing ? 0 : EPOLLIN) | (c->out_head ? EPOLLOUT : 0));
+        return sd_event_source_set_io_events(c->source,
+                                             (c->closing ? 0 : EPOLLIN) | (c->out_head ? EPOLLOUT : 0));
 }
 
 /* From now on nothing more is read; the connection goes once its output is
@@ -228,7 +230,8 @@ static int connection_grow(Connection *c) {
 
         if (c->rallocated - c->rsize >= CONNECTION_READ_CHUNK)
                 return 0;
-        na = MIN(MAX(c->rallocated * 2, (size_t)CONNECTION_READ_CHUNK * 2), c->max_frame + CONNECTION_READ_CHUNK);
+        na = MIN(MAX(c->rallocated * 2, (size_t)CONNECTION_READ_CHUNK * 2),
+                 c->max_frame + CONNECTION_READ_CHUNK);
         if (na <= c->rallocated)
                 return -EMSGSIZE;
         /* Unprivileged peers share max_buffer_memory, and one uid may take
@@ -258,7 +261,8 @@ static void connection_process(Connection *c) {
                         connection_fail(c, -EMSGSIZE, "the frame is larger than this client may send");
                         return;
                 }
-                if (want < 0 || (want > 0 && (size_t)want <= c->rsize && msg_parse(c->rbuf, (size_t)want, &msg) < 0)) {
+                if (want < 0 ||
+                    (want > 0 && (size_t)want <= c->rsize && msg_parse(c->rbuf, (size_t)want, &msg) < 0)) {
                         log_debug("Client pid %d sent a malformed frame; closing", (int)c->pid);
                         connection_fail(c, -EBADMSG, "malformed frame");
                         return;
@@ -311,8 +315,10 @@ static int connection_on_io(sd_event_source *s, int fd, uint32_t revents, void *
                 int r = connection_grow(c);
 
                 if (r < 0) {
-                        connection_fail(c, r, r == -ENOBUFS ? "the daemon is short of buffer memory; try again later"
-                                                            : "the frame is too large");
+                        connection_fail(c, r,
+                                        r == -ENOBUFS
+                                                ? "the daemon is short of buffer memory; try again later"
+                                                : "the frame is too large");
                         return 0;
                 }
                 n = recv(c->fd, c->rbuf + c->rsize, c->rallocated - c->rsize, MSG_DONTWAIT);

@@ -78,7 +78,8 @@ static int check_interpreters(Manager *m, CallerClass caller, const Spec *s, cha
         for (size_t i = 0; i < s->n_pythons; i++)
                 if (!manager_interpreter_known(m, s->pythons[i])) {
                         if (asprintf(ret_message,
-                                     "interpreter %s: not one this pycqueued runs or is configured with; only root "
+                                     "interpreter %s: not one this pycqueued runs or is configured with; "
+                                     "only root "
                                      "may name a new interpreter",
                                      s->pythons[i]) < 0)
                                 *ret_message = NULL;
@@ -96,7 +97,8 @@ static int check_capacity(Manager *m, CallerClass caller, uid_t uid, const Spec 
         n = manager_requests_of_uid(m, uid);
         if (n < m->config->max_requests_per_uid)
                 return 0;
-        if (asprintf(ret_message, "too many requests of uid %u at once (max_requests_per_uid = %u); try again later",
+        if (asprintf(ret_message,
+                     "too many requests of uid %u at once (max_requests_per_uid = %u); try again later",
                      (unsigned)uid, m->config->max_requests_per_uid) < 0)
                 *ret_message = NULL;
         return -EUSERS;
@@ -183,8 +185,8 @@ void dispatch_frame(Connection *c, const MsgReader *msg) {
 
         k = dispatch_authorize(m, c->caller, c->uid, s, &message);
         if (k < 0) {
-                log_debug("Refused %s from uid %u pid %d: %s", verb_to_string(s->verb), (unsigned)c->uid, (int)c->pid,
-                          strerror(-k));
+                log_debug("Refused %s from uid %u pid %d: %s", verb_to_string(s->verb), (unsigned)c->uid,
+                          (int)c->pid, strerror(-k));
                 connection_send_error(c, k, message);
                 return;
         }

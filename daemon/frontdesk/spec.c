@@ -110,8 +110,8 @@ static int append_path(char ***v, size_t *n, size_t max, const MsgField *f, char
         int r;
 
         if (f->size == 0 || f->size >= PATH_MAX || f->data[0] != '/')
-                return error_message(ret_message, -EINVAL, "%s must be an absolute path shorter than %d bytes", what,
-                            PATH_MAX);
+                return error_message(ret_message, -EINVAL,
+                                     "%s must be an absolute path shorter than %d bytes", what, PATH_MAX);
         r = strv_append(v, n, max, f, PATH_MAX - 1);
         if (r == -E2BIG)
                 return error_message(ret_message, r, "the request names more than %zu %ss", max, what);
@@ -142,12 +142,14 @@ static int parse_field(Spec *s, const MsgField *f, const SpecLimits *l, char **r
         case TAG_PATH:
                 return append_path(&s->paths, &s->n_paths, l->max_paths, f, ret_message, "path");
         case TAG_PYTHON:
-                return append_path(&s->pythons, &s->n_pythons, l->max_pythons, f, ret_message, "interpreter");
+                return append_path(&s->pythons, &s->n_pythons, l->max_pythons, f, ret_message,
+                                   "interpreter");
         case TAG_EXCLUDE:
                 r = strv_append(&s->excludes, &s->n_excludes, l->max_excludes, f, l->max_exclude_size);
                 if (r == -E2BIG || r == -ENAMETOOLONG)
-                        return error_message(ret_message, -E2BIG, "at most %zu exclude patterns of at most %zu bytes",
-                                    l->max_excludes, l->max_exclude_size);
+                        return error_message(ret_message, -E2BIG,
+                                             "at most %zu exclude patterns of at most %zu bytes",
+                                             l->max_excludes, l->max_exclude_size);
                 return r;
         case TAG_CTX_ARGV:
                 r = strv_append(&s->argv, &s->n_argv, l->max_argv, f, l->max_string);
@@ -158,8 +160,9 @@ static int parse_field(Spec *s, const MsgField *f, const SpecLimits *l, char **r
                 if (r < 0)
                         return r;
                 if (v > 2)
-                        return error_message(ret_message, -EINVAL, "optimization level %llu is not 0, 1 or 2",
-                                    (unsigned long long)v);
+                        return error_message(ret_message, -EINVAL,
+                                             "optimization level %llu is not 0, 1 or 2",
+                                             (unsigned long long)v);
                 for (size_t i = 0; i < s->n_opt_levels; i++)
                         if (s->opt_levels[i] == v)
                                 return 0;
@@ -170,7 +173,8 @@ static int parse_field(Spec *s, const MsgField *f, const SpecLimits *l, char **r
                 if (r < 0)
                         return r;
                 if (v >= _INVALIDATION_MAX)
-                        return error_message(ret_message, -EINVAL, "unknown invalidation mode %llu", (unsigned long long)v);
+                        return error_message(ret_message, -EINVAL, "unknown invalidation mode %llu",
+                                             (unsigned long long)v);
                 s->mode = (InvalidationMode)v;
                 return 0;
         case TAG_FORCE:
@@ -249,8 +253,9 @@ int spec_parse(const MsgReader *msg, const SpecLimits *limits, Spec **ret, char 
                 r = parse_field(s, &f, limits, ret_message);
                 if (r < 0) {
                         if (!*ret_message)
-                                (void)error_message(ret_message, r, "invalid %s request: %s", verb_to_string(s->verb),
-                                           r == -EBADMSG ? "malformed field" : strerror(-r));
+                                (void)error_message(ret_message, r, "invalid %s request: %s",
+                                                    verb_to_string(s->verb),
+                                                    r == -EBADMSG ? "malformed field" : strerror(-r));
                         return r;
                 }
         }

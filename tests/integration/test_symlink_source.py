@@ -183,3 +183,35 @@ def test_pseudo_file_system_source_refused(layout, start_daemon):
     # the Debian case beside it still works
     p = d.pycq("compile", layout["roots"]["etc"][0])
     assert p.returncode == 0, describe(p)
+
+
+def test_second_hop_of_roots_link_read_as_its_owner(traversable, start_daemon):
+    """Root's own link may lead into a directory another user can write; a
+    link that user plants there is read with that user's rights, not root's
+    (the first link being root's changes nothing)."""
+    base = traversable
+    nobody = pwd.getpwnam("nobody").pw_uid
+    nogroup = grp.getgrnam("nogroup").gr_gid
+    secret = write(str(base / "secret.py"), SECRET, mode=0o600)
+    app = base / "app"  # nobody's: nobody may replace what is in it
+    os.mkdir(app)
+    os.chown(app, nobody, nogroup)
+    os.chmod(app, 0o755)
+    tree = base / "tree"
+    os.mkdir(tree)
+    os.chmod(tree, 0o755)
+    # root links tree/x.py and tree/y.py into app/; nobody makes them links
+    # to root's secret and to a file of its own
+    os.symlink(app / "x.py", tree / "x.py")
+    os.symlink(app / "y.py", tree / "y.py")
+    write(str(base / "mine.py"), b"MINE = 1\n", mode=0o644)
+    plant_as_nobody([(app / "x.py", secret), (app / "y.py", base / "mine.py")])
+    d = start_daemon()
+    p = d.pycq("compile", str(tree))
+    assert p.returncode == 1, describe(p)
+    assert "PermissionError" in error_line(p, tree / "x.py"), describe(p)
+    assert not os.path.exists(cache_path(str(tree / "x.py")))
+    assert os.path.isfile(cache_path(str(tree / "y.py"))), describe(p)
+    d.pycq("history")  # the records are written
+    text = database_text(os.path.join(d.state_dir, "provenance.db"))
+    assert "ROOT_ONLY_SECRET" not in text + p.out + p.err + d.log_text()
