@@ -41,6 +41,7 @@ void config_init(Config *c) {
                 .max_buffer_memory = 256ULL << 20,
                 .pool_idle_usec = 15 * 60 * 1000000ULL,
                 .request_time_usec = 5 * 60 * 1000000ULL,
+                .connection_idle_usec = 60 * 1000000ULL,
         };
 }
 
@@ -198,6 +199,8 @@ int config_set(Config *c, const char *key, const char *value) {
                 return set_unsigned(&c->max_requests_per_uid, value, 1, 65536);
         if (strcmp(key, "max_reply_rows") == 0)
                 return set_u64(&c->max_reply_rows, value, 1);
+        if (strcmp(key, "connection_idle_timeout") == 0)
+                return set_positive_seconds(&c->connection_idle_usec, value);
         if (strcmp(key, "request_time_limit") == 0)
                 return set_positive_seconds(&c->request_time_usec, value);
         if (strcmp(key, "pool_idle_timeout") == 0)

@@ -40,6 +40,7 @@ typedef struct Config {
         unsigned max_requests_per_uid;    /* concurrent requests of a non-privileged uid */
         uint64_t max_reply_rows;          /* records in one reply */
         uint64_t max_buffer_memory;       /* connection buffers of non-privileged peers, bytes */
+        uint64_t connection_idle_usec;    /* an unprivileged peer's connection between requests */
         uint64_t request_time_usec;       /* a non-privileged read-only request's time, at most */
         uint64_t pool_idle_usec;          /* an unused interpreter pool is freed after this; 0 = never */
 } Config;

@@ -57,7 +57,8 @@ size_t connection_memory_total(const Manager *m) {
         size_t n = 0;
 
         for (const Connection *c = m->connections; c; c = c->next)
-                n += c->rallocated + c->out_bytes;
+                if (c->caller != CALLER_PRIVILEGED)
+                        n += c->rallocated + c->out_bytes;
         return n;
 }
 
@@ -77,7 +78,12 @@ static int connection_on_frame_timer(sd_event_source *s, uint64_t usec, void *us
                 connection_free(c);
                 return 0;
         }
-        log_debug("Client pid %d left a frame incomplete for too long; closing", (int)c->pid);
+        if (c->rsize == 0 && (c->user || c->out_head))
+                return 0; /* no longer idle: serving, or still sending */
+        if (c->rsize > 0)
+                log_debug("Client pid %d left a frame incomplete for too long; closing", (int)c->pid);
+        else
+                log_debug("Client pid %d asked nothing for too long; closing", (int)c->pid);
         connection_free(c);
         return 0;
 }
@@ -98,6 +104,15 @@ static void connection_arm_timer(Connection *c, bool on, uint64_t usec) {
         }
         (void)sd_event_source_set_time_relative(c->frame_timer, usec);
         (void)sd_event_source_set_enabled(c->frame_timer, SD_EVENT_ONESHOT);
+}
+
+/* Between requests, an unprivileged peer's connection may idle for
+ * connection_idle_timeout, the privileged caller's for as long as it likes:
+ * connections are a bounded resource, not a place to park. */
+static void connection_arm_idle(Connection *c) {
+        bool idle = c->caller != CALLER_PRIVILEGED && !c->user && c->rsize == 0;
+
+        connection_arm_timer(c, idle, c->manager->config->connection_idle_usec);
 }
 
 static int connection_flush(Connection *c) {
@@ -150,7 +165,11 @@ void connection_send(Connection *c, uint8_t *frame, size_t size, bool droppable)
                 free(frame);
                 return;
         }
-        if (c->out_bytes + size > connection_max_output(c)) {
+        /* Unread output counts against the unprivileged peers' shared
+         * buffer memory too, not only against this connection's bound. */
+        if (c->out_bytes + size > connection_max_output(c) ||
+            (c->caller != CALLER_PRIVILEGED &&
+             connection_memory_total(c->manager) + size > c->manager->config->max_buffer_memory)) {
                 free(frame);
                 if (droppable)
                         return;
@@ -205,6 +224,8 @@ void connection_unbind(Connection *c, void *userdata) {
         if (c->user_data == userdata) {
                 c->user = NULL;
                 c->user_data = NULL;
+                if (!c->closing)
+                        connection_arm_idle(c);
         }
         manager_check_idle(c->manager);
 }
@@ -287,7 +308,7 @@ static void connection_process(Connection *c) {
                 connection_arm_timer(c, true, c->manager->config->frame_timeout_usec);
         }
         if (!c->frame_begun)
-                connection_arm_timer(c, false, 0);
+                connection_arm_idle(c);
         if (c->rsize == 0 && c->rallocated > 4 * CONNECTION_READ_CHUNK) {
                 free(c->rbuf);
                 c->rbuf = NULL;
@@ -383,6 +404,7 @@ int connection_new(Manager *m, int fd, const struct ucred *cred, Connection **re
                 return r;
         }
         LIST_PREPEND(m->connections, c);
+        connection_arm_idle(c);
         m->n_connections++;
         *ret = c;
         return 0;

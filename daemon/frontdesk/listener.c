@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "connection.h"
+#include "dispatch.h"
 #include "listener.h"
 #include "log.h"
 #include "macro.h"
@@ -44,6 +45,9 @@ typedef struct LogLimit {
         uint64_t last_usec; /* 0: never logged */
         unsigned suppressed;
 } LogLimit;
+
+/* Connections the privileged caller may open beyond max_connections. */
+#define LISTENER_PRIVILEGED_RESERVE 16u
 
 struct Listener {
         Manager *manager;
@@ -179,7 +183,13 @@ static int listener_on_accept(sd_event_source *s, int fd, uint32_t revents, void
                         safe_close(cfd);
                         continue;
                 }
-                if (m->n_connections >= m->config->max_connections ||
+                /* The privileged caller has a reserve beyond the total, so
+                 * that other users holding every connection cannot lock root
+                 * out; it is still bounded. */
+                if (m->n_connections >= m->config->max_connections +
+                                                (dispatch_caller_class(cred.uid) == CALLER_PRIVILEGED
+                                                         ? LISTENER_PRIVILEGED_RESERVE
+                                                         : 0) ||
                     connections_of(m, cred.uid) >= m->config->max_connections_per_uid) {
                         if (log_limit_allow(&l->refuse_log, listener_now(l)))
                                 log_warning("Refusing a connection from uid %u pid %d: too many connections "

@@ -107,6 +107,25 @@ def test_partial_frame_times_out(start_daemon):
         assert served(s, idle)
 
 
+def test_idle_connections_and_roots_reserve(start_daemon):
+    """Unprivileged connections that ask nothing are closed after
+    connection_idle_timeout, and when other users hold every connection
+    (max_connections), root still gets in."""
+    d = start_daemon(config="connection_idle_timeout = 2\nmax_connections = 4\nmax_connections_per_uid = 4\n")
+    with RawSession(d.socket) as s:
+        conns = s.open(4)
+        with RawSession(d.socket, user="daemon") as other:
+            (cid,) = other.open()
+            closed, _ = other.wait_hup(cid, timeout=5)
+            assert closed, "a fifth connection from another user was kept past max_connections"
+        with RawSession(d.socket, user=None) as root:
+            (cid,) = root.open()
+            r = root.request(cid, frame(MSG_STATUS), timeout=30)
+            assert r["frames"] and r["frames"][-1].type == MSG_STATUS_REPLY, "root locked out: %r" % r
+        closed, _ = s.wait_hup(conns[0], timeout=15)
+        assert closed, "an idle unprivileged connection was never closed"
+
+
 def test_trickled_frame_times_out(start_daemon):
     """The deadline runs from a frame's first byte: a client that sends one
     byte at a time, each before the timeout, is still cut off."""
