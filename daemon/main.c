@@ -2,6 +2,7 @@
 /* pycqueued: command line, configuration, and handing over to the Manager. */
 
 #include <errno.h>
+#include <grp.h>
 #include <getopt.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -185,6 +186,12 @@ static int run(int argc, char **argv) {
                 log_warning_errno(r, "Cannot raise the limit of open files: %m");
         else
                 log_debug("Open files limit: %d", r);
+
+        /* Whatever groups the starting shell had are no business of the
+         * daemon's: it keeps none (and a thread that served a caller with
+         * that caller's groups returns to none, see fsid.c). */
+        if (geteuid() == 0 && setgroups(0, NULL) < 0)
+                log_warning_errno(-errno, "Cannot drop supplementary groups: %m");
 
         if (mkdir(config.state_dir, 0700) < 0 && errno != EEXIST)
                 log_warning_errno(-errno, "Cannot create state directory %s: %m", config.state_dir);

@@ -153,22 +153,25 @@ static int open_lock_dir(const char *path) {
 
         if (!parent)
                 return -ENOMEM;
-        /* The parent is also the socket's directory: others must reach it. */
-        slash = strrchr(parent, '/');
-        if (slash && slash != parent) {
+        /* The parents (the last one is also the socket's directory: others
+         * must reach it) are made as needed, whatever the prefix. Errors
+         * here are about the lock directory, never the user: -EPERM would
+         * read as a refused user, so an unsafe directory is -EACCES. */
+        for (char *p = parent + 1; (slash = strchr(p, '/')); p = slash + 1) {
                 *slash = '\0';
                 if (mkdir(parent, 0755) < 0 && errno != EEXIST)
-                        return negative_errno();
+                        return errno == ENOENT ? -ENOTDIR : negative_errno();
+                *slash = '/';
         }
         if (mkdir(path, 0700) < 0 && errno != EEXIST)
-                return negative_errno();
+                return errno == ENOENT ? -ENOTDIR : negative_errno();
         fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)
-                return negative_errno();
+                return errno == ENOENT ? -ENOTDIR : negative_errno();
         if (fstat(fd, &st) < 0)
                 return negative_errno();
         if (st.st_uid != geteuid() || (st.st_mode & 0022))
-                return -EPERM;
+                return -EACCES;
         return TAKE_FD(fd);
 }
 
