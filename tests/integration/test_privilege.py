@@ -281,7 +281,12 @@ def _dir_owned_by_nobody(bindir, public_tmp):
     return os.path.join(d, "python"), lambda path: None
 
 
-UNSAFE_INTERPRETERS = {"world-writable-file": _world_writable_file, "file-owned-by-nobody": _file_owned_by_nobody,
+def _acl_grants_write(bindir, public_tmp):
+    return os.path.join(bindir, "python"), lambda path: subprocess.run(
+        ["setfacl", "-m", "u:nobody:rwx", path], check=True)
+
+
+UNSAFE_INTERPRETERS = {"acl-grants-write": _acl_grants_write, "world-writable-file": _world_writable_file, "file-owned-by-nobody": _file_owned_by_nobody,
                        "in-world-writable-dir": _world_writable_dir, "in-dir-owned-by-nobody": _dir_owned_by_nobody}
 
 
