@@ -347,6 +347,10 @@ static int judge_untrusted(Admin *a, ProvLookup *lookup, StrList *files) {
 
                 if (!a->known[i].runnable)
                         continue;
+                if (admin_past_deadline(a)) {
+                        r = -ETIMEDOUT; /* below: frees what was found, says nothing */
+                        break;
+                }
                 index = calloc(files->n, sizeof(size_t));
                 if (!index)
                         return -ENOMEM;
