@@ -267,6 +267,26 @@ def test_reply_rows_bounded(start_daemon, public_tmp, nobody_client):
         assert "max_reply_rows" in p.err, "the cut is not reported: " + describe(p)
 
 
+def test_request_time_limit_frees_the_callers_slot(start_daemon, public_tmp, nobody_client):
+    """An unprivileged request ends at request_time_limit however slowly its
+    reply is read: a client that never reads does not keep its uid's slot
+    (max_requests_per_uid) or a query thread for long."""
+    d = start_daemon(config="request_time_limit = 2\nmax_requests_per_uid = 1\n")
+    fill_history(d, public_tmp, 4000, package_size=3000)  # about 14 MB of records
+    with RawSession(d.socket) as s:
+        (cid,) = s.open()
+        assert s.send(cid, frame(MSG_HISTORY, field_u64(TAG_LIMIT, 1000000))) is None
+        r = s.receive(cid, timeout=30, max_bytes=1)
+        assert r["read"] > 0 and not r["eof"], r
+        # while the unread reply holds the slot, a second request is refused
+        p = as_nobody(d, nobody_client, "history", "--limit=1", timeout=60)
+        assert p.returncode != 0 and "too many" in p.err.lower(), describe(p)
+        # past the limit the first request has ended, and the slot is free
+        ok = wait_until(lambda: as_nobody(d, nobody_client, "history", "--limit=1", timeout=60).returncode == 0,
+                        timeout=20, interval=0.5)
+        assert ok, "the slot was still taken long after request_time_limit"
+
+
 def test_unread_replies_do_not_grow_memory(start_daemon, public_tmp):
     """8 clients that ask for every record and never read: replies stream,
     so the daemon's memory stays bounded (it reached 770 MB with replies
