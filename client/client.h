@@ -8,6 +8,7 @@
 #include <stdbool.h>
 
 #include "connection.h"
+#include "output.h"
 #include "protocol.h"
 
 #define PROGRAM_NAME "pycqueue"
@@ -28,7 +29,8 @@ typedef struct ClientOptions {
         bool quiet;
         bool verbose;
         bool autostart;
-        int argc; /* the whole command line, sent as context */
+        const char *tool; /* TAG_CTX_TOOL; NULL: PROGRAM_NAME */
+        int argc;         /* the whole command line, sent as context */
         char **argv;
 } ClientOptions;
 
@@ -60,7 +62,8 @@ int client_getopt_error(const char *verb, int opt, char **argv);
 /* Connects to the daemon, starting it when @autostart and nothing listens.
  * On failure prints why and returns the exit code; EXIT_OK on success. */
 int client_connect(const ClientOptions *o, bool autostart, Connection **ret);
-/* Adds the client context (tool, dpkg package, command line) to a request. */
+/* Adds the client context (tool, dpkg package and maintainer script,
+ * command line) to a request. */
 void client_put_context(MsgWriter *w, const ClientOptions *o);
 /* Prints why a request failed and returns the exit code: for a MSG_ERROR
  * reply, and for a negative errno from sending or receiving. */
@@ -74,6 +77,10 @@ int client_path_absolute(const char *path, char **ret);
  * entries; @n_paths counts those filled, for the caller's cleanup). Returns
  * 1, or -EXIT_USAGE / -EXIT_OTHER after printing why. */
 int client_paths_absolute(const char *verb, int n, char **args, char ***paths, size_t *n_paths);
+
+/* Reads a compile request's replies until DONE or ERROR, reporting through
+ * @out; returns the exit code (EXIT_FILES_FAILED when any file failed). */
+int client_compile_replies(Connection *c, CompileOutput *out, bool no_wait);
 
 int verb_compile(ClientOptions *o, int argc, char **argv);
 int verb_status(ClientOptions *o, int argc, char **argv);

@@ -410,7 +410,7 @@ static int parse_result(MsgReader *m, FileResult *ret) {
 /* Reads replies until DONE or ERROR; returns the exit code. With --no-wait
  * the daemon answers ACCEPTED, then DONE once the jobs are durably queued,
  * its COUNT_TOTAL being the number of targets queued. */
-static int read_replies(Connection *c, CompileOutput *out, bool no_wait) {
+int client_compile_replies(Connection *c, CompileOutput *out, bool no_wait) {
         uint64_t total = 0, done = 0;
         bool saw_failure = false;
 
@@ -497,5 +497,5 @@ int verb_compile(ClientOptions *o, int argc, char **argv) {
         r = connection_send(c, &w);
         if (r < 0)
                 return client_io_error(r);
-        return read_replies(c, out, no_wait);
+        return client_compile_replies(c, out, no_wait);
 }

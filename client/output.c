@@ -60,10 +60,18 @@ static void progress_draw(const char *text) {
         progress_width = len;
 }
 
+/* The name messages start with: the front-ends set their own. */
+static const char *program_name = PROGRAM_NAME;
+
+void output_set_program_name(const char *name) {
+        program_name = name;
+}
+
 _printf_(1, 0) static void vmessage(const char *format, va_list ap) {
         progress_clear();
         fflush(stdout); /* keep the order of lines when both streams are the terminal */
-        fputs(PROGRAM_NAME ": ", stderr);
+        fputs(program_name, stderr);
+        fputs(": ", stderr);
         vfprintf(stderr, format, ap);
         fputc('\n', stderr);
 }
@@ -82,7 +90,7 @@ void output_usage_error(const char *verb, const char *format, ...) {
         va_start(ap, format);
         vmessage(format, ap);
         va_end(ap);
-        fprintf(stderr, "Try '" PROGRAM_NAME "%s%s --help' for more information.\n", verb ? " " : "",
+        fprintf(stderr, "Try '%s%s%s --help' for more information.\n", program_name, verb ? " " : "",
                 verb ? verb : "");
 }
 

@@ -36,6 +36,8 @@ typedef struct CompileCounts {
         uint64_t failed;
 } CompileCounts;
 
+/* Names the program in messages (default "pycqueue"); @name is borrowed. */
+void output_set_program_name(const char *name);
 /* "pycqueue: MESSAGE" on stderr, after clearing the progress line. */
 void output_error(const char *format, ...) _printf_(1, 2);
 /* The same, followed by "Try 'pycqueue [VERB ]--help' ..."; @verb may be NULL. */

@@ -55,6 +55,7 @@ typedef enum Tag {
         TAG_CTX_TOOL = 1,          /* string: the client tool's name ("pycqueue", "py3compile") */
         TAG_CTX_DPKG_PACKAGE = 2,  /* string: $DPKG_MAINTSCRIPT_PACKAGE */
         TAG_CTX_ARGV = 3,          /* string, repeated: the client's command line */
+        TAG_CTX_DPKG_SCRIPT = 4,   /* string: $DPKG_MAINTSCRIPT_NAME ("postinst", ...) */
 
         /* compile request */
         TAG_PATH = 10,             /* bytes, repeated: absolute file or directory path */
