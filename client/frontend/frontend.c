@@ -1,0 +1,538 @@
+/* SPDX-License-Identifier: MIT */
+/* py3compile, pycompile and py3clean: Debian's byte-compile tools as
+ * clients of pycqueued, one program that reads its name from argv[0].
+ *
+ * They take dh-python's options and decide what to compile exactly as it
+ * does (debpython.c): the package's files from dpkg's database, the
+ * operands, -V, -X and the bcep exclusions. The compile itself is one
+ * MSG_COMPILE request per call, naming every file and every interpreter
+ * (/usr/bin/python3.X), with the tool, the package and the calling
+ * maintainer script as context; the daemon writes what
+ * `python3.X [-O] -m py_compile` would write. Only when files need
+ * different sets of versions (a bcep rule for one version, a
+ * /usr/lib/python3.X/dist-packages file) does a call send one request per
+ * set.
+ *
+ * They never break dpkg: when pycqueued can neither be reached nor started,
+ * they run the original tool (the file dpkg-divert --rename moved aside) and
+ * say so on stderr. They are installed under $(pkglibexecdir) and diverted
+ * over /usr/bin by the Debian package, never installed there directly.
+ *
+ * Environment: $PYCQUEUE_SOCKET (the daemon), $PYCQUEUE_NO_AUTOSTART=1 (do
+ * not start one), $PYCQUEUE_ORIGINAL_PY3COMPILE / _PY3CLEAN / _PYCOMPILE
+ * (the original to fall back on), $PYCQUEUE_DPKG_ADMINDIR, else
+ * $DPKG_ADMINDIR, else /var/lib/dpkg (dpkg's database). */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "debpython.h"
+#include "output.h"
+#include "util.h"
+
+#ifndef PACKAGE_VERSION
+#define PACKAGE_VERSION "unknown"
+#endif
+
+#define FRONTEND_MAX_EXCLUDES 256u
+
+typedef enum Tool {
+        TOOL_PY3COMPILE,
+        TOOL_PYCOMPILE,
+        TOOL_PY3CLEAN,
+} Tool;
+
+typedef struct Args {
+        Tool tool;
+        const char *name;
+        bool force;
+        bool optimize;
+        bool verbose;
+        const char *package;
+        bool has_range;
+        VersionRange range;
+        regex_t *regexes[FRONTEND_MAX_EXCLUDES];
+        size_t n_regexes;
+        char **operands;
+        size_t n_operands;
+} Args;
+
+static void args_done(Args *a) {
+        for (size_t i = 0; i < a->n_regexes; i++) {
+                regfree(a->regexes[i]);
+                free(a->regexes[i]);
+        }
+}
+
+static void help(const Args *a) {
+        if (a->tool == TOOL_PY3CLEAN) {
+                printf("Usage: %s [-V VERSION] [-p PACKAGE] [DIR_OR_FILE]...\n"
+                       "Remove the byte-compiled files of Python sources.\n\n"
+                       "  -p, --package=PKG  the sources of a Debian package\n"
+                       "  -V VERSION         only the files of this Python version\n"
+                       "  -v, --verbose      one line per file\n"
+                       "  -q, --quiet        be quiet\n"
+                       "  -h, --help         show this help and exit\n",
+                       a->name);
+                return;
+        }
+        printf("Usage: %s [-V [X.Y][-][A.B]] DIR_OR_FILE [-X REGEXPR]\n"
+               "       %s -p PACKAGE [DIR]...\n"
+               "Byte-compile Python sources through pycqueued, as Debian's %s does.\n\n"
+               "  -p, --package=PKG    the package's public modules, or its files under DIR\n"
+               "  -V VRANGE            Python versions: 3.11, 3.9-, 3.9-3.12, -4.0\n"
+               "  -X, --exclude=REGEX  skip paths matching REGEX (POSIX extended, anchored at the\n"
+               "                       start); repeatable; with DIR operands only\n"
+               "  -O                   optimization level 1 (.opt-1.pyc)\n"
+               "  -f, --force          recompile files that are up to date\n"
+               "  -v, --verbose        one line per file\n"
+               "  -q, --quiet          be quiet (the default)\n"
+               "  -h, --help           show this help and exit\n"
+               "\n"
+               "Exit status: 0 every file compiled, 1 some file failed, 2 usage error,\n"
+               "3 requested versions not installed, 5 other error. See py3compile(1).\n",
+               a->name, a->name, a->name);
+}
+
+static Tool tool_from_name(const char *name) {
+        if (strstr(name, "py3clean"))
+                return TOOL_PY3CLEAN;
+        if (strstr(name, "pycompile"))
+                return TOOL_PYCOMPILE;
+        return TOOL_PY3COMPILE;
+}
+
+/* --- falling back on the original tool ------------------------------------------ */
+
+static bool is_self(const char *path) {
+        struct stat a, b;
+
+        return stat(path, &a) == 0 && stat("/proc/self/exe", &b) == 0 && a.st_dev == b.st_dev &&
+               a.st_ino == b.st_ino;
+}
+
+/* Runs the original tool with our arguments; returns only on failure. */
+static int run_original(const Args *a, char **argv) {
+        const char *env_names[] = {
+                [TOOL_PY3COMPILE] = "PYCQUEUE_ORIGINAL_PY3COMPILE",
+                [TOOL_PYCOMPILE] = "PYCQUEUE_ORIGINAL_PYCOMPILE",
+                [TOOL_PY3CLEAN] = "PYCQUEUE_ORIGINAL_PY3CLEAN",
+        };
+        const char *base[] = {
+                [TOOL_PY3COMPILE] = "py3compile",
+                [TOOL_PYCOMPILE] = "pycompile",
+                [TOOL_PY3CLEAN] = "py3clean",
+        };
+        const char *configured = getenv(env_names[a->tool]);
+        char real[64], plain[64];
+        const char *candidates[3];
+        size_t n = 0;
+
+        snprintf(real, sizeof(real), "/usr/bin/%s.real", base[a->tool]); /* dpkg-divert --rename's name */
+        snprintf(plain, sizeof(plain), "/usr/bin/%s", base[a->tool]);
+        if (configured && *configured)
+                candidates[n++] = configured;
+        else {
+                candidates[n++] = real;
+                candidates[n++] = plain;
+        }
+        for (size_t i = 0; i < n; i++) {
+                if (access(candidates[i], X_OK) < 0 || is_self(candidates[i]))
+                        continue;
+                output_error("pycqueued cannot be reached or started; running %s instead", candidates[i]);
+                fflush(stdout);
+                argv[0] = (char *)candidates[i];
+                execv(candidates[i], argv);
+                output_error("cannot execute %s: %m", candidates[i]);
+                return EXIT_UNREACHABLE;
+        }
+        output_error("pycqueued cannot be reached or started, and no original %s to run instead "
+                     "(tried %s%s%s)",
+                     base[a->tool], candidates[0], n > 1 ? " and " : "", n > 1 ? candidates[1] : "");
+        return EXIT_UNREACHABLE;
+}
+
+/* --- requests --------------------------------------------------------------------- */
+
+/* Inside a maintainer script, the request is to be queued durably
+ * (TAG_NO_WAIT) and pycqueue's trigger activated with
+ * `dpkg-trigger --no-await pycqueue`, so that the triggered postinst flushes
+ * once per dpkg run (issue 7, part 3). Until that exists every call waits
+ * for its files, inside a maintainer script too. */
+static bool maintscript_defer_to_trigger(void) {
+        return false;
+}
+
+static int send_compile(ClientOptions *o, const Args *a, const DebPython *d, const SourceList *files,
+                        VersionMask mask) {
+        _cleanup_(connection_freep) Connection *c = NULL;
+        _cleanup_(compile_output_freep) CompileOutput *out = NULL;
+        _cleanup_(msg_writer_done) MsgWriter w = MSG_WRITER_NULL;
+        const char *sde = getenv("SOURCE_DATE_EPOCH");
+        bool no_wait = maintscript_defer_to_trigger();
+        int r;
+
+        msg_writer_init(&w, MSG_COMPILE);
+        client_put_context(&w, o);
+        for (size_t i = 0; i < files->n; i++)
+                if (files->files[i].versions == mask) {
+                        _cleanup_free_ char *abs = NULL;
+                        /* A relative file operand: the daemon wants absolute paths. */
+                        r = client_path_absolute(files->files[i].path, &abs);
+                        if (r < 0)
+                                return client_io_error(r);
+                        msg_put_bytes(&w, TAG_PATH, abs, strlen(abs));
+                }
+        for (size_t i = 0; i < d->n_known; i++)
+                if (mask & (1u << i)) {
+                        char python[64];
+                        snprintf(python, sizeof(python), "/usr/bin/python%d.%d",
+                                 PYVERSION_MAJOR(d->known[i]), PYVERSION_MINOR(d->known[i]));
+                        msg_put_bytes(&w, TAG_PYTHON, python, strlen(python));
+                }
+        /* As `python3.X [-O] -m py_compile`: level 1 with -O, else 0; the
+         * invalidation mode py_compile picks by default. */
+        msg_put_u64(&w, TAG_OPT_LEVEL, a->optimize ? 1 : 0);
+        msg_put_u64(&w, TAG_INVALIDATION, sde && *sde ? INVALIDATION_CHECKED_HASH : INVALIDATION_TIMESTAMP);
+        if (a->force)
+                msg_put_u64(&w, TAG_FORCE, 1);
+        if (a->package)
+                msg_put_string(&w, TAG_PACKAGE, a->package);
+        if (no_wait)
+                msg_put_u64(&w, TAG_NO_WAIT, 1);
+        if (a->verbose)
+                msg_put_u64(&w, TAG_REPORT_ALL, 1);
+        if (w.error == -EMSGSIZE) {
+                output_error("request too large (over %u bytes)", PROTOCOL_MAX_FRAME);
+                return EXIT_OTHER;
+        }
+        if (w.error < 0)
+                return client_io_error(w.error);
+
+        r = client_connect(o, o->autostart, &c);
+        if (r != EXIT_OK)
+                return r;
+        r = compile_output_new(false, !a->verbose, a->verbose, &out);
+        if (r < 0) {
+                output_error("out of memory");
+                return EXIT_OTHER;
+        }
+        r = connection_send(c, &w);
+        if (r < 0)
+                return client_io_error(r);
+        return client_compile_replies(c, out, no_wait);
+}
+
+/* --- what to compile ---------------------------------------------------------- */
+
+static const char *dpkg_admindir(void) {
+        const char *e = getenv("PYCQUEUE_DPKG_ADMINDIR");
+
+        if (!e || !*e)
+                e = getenv("DPKG_ADMINDIR");
+        return e && *e ? e : DEBPYTHON_DPKG_ADMINDIR;
+}
+
+static int package_sources(const Args *a, StrList *ret) {
+        const char *admindir = dpkg_admindir();
+        int r = dpkg_package_sources(admindir, a->package, ret);
+
+        if (r >= 0)
+                return 0;
+        errno = -r;
+        if (r == -ENOENT)
+                output_error("package %s is not installed (no file list in %s/info)", a->package, admindir);
+        else if (r == -ENOTUNIQ)
+                output_error("package %s is installed for several architectures: name one as %s:ARCH",
+                             a->package, a->package);
+        else
+                output_error("cannot read the file list of %s in %s/info: %m", a->package, admindir);
+        return -EXIT_FILES_FAILED;
+}
+
+static int add_for_directory(DebPython *d, const ExcludeList *bcep, const Args *a, const char *directory,
+                             StrList *candidates, VersionMask versions, SourceList *out) {
+        ExcludeList rules = {};
+        int r;
+
+        r = exclude_list_for(d, bcep, directory, a->regexes, a->n_regexes, versions, &rules);
+        if (r >= 0)
+                r = source_list_add_filtered(d, out, candidates->items, candidates->n, &rules, versions);
+        exclude_list_done(&rules);
+        return r;
+}
+
+/* py3compile's three forms: -p PKG DIR... (the package's files under each DIR,
+ * for the first version only), -p PKG (its public modules), DIR... */
+static int select_sources(DebPython *d, const Args *a, VersionMask versions, SourceList *out) {
+        ExcludeList bcep = {};
+        StrList pkg = {};
+        int r;
+
+        r = bcep_load(d, DEBPYTHON_BCEP_DIR, &bcep);
+        if (r < 0)
+                goto finish;
+
+        if (a->package) {
+                r = package_sources(a, &pkg);
+                if (r < 0)
+                        goto finish;
+        }
+
+        if (a->package && a->n_operands > 0) {
+                VersionMask first = debpython_first(d, versions);
+
+                for (size_t i = 0; i < a->n_operands && r >= 0; i++) {
+                        const char *item = a->operands[i];
+                        StrList under = {};
+
+                        if (access(item, F_OK) < 0) {
+                                output_error("warning: no such file or directory: %s", item);
+                                continue;
+                        }
+                        for (size_t j = 0; j < pkg.n && r >= 0; j++)
+                                if (strncmp(pkg.items[j], item, strlen(item)) == 0)
+                                        r = strlist_add(&under, pkg.items[j]);
+                        if (r >= 0)
+                                r = add_for_directory(d, &bcep, a, item, &under, first, out);
+                        strlist_done(&under);
+                }
+        } else if (a->package) {
+                StrList public = {};
+                ExcludeList rules = {};
+
+                /* Only the public directories of the requested versions. */
+                for (size_t j = 0; j < pkg.n && r >= 0; j++) {
+                        bool shared, wanted = false;
+                        PyVersion v;
+
+                        if (!debpython_public_dir(pkg.items[j], &shared, &v))
+                                continue;
+                        for (size_t i = 0; i < d->n_known && !wanted; i++)
+                                if (versions & (1u << i))
+                                        wanted = shared ? PYVERSION_MAJOR(d->known[i]) == PYVERSION_MAJOR(v)
+                                                        : d->known[i] == v;
+                        if (wanted)
+                                r = strlist_add(&public, pkg.items[j]);
+                }
+                if (r >= 0)
+                        r = exclude_list_for(d, &bcep, "/", NULL, 0, 0, &rules);
+                if (r >= 0)
+                        r = source_list_add_filtered(d, out, public.items, public.n, &rules, versions);
+                exclude_list_done(&rules);
+                strlist_done(&public);
+        } else {
+                for (size_t i = 0; i < a->n_operands && r >= 0; i++) {
+                        StrList found = {};
+
+                        r = directory_sources(a->operands[i], &found);
+                        if (r >= 0)
+                                r = add_for_directory(d, &bcep, a, a->operands[i], &found, versions, out);
+                        strlist_done(&found);
+                }
+        }
+        if (r < 0) {
+                errno = -r;
+                output_error("cannot list the files to compile: %m");
+                r = -EXIT_OTHER;
+        }
+finish:
+        strlist_done(&pkg);
+        exclude_list_done(&bcep);
+        return r;
+}
+
+static int run_compile(ClientOptions *o, Args *a, char **argv) {
+        _cleanup_free_ char *message = NULL;
+        SourceList files = {};
+        VersionMask versions, done = 0;
+        DebPython d;
+        int r, exit_code = EXIT_OK;
+
+        r = debpython_load(&d, &message);
+        if (r < 0) {
+                output_error("%s", message);
+                return EXIT_OTHER;
+        }
+        r = a->has_range ? debpython_requested(&d, &a->range, &versions)
+                         : debpython_requested(&d, &(VersionRange){}, &versions);
+        if (r < 0 || versions == 0) {
+                output_error("requested versions are not installed: no /usr/bin/python3.X for %s",
+                             a->has_range ? "the -V range" : "the supported versions");
+                return 3; /* as py3compile */
+        }
+
+        r = select_sources(&d, a, versions, &files);
+        if (r < 0) {
+                source_list_done(&files);
+                return -r;
+        }
+
+        /* One request per distinct version set; nearly always exactly one. */
+        for (size_t i = 0; i < files.n; i++) {
+                VersionMask mask = files.files[i].versions;
+                bool seen = false;
+
+                for (size_t j = 0; j < i && !seen; j++)
+                        seen = files.files[j].versions == mask;
+                if (seen)
+                        continue;
+                r = send_compile(o, a, &d, &files, mask);
+                if (r == EXIT_UNREACHABLE && done == 0) {
+                        source_list_done(&files);
+                        return run_original(a, argv);
+                }
+                done |= mask;
+                if (r != EXIT_OK && (exit_code == EXIT_OK || exit_code == EXIT_FILES_FAILED))
+                        exit_code = r;
+        }
+        source_list_done(&files);
+        return exit_code;
+}
+
+/* --- options ------------------------------------------------------------------ */
+
+static int usage_error(const Args *a, const char *message, const char *arg) {
+        output_error("%s%s", message, arg ? arg : "");
+        fprintf(stderr, "Try '%s --help' for more information.\n", a->name);
+        return -EXIT_USAGE;
+}
+
+/* Returns 1 to go on, 0 after --help or --version, or -EXIT_* after reporting. */
+static int parse_args(Args *a, int argc, char **argv) {
+        static const struct option options[] = {
+                { "verbose", no_argument, NULL, 'v' },       { "quiet", no_argument, NULL, 'q' },
+                { "force", no_argument, NULL, 'f' },         { "package", required_argument, NULL, 'p' },
+                { "exclude", required_argument, NULL, 'X' }, { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, 'W' },       {},
+        };
+        const char *shortopts = a->tool == TOOL_PY3CLEAN ? ":vqp:V:h" : ":vqfOp:V:X:h";
+        int c, r;
+
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, shortopts, options, NULL)) >= 0) {
+                switch (c) {
+                case 'v':
+                        a->verbose = true;
+                        break;
+                case 'q':
+                        a->verbose = false;
+                        break;
+                case 'f':
+                        if (a->tool == TOOL_PY3CLEAN)
+                                return usage_error(a, "unrecognized option --force", NULL);
+                        a->force = true;
+                        break;
+                case 'O':
+                        a->optimize = true;
+                        break;
+                case 'p':
+                        if (!*optarg)
+                                return usage_error(a, "empty package name", NULL);
+                        a->package = optarg;
+                        break;
+                case 'V':
+                        if (a->tool == TOOL_PY3CLEAN) {
+                                a->has_range = true;
+                                if (version_range_parse(optarg, &a->range) < 0 ||
+                                    a->range.min != a->range.max)
+                                        return usage_error(a, "invalid Python version: ", optarg);
+                                break;
+                        }
+                        if (version_range_parse(optarg, &a->range) < 0)
+                                return usage_error(a, "version range is invalid: ", optarg);
+                        a->has_range = true;
+                        break;
+                case 'X':
+                        if (a->tool == TOOL_PY3CLEAN)
+                                return usage_error(a, "unrecognized option --exclude", NULL);
+                        if (a->n_regexes >= FRONTEND_MAX_EXCLUDES)
+                                return usage_error(a, "too many -X options", NULL);
+                        r = exclude_regex_compile(optarg, &a->regexes[a->n_regexes]);
+                        if (r == -ENOMEM) {
+                                output_error("out of memory");
+                                return -EXIT_OTHER;
+                        }
+                        if (r < 0)
+                                return usage_error(a, "regular expression is not valid: ", optarg);
+                        a->n_regexes++;
+                        break;
+                case 'h':
+                        help(a);
+                        return 0;
+                case 'W':
+                        printf("%s (pycqueue) " PACKAGE_VERSION "\n", a->name);
+                        return 0;
+                case ':':
+                        return usage_error(a, "option requires an argument: ", argv[optind - 1]);
+                default:
+                        return usage_error(a, "unrecognized option: ", argv[optind - 1]);
+                }
+        }
+        a->operands = argv + optind;
+        a->n_operands = (size_t)(argc - optind);
+        if (a->n_regexes > 0 && a->n_operands == 0)
+                return usage_error(a,
+                                   "--exclude works with private directories only; use "
+                                   "/usr/share/python3/bcep to exclude public modules",
+                                   NULL);
+        if (!a->package && a->n_operands == 0) {
+                fprintf(stderr,
+                        "Usage: %s [-V [X.Y][-][A.B]] DIR_OR_FILE [-X REGEXPR]\n       %s -p PACKAGE\n",
+                        a->name, a->name);
+                return -EXIT_FILES_FAILED; /* py3compile exits 1 here */
+        }
+        return 1;
+}
+
+/* So that no socket ever lands on fd 0, 1 or 2. */
+static void ensure_std_fds(void) {
+        for (int fd = 0; fd < 3; fd++)
+                if (fcntl(fd, F_GETFD) < 0 && errno == EBADF)
+                        (void)open("/dev/null", O_RDWR | O_NOCTTY);
+}
+
+int main(int argc, char **argv) {
+        const char *slash = strrchr(argv[0], '/');
+        const char *name = slash ? slash + 1 : argv[0];
+        Args a = { .tool = tool_from_name(name) };
+        ClientOptions o = { .argc = argc, .argv = argv, .quiet = true };
+        const char *e;
+        int r;
+
+        ensure_std_fds();
+        signal(SIGPIPE, SIG_IGN);
+        a.name = a.tool == TOOL_PY3CLEAN    ? "py3clean"
+                 : a.tool == TOOL_PYCOMPILE ? "pycompile"
+                                            : "py3compile";
+        output_set_program_name(a.name);
+        o.tool = a.name;
+        e = getenv("PYCQUEUE_SOCKET");
+        o.socket_path = e && *e ? e : DEFAULT_SOCKET_PATH;
+        e = getenv("PYCQUEUE_NO_AUTOSTART");
+        o.autostart = !(e && strcmp(e, "1") == 0);
+
+        r = parse_args(&a, argc, argv);
+        if (r <= 0) {
+                args_done(&a);
+                return r < 0 ? -r : EXIT_OK;
+        }
+        o.verbose = a.verbose;
+        o.quiet = !a.verbose;
+
+        if (a.tool == TOOL_PY3CLEAN)
+                r = run_original(&a, argv); /* not yet through the daemon */
+        else
+                r = run_compile(&o, &a, argv);
+        args_done(&a);
+        fflush(stdout);
+        return r;
+}
