@@ -61,11 +61,22 @@ def source_files(srcdir):
     return names
 
 
-def git_status(srcdir):
-    """git status of the tree, or None when it is not a git work tree."""
-    r = subprocess.run(["git", "-C", srcdir, "status", "--porcelain", "--ignored", "--untracked-files=all"],
+def tree_state(srcdir):
+    """What a package build inside @srcdir would change: git's view of the
+    tracked and untracked files (when it is a git work tree), the names at
+    the top (configure, Makefile.in, build-aux from dh_autoreconf), every
+    name under debian/ (debhelper's work directories, debian/files) and the
+    build products dpkg-buildpackage writes beside the tree."""
+    r = subprocess.run(["git", "-C", srcdir, "status", "--porcelain", "--untracked-files=all"],
                        capture_output=True)
-    return r.stdout if r.returncode == 0 else None
+    state = {"git": r.stdout if r.returncode == 0 else None, "top": sorted(os.listdir(srcdir))}
+    state["debian"] = sorted(os.path.relpath(os.path.join(top, n), srcdir)
+                             for top, dirs, files in os.walk(os.path.join(srcdir, "debian"))
+                             for n in dirs + files)
+    parent = os.path.dirname(os.path.abspath(srcdir))
+    state["beside"] = sorted(n for n in os.listdir(parent)
+                             if n.startswith("pycqueue") and n.endswith((".deb", ".changes", ".buildinfo")))
+    return state
 
 
 class DebianBuild:
@@ -79,7 +90,7 @@ class DebianBuild:
         self.changes = None
         self.debs = {}
         self.seconds = None
-        self.source_status_before = self.source_status_after = None
+        self.source_state_before = self.source_state_after = None
 
     def deb(self, package="pycqueue"):
         return self.debs[package]
@@ -92,7 +103,7 @@ def debian_build(tmp_path_factory):
     the build fails."""
     workdir = str(tmp_path_factory.mktemp("debian-build"))
     build = DebianBuild(workdir)
-    build.source_status_before = git_status(SRCDIR)
+    build.source_state_before = tree_state(SRCDIR)
     for name in source_files(SRCDIR):
         dest = os.path.join(build.srcdir, name)
         os.makedirs(os.path.dirname(dest), exist_ok=True)
@@ -104,7 +115,7 @@ def debian_build(tmp_path_factory):
                            cwd=build.srcdir, env=build_env(), stdin=subprocess.DEVNULL,
                            stdout=log, stderr=subprocess.STDOUT, timeout=BUILD_TIMEOUT)
     build.seconds = time.monotonic() - start
-    build.source_status_after = git_status(SRCDIR)
+    build.source_state_after = tree_state(SRCDIR)
     if r.returncode != 0:
         with open(build.log, errors="replace") as f:
             tail = f.readlines()[-60:]
