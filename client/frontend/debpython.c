@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "debpython.h"
@@ -550,71 +551,64 @@ static bool ends_with_py(const char *s) {
         return n >= 3 && strcmp(s + n - 3, ".py") == 0;
 }
 
-/* The single "PKG:*.list" of @info_dir, for a Multi-Arch: same package named without its architecture. */
-static int find_arch_list(const char *info_dir, const char *package, char **ret) {
-        _cleanup_free_ char *found = NULL;
-        size_t plen = strlen(package);
-        struct dirent *de;
-        DIR *dp = opendir(info_dir);
-
-        if (!dp)
-                return -errno;
-        while ((de = readdir(dp))) {
-                size_t n = strlen(de->d_name);
-                if (n > plen + 6 && strncmp(de->d_name, package, plen) == 0 && de->d_name[plen] == ':' &&
-                    strcmp(de->d_name + n - 5, ".list") == 0) {
-                        if (found) {
-                                closedir(dp);
-                                return -ENOTUNIQ; /* installed for several architectures */
-                        }
-                        found = path_join(info_dir, de->d_name);
-                        if (!found) {
-                                closedir(dp);
-                                return -ENOMEM;
-                        }
-                }
-        }
-        closedir(dp);
-        if (!found)
-                return -ENOENT;
-        *ret = TAKE_PTR(found);
-        return 0;
-}
-
+/* The package's files, from dpkg itself: dpkg-query resolves PKG:ARCH and
+ * Multi-Arch and reads its database the way dpkg does (the database's
+ * layout is dpkg's own business). Lines that are not paths (diversion
+ * notes) are skipped. */
 int dpkg_package_sources(const char *admindir, const char *package, StrList *ret) {
-        _cleanup_free_ char *info = NULL, *list = NULL;
+        _cleanup_free_ char *admin_opt = NULL;
         char line[DEBPYTHON_MAX_LINE];
-        const char *colon = strchr(package, ':');
+        int fds[2], status, r = 0;
+        pid_t pid;
         FILE *f;
-        int r = 0;
 
-        if (!*package || strchr(package, '/'))
+        if (!*package || package[0] == '-' || strchr(package, '/'))
                 return -EINVAL;
-        info = path_join(admindir, "info");
-        if (!info || asprintf(&list, "%s/%s.list", info, package) < 0)
+        if (admindir && asprintf(&admin_opt, "--admindir=%s", admindir) < 0)
                 return -ENOMEM;
-        if (access(list, F_OK) < 0) {
-                free(list);
-                list = NULL;
-                if (colon) /* "PKG:ARCH" of a package that is not Multi-Arch: same */
-                        r = asprintf(&list, "%s/%.*s.list", info, (int)(colon - package), package) < 0
-                                    ? -ENOMEM
-                                    : 0;
-                else
-                        r = find_arch_list(info, package, &list);
-                if (r < 0)
-                        return r;
-        }
-        f = fopen(list, "re");
-        if (!f)
+        if (pipe2(fds, O_CLOEXEC) < 0)
                 return -errno;
-        while (r >= 0 && fgets(line, sizeof(line), f)) {
-                line[strcspn(line, "\n")] = 0;
-                if (ends_with_py(line))
-                        r = strlist_add(ret, line);
+        pid = fork();
+        if (pid < 0) {
+                r = -errno;
+                close(fds[0]);
+                close(fds[1]);
+                return r;
         }
-        fclose(f);
-        return r;
+        if (pid == 0) {
+                int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+                if (dup2(fds[1], STDOUT_FILENO) < 0 || (devnull >= 0 && dup2(devnull, STDERR_FILENO) < 0))
+                        _exit(127);
+                if (admin_opt)
+                        execlp("dpkg-query", "dpkg-query", admin_opt, "--listfiles", "--", package, (char *)NULL);
+                else
+                        execlp("dpkg-query", "dpkg-query", "--listfiles", "--", package, (char *)NULL);
+                _exit(127);
+        }
+        close(fds[1]);
+        f = fdopen(fds[0], "re");
+        if (!f) {
+                r = -errno;
+                close(fds[0]);
+        } else {
+                while (fgets(line, sizeof(line), f)) {
+                        line[strcspn(line, "\n")] = 0;
+                        if (r >= 0 && line[0] == '/' && ends_with_py(line))
+                                r = strlist_add(ret, line);
+                }
+                fclose(f);
+        }
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR)
+                        return -errno;
+        if (r < 0)
+                return r;
+        if (!WIFEXITED(status) || WEXITSTATUS(status) == 127)
+                return -ENOEXEC; /* dpkg-query could not be run */
+        if (WEXITSTATUS(status) != 0)
+                return -ENOENT; /* not installed */
+        return 0;
 }
 
 int path_make_abs(const char *path, char **ret) {

@@ -16,7 +16,6 @@
 #define DEBPYTHON_MAX_VERSIONS 32u
 #define DEBPYTHON_DEFAULTS "/usr/share/python3/debian_defaults"
 #define DEBPYTHON_BCEP_DIR "/usr/share/python3/bcep"
-#define DEBPYTHON_DPKG_ADMINDIR "/var/lib/dpkg"
 
 /* A version X.Y as X * 1000 + Y, so that versions compare as integers. */
 typedef int PyVersion;
@@ -113,8 +112,10 @@ typedef struct StrList {
 void strlist_done(StrList *l);
 int strlist_add(StrList *l, const char *s);
 
-/* The "*.py" paths of @package from ADMINDIR/info/PKG[:ARCH].list.
- * -ENOENT when the package has no file list (not installed). */
+/* The "*.py" paths of @package (PKG or PKG:ARCH), as `dpkg-query
+ * [--admindir=@admindir] --listfiles` gives them; @admindir NULL is dpkg's
+ * own. -ENOENT when dpkg knows no such package (or several architectures
+ * of it), -ENOEXEC when dpkg-query cannot be run. */
 int dpkg_package_sources(const char *admindir, const char *package, StrList *ret);
 /* The "*.py" files of @path as dh-python lists them: a file operand as
  * given; a directory walked from its lexically absolute path (symlinked

@@ -21,7 +21,8 @@
  * Environment: $PYCQUEUE_SOCKET (the daemon), $PYCQUEUE_NO_AUTOSTART=1 (do
  * not start one), $PYCQUEUE_ORIGINAL_PY3COMPILE / _PY3CLEAN / _PYCOMPILE
  * (the original to fall back on), $PYCQUEUE_DPKG_ADMINDIR, else
- * $DPKG_ADMINDIR, else /var/lib/dpkg (dpkg's database). */
+ * $DPKG_ADMINDIR, else dpkg's own default (dpkg's database, read through
+ * dpkg-query). */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -238,7 +239,7 @@ static const char *dpkg_admindir(void) {
 
         if (!e || !*e)
                 e = getenv("DPKG_ADMINDIR");
-        return e && *e ? e : DEBPYTHON_DPKG_ADMINDIR;
+        return e && *e ? e : NULL; /* dpkg-query's own default */
 }
 
 static int package_sources(const Args *a, StrList *ret) {
@@ -249,12 +250,13 @@ static int package_sources(const Args *a, StrList *ret) {
                 return 0;
         errno = -r;
         if (r == -ENOENT)
-                output_error("package %s is not installed (no file list in %s/info)", a->package, admindir);
-        else if (r == -ENOTUNIQ)
-                output_error("package %s is installed for several architectures: name one as %s:ARCH",
-                             a->package, a->package);
+                output_error("package %s is not installed (dpkg-query --listfiles knows no such package, or "
+                             "it is installed for several architectures: then give PKG:ARCH)",
+                             a->package);
+        else if (r == -ENOEXEC)
+                output_error("cannot run dpkg-query to list the files of %s", a->package);
         else
-                output_error("cannot read the file list of %s in %s/info: %m", a->package, admindir);
+                output_error("cannot list the files of %s: %m", a->package);
         return -EXIT_FILES_FAILED;
 }
 
