@@ -81,6 +81,11 @@ int client_paths_absolute(const char *verb, int n, char **args, char ***paths, s
 /* Reads a compile request's replies until DONE or ERROR, reporting through
  * @out; returns the exit code (EXIT_FILES_FAILED when any file failed). */
 int client_compile_replies(Connection *c, CompileOutput *out, bool no_wait);
+/* Connects (starting the daemon when @autostart), sends the compile request
+ * @w and reads its replies, reported as @json/@quiet/@verbose say; returns
+ * the exit code. */
+int client_compile_exchange(ClientOptions *o, bool autostart, MsgWriter *w, bool json, bool quiet, bool verbose,
+                            bool no_wait);
 
 int verb_compile(ClientOptions *o, int argc, char **argv);
 int verb_status(ClientOptions *o, int argc, char **argv);

@@ -407,6 +407,26 @@ static int parse_result(MsgReader *m, FileResult *ret) {
         return 0;
 }
 
+int client_compile_exchange(ClientOptions *o, bool autostart, MsgWriter *w, bool json, bool quiet, bool verbose,
+                            bool no_wait) {
+        _cleanup_(connection_freep) Connection *c = NULL;
+        _cleanup_(compile_output_freep) CompileOutput *out = NULL;
+        int r;
+
+        r = client_connect(o, autostart, &c);
+        if (r != EXIT_OK)
+                return r;
+        r = compile_output_new(json, quiet, verbose, &out);
+        if (r < 0) {
+                output_error("out of memory");
+                return EXIT_OTHER;
+        }
+        r = connection_send(c, w);
+        if (r < 0)
+                return client_io_error(r);
+        return client_compile_replies(c, out, no_wait);
+}
+
 /* Reads replies until DONE or ERROR; returns the exit code. With --no-wait
  * the daemon answers ACCEPTED, then DONE once the jobs are durably queued,
  * its COUNT_TOTAL being the number of targets queued. */
@@ -462,8 +482,6 @@ int client_compile_replies(Connection *c, CompileOutput *out, bool no_wait) {
 }
 
 int verb_compile(ClientOptions *o, int argc, char **argv) {
-        _cleanup_(connection_freep) Connection *c = NULL;
-        _cleanup_(compile_output_freep) CompileOutput *out = NULL;
         _cleanup_(msg_writer_done) MsgWriter w = MSG_WRITER_NULL;
         CompileArgs a = { .invalidation = -1 };
         bool no_wait;
@@ -486,16 +504,5 @@ int verb_compile(ClientOptions *o, int argc, char **argv) {
         if (r < 0)
                 return client_io_error(r);
 
-        r = client_connect(o, true, &c);
-        if (r != EXIT_OK)
-                return r;
-        r = compile_output_new(o->json, o->quiet, o->verbose, &out);
-        if (r < 0) {
-                output_error("out of memory");
-                return EXIT_OTHER;
-        }
-        r = connection_send(c, &w);
-        if (r < 0)
-                return client_io_error(r);
-        return client_compile_replies(c, out, no_wait);
+        return client_compile_exchange(o, true, &w, o->json, o->quiet, o->verbose, no_wait);
 }

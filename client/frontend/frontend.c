@@ -174,8 +174,6 @@ static bool maintscript_defer_to_trigger(void) {
 
 static int send_compile(ClientOptions *o, const Args *a, const DebPython *d, const SourceList *files,
                         VersionMask mask) {
-        _cleanup_(connection_freep) Connection *c = NULL;
-        _cleanup_(compile_output_freep) CompileOutput *out = NULL;
         _cleanup_(msg_writer_done) MsgWriter w = MSG_WRITER_NULL;
         const char *sde = getenv("SOURCE_DATE_EPOCH");
         bool no_wait = maintscript_defer_to_trigger();
@@ -218,18 +216,7 @@ static int send_compile(ClientOptions *o, const Args *a, const DebPython *d, con
         if (w.error < 0)
                 return client_io_error(w.error);
 
-        r = client_connect(o, o->autostart, &c);
-        if (r != EXIT_OK)
-                return r;
-        r = compile_output_new(false, !a->verbose, a->verbose, &out);
-        if (r < 0) {
-                output_error("out of memory");
-                return EXIT_OTHER;
-        }
-        r = connection_send(c, &w);
-        if (r < 0)
-                return client_io_error(r);
-        return client_compile_replies(c, out, no_wait);
+        return client_compile_exchange(o, o->autostart, &w, false, !a->verbose, a->verbose, no_wait);
 }
 
 /* --- what to compile ---------------------------------------------------------- */
