@@ -78,8 +78,8 @@ static int connection_on_frame_timer(sd_event_source *s, uint64_t usec, void *us
                 connection_free(c);
                 return 0;
         }
-        if (c->rsize == 0 && (c->user || c->out_head))
-                return 0; /* no longer idle: serving, or still sending */
+        if (c->rsize == 0 && c->user)
+                return 0; /* serving a request (bounded on its own); re-armed when it ends */
         if (c->rsize > 0)
                 log_debug("Client pid %d left a frame incomplete for too long; closing", (int)c->pid);
         else
