@@ -34,7 +34,6 @@
 
 #define DEBPYTHON_MAX_LINE 4096
 #define DEBPYTHON_MAX_DEPTH 256
-#define DEBPYTHON_MAX_FILES (4u * 1024u * 1024u)
 
 /* --- versions --------------------------------------------------------------- */
 
@@ -527,25 +526,6 @@ int source_list_add_filtered(DebPython *d, SourceList *l, char **files, size_t n
 
 /* --- file lists -------------------------------------------------------------- */
 
-void strlist_done(StrList *l) {
-        for (size_t i = 0; i < l->n; i++)
-                free(l->items[i]);
-        free(l->items);
-        *l = (StrList){};
-}
-
-int strlist_add(StrList *l, const char *s) {
-        if (l->n >= DEBPYTHON_MAX_FILES)
-                return -E2BIG;
-        if (GREEDY_REALLOC(l->items, l->allocated, l->n + 1) < 0)
-                return -ENOMEM;
-        l->items[l->n] = strdup(s);
-        if (!l->items[l->n])
-                return -ENOMEM;
-        l->n++;
-        return 0;
-}
-
 static bool ends_with_py(const char *s) {
         size_t n = strlen(s);
         return n >= 3 && strcmp(s + n - 3, ".py") == 0;
@@ -595,7 +575,7 @@ int dpkg_package_sources(const char *admindir, const char *package, StrList *ret
                 while (fgets(line, sizeof(line), f)) {
                         line[strcspn(line, "\n")] = 0;
                         if (r >= 0 && line[0] == '/' && ends_with_py(line))
-                                r = strlist_add(ret, line);
+                                r = strlist_add(ret, line, DEBPYTHON_MAX_FILES);
                 }
                 fclose(f);
         }
@@ -689,7 +669,7 @@ static int walk(int dir_fd, const char *path, unsigned depth, StrList *ret) {
                         if (fd >= 0)
                                 r = walk(fd, child, depth + 1, ret);
                 } else if (ends_with_py(de->d_name))
-                        r = strlist_add(ret, child);
+                        r = strlist_add(ret, child, DEBPYTHON_MAX_FILES);
         }
         closedir(dp);
         return r;
@@ -701,7 +681,7 @@ int directory_sources(const char *path, StrList *ret) {
         int fd, r;
 
         if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && ends_with_py(path))
-                return strlist_add(ret, path);
+                return strlist_add(ret, path, DEBPYTHON_MAX_FILES);
         r = path_make_abs(path, &abs);
         if (r < 0)
                 return r;

@@ -12,6 +12,10 @@
 #include <regex.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include "strlist.h"
+
+/* The most files one front-end call lists (a package, a tree). */
+#define DEBPYTHON_MAX_FILES (4u * 1024u * 1024u)
 
 #define DEBPYTHON_MAX_VERSIONS 32u
 #define DEBPYTHON_DEFAULTS "/usr/share/python3/debian_defaults"
@@ -104,13 +108,6 @@ int source_list_add_filtered(DebPython *d, SourceList *l, char **files, size_t n
  * or "3.X". */
 bool debpython_public_dir(const char *path, bool *ret_shared, PyVersion *ret_version);
 
-/* A string list. */
-typedef struct StrList {
-        char **items;
-        size_t n, allocated;
-} StrList;
-void strlist_done(StrList *l);
-int strlist_add(StrList *l, const char *s);
 
 /* The "*.py" paths of @package (PKG or PKG:ARCH), as `dpkg-query
  * [--admindir=@admindir] --listfiles` gives them; @admindir NULL is dpkg's

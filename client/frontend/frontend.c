@@ -254,7 +254,7 @@ static int add_for_directory(DebPython *d, const ExcludeList *bcep, const Args *
 
         r = exclude_list_for(d, bcep, directory, a->regexes, a->n_regexes, versions, &rules);
         if (r >= 0)
-                r = source_list_add_filtered(d, out, candidates->items, candidates->n, &rules, versions);
+                r = source_list_add_filtered(d, out, candidates->v, candidates->n, &rules, versions);
         exclude_list_done(&rules);
         return r;
 }
@@ -288,8 +288,8 @@ static int select_sources(DebPython *d, const Args *a, VersionMask versions, Sou
                                 continue;
                         }
                         for (size_t j = 0; j < pkg.n && r >= 0; j++)
-                                if (strncmp(pkg.items[j], item, strlen(item)) == 0)
-                                        r = strlist_add(&under, pkg.items[j]);
+                                if (strncmp(pkg.v[j], item, strlen(item)) == 0)
+                                        r = strlist_add(&under, pkg.v[j], DEBPYTHON_MAX_FILES);
                         if (r >= 0)
                                 r = add_for_directory(d, &bcep, a, item, &under, first, out);
                         strlist_done(&under);
@@ -303,19 +303,19 @@ static int select_sources(DebPython *d, const Args *a, VersionMask versions, Sou
                         bool shared, wanted = false;
                         PyVersion v;
 
-                        if (!debpython_public_dir(pkg.items[j], &shared, &v))
+                        if (!debpython_public_dir(pkg.v[j], &shared, &v))
                                 continue;
                         for (size_t i = 0; i < d->n_known && !wanted; i++)
                                 if (versions & (1u << i))
                                         wanted = shared ? PYVERSION_MAJOR(d->known[i]) == PYVERSION_MAJOR(v)
                                                         : d->known[i] == v;
                         if (wanted)
-                                r = strlist_add(&public, pkg.items[j]);
+                                r = strlist_add(&public, pkg.v[j], DEBPYTHON_MAX_FILES);
                 }
                 if (r >= 0)
                         r = exclude_list_for(d, &bcep, "/", NULL, 0, 0, &rules);
                 if (r >= 0)
-                        r = source_list_add_filtered(d, out, public.items, public.n, &rules, versions);
+                        r = source_list_add_filtered(d, out, public.v, public.n, &rules, versions);
                 exclude_list_done(&rules);
                 strlist_done(&public);
         } else {

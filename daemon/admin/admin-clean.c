@@ -149,7 +149,7 @@ void admin_clean_run(Admin *a) {
 
         r = admin_collect_selected(a, &files, NULL);
         if (r >= 0) {
-                admin_strlist_sort_unique(&files);
+                strlist_sort_unique(&files);
                 for (size_t i = 0; i < files.n && r >= 0; i++)
                         r = clean_one(a, files.v[i]);
         }
@@ -161,5 +161,5 @@ void admin_clean_run(Admin *a) {
         }
         if (r < 0)
                 a->error = r;
-        admin_strlist_done(&files);
+        strlist_done(&files);
 }

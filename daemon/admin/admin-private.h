@@ -16,6 +16,7 @@
 #include "admin-stream.h"
 #include "fsid.h"
 #include "provdb.h"
+#include "strlist.h"
 
 #define ADMIN_DEFAULT_LIMIT 1000
 #define ADMIN_MAX_PYC (256u << 20)
@@ -94,11 +95,6 @@ struct Admin {
         uint64_t request_id;  /* provenance id of a mutating request */
 };
 
-typedef struct StrList {
-        char **v;
-        size_t n, allocated;
-} StrList;
-
 /* ---- reply records (admin-util.c) -------------------------------------- */
 
 int admin_rec_begin(MsgWriter *w);
@@ -157,8 +153,6 @@ int admin_collect_pycs_of_source(const char *py, StrList *out);
 int admin_strlist_add(StrList *l, const char *s);
 /* admin_strlist_add() as a provdb_targets() callback; @userdata is the StrList. */
 int admin_strlist_add_cb(const char *s, void *userdata);
-void admin_strlist_sort_unique(StrList *l);
-void admin_strlist_done(StrList *l);
 
 /* ---- interpreters and items (admin-util.c) ----------------------------- */
 

@@ -46,7 +46,7 @@ static int targets_of(Admin *a, const char *path, StrList *out) {
                         if (r < 0)
                                 return r;
                 }
-        admin_strlist_sort_unique(out);
+        strlist_sort_unique(out);
         return 0;
 }
 
@@ -139,8 +139,8 @@ void admin_why_run(Admin *a) {
         msg_put_stat(&a->done, "on_disk", 's', ws.on_disk);
         if (ws.on_disk_sha[0])
                 msg_put_stat(&a->done, "on_disk_sha256", 's', ws.on_disk_sha);
-        admin_strlist_done(&ws.seen);
-        admin_strlist_done(&targets);
+        strlist_done(&ws.seen);
+        strlist_done(&targets);
 }
 
 static int history_row(const ProvRow *row, void *userdata) {
@@ -197,7 +197,7 @@ void admin_history_run(Admin *a) {
         r = provdb_query(a->db_path, &q, history_row, a);
         if (r < 0 && r != -ENOENT)
                 a->error = r;
-        admin_strlist_done(&targets);
+        strlist_done(&targets);
 }
 
 static int audit_row(uint64_t time_usec, const char *path, pid_t pid, const char *exe, const char *cmdline,

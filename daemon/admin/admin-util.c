@@ -115,23 +115,7 @@ static const char *outcome_name(unsigned o) {
         return outcome_to_string((Outcome)o) ?: "unknown";
 }
 
-/* True when the caller could read @path itself (always, for the
- * privileged). */
-static bool admin_caller_may_read(Admin *a, const char *path) {
-        bool was_entered = a->entered, readable;
-        int fd;
-
-        if (!a->as_caller)
-                return true;
-        if (!path || (!was_entered && admin_enter_caller(a) < 0))
-                return false;
-        fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-        readable = fd >= 0;
-        safe_close(fd);
-        if (!was_entered)
-                admin_leave_caller(a);
-        return readable;
-}
+static bool admin_caller_may_read(Admin *a, const char *path);
 
 /* One provenance row as a record (why, history). A caller who may not
  * change files sees who asked for another user's request (uid, time,
@@ -223,7 +207,8 @@ int admin_pyc_source(const char *pyc, char **ret_source, char **ret_tag, unsigne
         if (!pycpath_is_cache_name(name))
                 return -EINVAL;
         dirlen = (size_t)(slash - pyc);
-        if (dirlen < strlen("/" PYCACHE_DIR) || strncmp(slash - strlen(PYCACHE_DIR), PYCACHE_DIR, strlen(PYCACHE_DIR)) != 0 ||
+        if (dirlen < strlen("/" PYCACHE_DIR) ||
+            strncmp(slash - strlen(PYCACHE_DIR), PYCACHE_DIR, strlen(PYCACHE_DIR)) != 0 ||
             slash[-(int)strlen(PYCACHE_DIR) - 1] != '/')
                 return -EINVAL;
         end = name + strlen(name) - 4;
@@ -235,7 +220,8 @@ int admin_pyc_source(const char *pyc, char **ret_source, char **ret_tag, unsigne
                 ;
         if (ret_tag && !(*ret_tag = strndup(dot + 1, (size_t)(end - dot - 1))))
                 return -ENOMEM;
-        if (asprintf(ret_source, "%.*s%.*s.py", (int)(dirlen - strlen(PYCACHE_DIR)), pyc, (int)(dot - name), name) < 0) {
+        if (asprintf(ret_source, "%.*s%.*s.py", (int)(dirlen - strlen(PYCACHE_DIR)), pyc, (int)(dot - name),
+                     name) < 0) {
                 if (ret_tag)
                         free(*ret_tag);
                 return -ENOMEM;
@@ -281,23 +267,45 @@ void admin_leave_caller(Admin *a) {
         a->entered = false;
 }
 
-bool admin_caller_may_see(Admin *a, const char *path) {
-        struct stat st;
-        bool visible;
-
-        bool was_entered = a->entered;
+/* Asks @probe about @path with the caller's rights (entering them unless
+ * the thread has them already): true for the privileged, false for no path
+ * or when the rights cannot be taken. */
+static bool admin_ask_as_caller(Admin *a, const char *path, bool (*probe)(const char *path)) {
+        bool was_entered = a->entered, answer;
 
         if (!a->as_caller)
                 return true;
         if (!path || (!was_entered && admin_enter_caller(a) < 0))
                 return false;
-        /* Looking the path up succeeds, or says it is not there: the
-         * caller could have learned as much. EACCES on the way (or
-         * anything else) hides it. */
-        visible = lstat(path, &st) == 0 || errno == ENOENT || errno == ENOTDIR;
+        answer = probe(path);
         if (!was_entered)
                 admin_leave_caller(a);
-        return visible;
+        return answer;
+}
+
+/* Looking the path up succeeds, or says it is not there: the caller could
+ * have learned as much. EACCES on the way (or anything else) hides it. */
+static bool can_look_up(const char *path) {
+        struct stat st;
+
+        return lstat(path, &st) == 0 || errno == ENOENT || errno == ENOTDIR;
+}
+
+static bool can_read(const char *path) {
+        int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+
+        safe_close(fd);
+        return fd >= 0;
+}
+
+bool admin_caller_may_see(Admin *a, const char *path) {
+        return admin_ask_as_caller(a, path, can_look_up);
+}
+
+/* True when the caller could read @path itself (always, for the
+ * privileged). */
+static bool admin_caller_may_read(Admin *a, const char *path) {
+        return admin_ask_as_caller(a, path, can_read);
 }
 
 int admin_canonical(const char *path, char **ret) {
@@ -355,7 +363,7 @@ int admin_collect_selected(Admin *a, StrList *files, int (*missing_fn)(const cha
                         for (size_t k = 0; r >= 0 && k < recorded.n; k++)
                                 r = missing_fn(recorded.v[k], files);
                         admin_leave_caller(a);
-                        admin_strlist_done(&recorded);
+                        strlist_done(&recorded);
                 }
         }
         if (r >= 0 && a->package && a->have_db)
@@ -363,51 +371,12 @@ int admin_collect_selected(Admin *a, StrList *files, int (*missing_fn)(const cha
         return r;
 }
 
-
-
 int admin_strlist_add(StrList *l, const char *s) {
-        if (l->n >= ADMIN_MAX_FILES)
-                return -E2BIG;
-        if (GREEDY_REALLOC(l->v, l->allocated, l->n + 1) < 0)
-                return -ENOMEM;
-        l->v[l->n] = strdup(s);
-        if (!l->v[l->n])
-                return -ENOMEM;
-        l->n++;
-        return 0;
-}
-
-void admin_strlist_done(StrList *l) {
-        for (size_t i = 0; i < l->n; i++)
-                free(l->v[i]);
-        free(l->v);
-        *l = (StrList){};
+        return strlist_add(l, s, ADMIN_MAX_FILES);
 }
 
 int admin_strlist_add_cb(const char *s, void *userdata) {
         return admin_strlist_add(userdata, s);
-}
-
-static int cmp_str(const void *a, const void *b) {
-        return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-void admin_strlist_sort_unique(StrList *l) {
-        size_t k = 0;
-
-        /* An empty list may have no array at all, and qsort()'s pointer
-         * must be valid even for zero elements. */
-        if (l->n == 0)
-                return;
-        qsort(l->v, l->n, sizeof(char *), cmp_str);
-        for (size_t i = 0; i < l->n; i++) {
-                if (k > 0 && strcmp(l->v[k - 1], l->v[i]) == 0) {
-                        free(l->v[i]);
-                        continue;
-                }
-                l->v[k++] = l->v[i];
-        }
-        l->n = k;
 }
 
 /* Collects every .pyc inside __pycache__ directories under @dir. */
@@ -512,7 +481,8 @@ int admin_add_known(const char *interpreter, const char *cache_tag, const char *
         Known *nk, k = {};
         unsigned b[4];
 
-        if (!interpreter || !cache_tag || !magic || sscanf(magic, "%2x%2x%2x%2x", &b[0], &b[1], &b[2], &b[3]) != 4)
+        if (!interpreter || !cache_tag || !magic ||
+            sscanf(magic, "%2x%2x%2x%2x", &b[0], &b[1], &b[2], &b[3]) != 4)
                 return 0;
         for (int i = 0; i < 4; i++)
                 k.magic[i] = (uint8_t)b[i];
@@ -527,7 +497,6 @@ int admin_add_known(const char *interpreter, const char *cache_tag, const char *
         a->known[a->n_known++] = k;
         return 0;
 }
-
 
 int admin_add_item(Admin *a, const char *pyc, const char *source, const char *problem, const char *detail) {
         Item *it;

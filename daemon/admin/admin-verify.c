@@ -369,7 +369,7 @@ static int judge_untrusted(Admin *a, ProvLookup *lookup, StrList *files) {
                                 bad[index[k]] = gbad[k];
                 free(gbad);
                 free(index);
-                admin_strlist_done(&group);
+                strlist_done(&group);
         }
 
         for (size_t k = 0; k < files->n && r >= 0; k++) {
@@ -443,7 +443,7 @@ void admin_verify_run(Admin *a) {
         if (r >= 0)
                 r = admin_enter_caller(a);
         if (r >= 0) {
-                admin_strlist_sort_unique(&files);
+                strlist_sort_unique(&files);
                 for (size_t i = 0; i < files.n && r >= 0; i++)
                         r = admin_past_deadline(a) ? -ETIMEDOUT : classify(a, lookup, files.v[i], &untrusted);
         }
@@ -458,8 +458,8 @@ void admin_verify_run(Admin *a) {
         if (r < 0)
                 a->error = r;
         provdb_lookup_close(lookup);
-        admin_strlist_done(&files);
-        admin_strlist_done(&untrusted);
+        strlist_done(&files);
+        strlist_done(&untrusted);
 }
 
 void admin_repair_run(Admin *a) {

@@ -266,7 +266,7 @@ static void repair_compile(Admin *a) {
                                 (void)admin_strlist_add(&sources, o->source);
                         }
                 }
-                admin_strlist_sort_unique(&sources);
+                strlist_sort_unique(&sources);
                 if (manager_get_pool(m, it->interpreter, &p, NULL) >= 0 &&
                     request_new_internal(m, sources.v, sources.n, p, it->opt_level, it->mode, &repair_hooks,
                                          a, &r) >= 0) {
@@ -278,7 +278,7 @@ static void repair_compile(Admin *a) {
                         it->action = "none";
                         it->result_detail = strdup("cannot start the interpreter");
                 }
-                admin_strlist_done(&sources);
+                strlist_done(&sources);
         }
         free(done);
         repair_on_finish(NULL, 0, NULL, a);

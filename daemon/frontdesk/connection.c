@@ -53,20 +53,13 @@ size_t connection_pending_output(const Connection *c) {
         return c->out_bytes;
 }
 
-size_t connection_memory_total(const Manager *m) {
+/* Buffers held by unprivileged peers: all of them, or (@uid not -1) one
+ * uid's. */
+static size_t connection_memory(const Manager *m, uid_t uid) {
         size_t n = 0;
 
         for (const Connection *c = m->connections; c; c = c->next)
-                if (c->caller != CALLER_PRIVILEGED)
-                        n += c->rallocated + c->out_bytes;
-        return n;
-}
-
-static size_t connection_memory_of_uid(const Manager *m, uid_t uid) {
-        size_t n = 0;
-
-        for (const Connection *c = m->connections; c; c = c->next)
-                if (c->uid == uid)
+                if (c->caller != CALLER_PRIVILEGED && (uid == (uid_t)-1 || c->uid == uid))
                         n += c->rallocated + c->out_bytes;
         return n;
 }
@@ -169,7 +162,7 @@ void connection_send(Connection *c, uint8_t *frame, size_t size, bool droppable)
          * buffer memory too, not only against this connection's bound. */
         if (c->out_bytes + size > connection_max_output(c) ||
             (c->caller != CALLER_PRIVILEGED &&
-             connection_memory_total(c->manager) + size > c->manager->config->max_buffer_memory)) {
+             connection_memory(c->manager, (uid_t)-1) + size > c->manager->config->max_buffer_memory)) {
                 free(frame);
                 if (droppable)
                         return;
@@ -259,8 +252,8 @@ static int connection_grow(Connection *c) {
          * a quarter of it: a user who fills the budget shuts out neither
          * root (not counted) nor the other users. */
         if (c->caller != CALLER_PRIVILEGED &&
-            (connection_memory_total(m) + (na - c->rallocated) > m->config->max_buffer_memory ||
-             connection_memory_of_uid(m, c->uid) + (na - c->rallocated) > m->config->max_buffer_memory / 4))
+            (connection_memory(m, (uid_t)-1) + (na - c->rallocated) > m->config->max_buffer_memory ||
+             connection_memory(m, c->uid) + (na - c->rallocated) > m->config->max_buffer_memory / 4))
                 return -ENOBUFS;
         nb = realloc(c->rbuf, na);
         if (!nb)

@@ -77,5 +77,3 @@ void connection_unbind(Connection *c, void *userdata);
 bool connection_busy(const Connection *c);
 /* The peer's process information, read from /proc on first use. */
 const PeerInfo *connection_peer(Connection *c);
-/* Bytes of buffers all connections hold, for the global memory bound. */
-size_t connection_memory_total(const Manager *m);
