@@ -99,7 +99,7 @@ static void help(const Args *a) {
                "  -h, --help           show this help and exit\n"
                "\n"
                "Exit status: 0 every file compiled, 1 some file failed, 2 usage error,\n"
-               "3 requested versions not installed, 5 other error. See py3compile(1).\n",
+               "3 requested versions not installed, 5 other error. See pycqueue-py3compile(1).\n",
                a->name, a->name, a->name);
 }
 

@@ -25,6 +25,7 @@ PACKAGE_FILES = [
     "lib/systemd/system/pycqueued.service",
     "usr/share/man/man1/pycqueue.1.gz",
     "usr/share/man/man8/pycqueued.8.gz",
+    "usr/share/man/man1/pycqueue-py3compile.1.gz",
     "etc/pycqueue/pycqueued.conf",
     "usr/share/bash-completion/completions/pycqueue",
     "usr/share/doc/pycqueue/copyright",
@@ -68,6 +69,21 @@ def test_package_ships_its_files(debian_build):
     paths = {line.split()[5].lstrip(".").lstrip("/") for line in listing.splitlines()}
     missing = [p for p in PACKAGE_FILES if p not in paths]
     assert missing == []
+
+
+def test_no_file_belongs_to_another_package(debian_build):
+    """Unpacking must not overwrite another package's file (dpkg refuses it):
+    none of ours may be one that an installed package owns already, like
+    python3-minimal's py3compile(1). The diversions of the front-ends are
+    made by the maintainer scripts, not by shipping over them."""
+    listing = run(["dpkg-deb", "-c", debian_build.deb()])
+    paths = [line.split()[5].lstrip(".") for line in listing.splitlines() if not line.startswith("d")]
+    owned = []
+    for path in paths:
+        p = subprocess.run(["dpkg-query", "-S", path], capture_output=True, text=True)
+        if p.returncode == 0:
+            owned.append(p.stdout.strip())
+    assert owned == [], "files another package owns:\n%s" % "\n".join(owned)
 
 
 def test_binaries_are_executable(unpacked):
