@@ -17,9 +17,9 @@
  *
  * A __pycache__ is created on demand and may vanish under us: a clean
  * removes it once it is empty, and it is empty exactly while our file is
- * still an anonymous inode. Writing into a removed directory fails with
- * ENOENT; writer_replace_in_cache() then sees the directory's link count
- * at zero, creates __pycache__ anew and writes again (a few times at most:
+ * still an anonymous inode. Writing into a removed directory fails
+ * (ENOENT, or EPERM from linkat()); writer_replace_in_cache() then sees the
+ * directory's link count at zero, creates __pycache__ anew and writes again (a few times at most:
  * a clean that keeps removing it is not waited out forever). */
 
 #include <dirent.h>
@@ -238,7 +238,7 @@ fail:
 }
 
 /* How often a vanished __pycache__ is created again for one write. */
-#define WRITER_CACHE_RETRIES 8
+#define WRITER_CACHE_RETRIES 32
 
 static bool dir_removed(int dir_fd) {
         struct stat st;
@@ -261,7 +261,9 @@ int writer_replace_in_cache(int source_dir_fd, const char *name, const void *dat
                 if (r < 0)
                         return r;
                 r = writer_replace_at(cache_fd, name, data, size, mode, durable);
-                if (r != -ENOENT || !dir_removed(cache_fd))
+                /* Into a removed directory the kernel refuses the new name
+                 * with ENOENT, or EPERM for linkat() of the anonymous inode. */
+                if (r >= 0 || !dir_removed(cache_fd))
                         return r;
         }
         return r;
