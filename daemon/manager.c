@@ -418,6 +418,8 @@ static int manager_on_order(sd_event_source *s, void *userdata) {
         Manager *m = userdata;
         Job *j;
 
+        if (!queue_has_barriers(m->queue) && !queue_holds_any(m->queue))
+                return 0;
         while ((j = queue_pop_released(m->queue)))
                 pool_enqueue(j->pool, j);
         admin_order_changed(m);
@@ -425,8 +427,8 @@ static int manager_on_order(sd_event_source *s, void *userdata) {
 }
 
 void manager_order_changed(Manager *m) {
-        if (!queue_has_barriers(m->queue) && !m->order_source)
-                return;
+        /* Always scheduled (one cheap event per loop iteration at most): a
+         * clean that ends before its cover was known leaves held jobs. */
         if (!m->order_source && sd_event_add_defer(m->event, &m->order_source, manager_on_order, m) < 0) {
                 m->order_source = NULL;
                 return;

@@ -369,6 +369,10 @@ Job *queue_pop_released(Queue *q) {
         return NULL;
 }
 
+bool queue_holds_any(const Queue *q) {
+        return q->held_head != NULL;
+}
+
 bool queue_holds_pool(const Queue *q, const Pool *p) {
         for (const Job *j = q->held_head; j; j = j->next)
                 if (j->pool == p)

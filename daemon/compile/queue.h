@@ -62,6 +62,8 @@ void queue_hold(Queue *q, Job *j);
 /* The first held job no clean blocks any more, taken off the held list;
  * NULL when there is none. */
 Job *queue_pop_released(Queue *q);
+/* True when any job is held. */
+bool queue_holds_any(const Queue *q);
 /* True when a held job would run on @p. */
 bool queue_holds_pool(const Queue *q, const Pool *p);
 /* @j's result has reached its requests: it no longer counts for the order. */
