@@ -363,14 +363,18 @@ static int list_entries(ContentCache *c, EntryInfo **ret_list, size_t *ret_n, ui
 }
 
 /* Deletes the least recently used entries until three quarters of each
- * bound remain. Called by one thread at a time (c->evicting). */
+ * bound remain. Called by one thread at a time (c->evicting); stores go on
+ * meanwhile. What they add is counted on top of what the listing found,
+ * even if the listing saw it too: the count errs high, never low, so the
+ * bound holds on disk. */
 static void evict(ContentCache *c) {
         _cleanup_free_ EntryInfo *list = NULL;
-        uint64_t total, before, removed = 0, target_size = c->max_size / 4 * 3;
+        uint64_t total, size_before, entries_before, removed = 0, target_size = c->max_size / 4 * 3;
         size_t n, i, left, target_n = CONTENT_CACHE_MAX_ENTRIES / 4 * 3;
 
         pthread_mutex_lock(&c->lock);
-        before = c->size;
+        size_before = c->size;
+        entries_before = c->entries;
         pthread_mutex_unlock(&c->lock);
         if (list_entries(c, &list, &n, &total) < 0)
                 return;
@@ -384,11 +388,14 @@ static void evict(ContentCache *c) {
                 removed++;
         }
         pthread_mutex_lock(&c->lock);
-        /* What was stored while we listed counts on top of what we saw. */
-        c->size = total + (c->size > before ? c->size - before : 0);
-        c->entries = left;
+        c->size = total + (c->size > size_before ? c->size - size_before : 0);
+        c->entries = left + (c->entries > entries_before ? c->entries - entries_before : 0);
         c->evicted += removed;
         pthread_mutex_unlock(&c->lock);
+}
+
+static bool over_bound(ContentCache *c) {
+        return c->size > c->max_size || c->entries > CONTENT_CACHE_MAX_ENTRIES;
 }
 
 /* --- the cache ------------------------------------------------------------ */
@@ -510,6 +517,7 @@ int content_cache_store(ContentCache *c, const uint8_t key[CONTENT_CACHE_KEY_SIZ
         struct stat old;
         size_t entry_size;
         bool replaced, over;
+        unsigned rounds = 0;
         int r;
 
         if ((uint64_t)size > c->max_size / 4)
@@ -537,15 +545,19 @@ int content_cache_store(ContentCache *c, const uint8_t key[CONTENT_CACHE_KEY_SIZ
         else
                 c->entries++;
         c->size += entry_size;
-        over = !c->evicting && (c->size > c->max_size || c->entries > CONTENT_CACHE_MAX_ENTRIES);
+        over = !c->evicting && over_bound(c);
         if (over)
                 c->evicting = true;
         pthread_mutex_unlock(&c->lock);
 
-        if (over) {
+        /* Again if stores made during the listing pushed it over (a few at
+         * most: one per commit thread). */
+        while (over) {
                 evict(c);
                 pthread_mutex_lock(&c->lock);
-                c->evicting = false;
+                over = over_bound(c) && ++rounds < 4;
+                if (!over)
+                        c->evicting = false;
                 pthread_mutex_unlock(&c->lock);
         }
         return 0;
