@@ -471,18 +471,16 @@ int content_cache_lookup(ContentCache *c, const uint8_t key[CONTENT_CACHE_KEY_SI
         _cleanup_free_ uint8_t *entry = NULL;
         char name[CONTENT_CACHE_NAME_LEN + 1];
         size_t size, offset, payload_size;
-        struct stat st;
+        struct stat st = {};
         int r;
 
         content_cache_entry_name(key, name);
         fd = openat(c->dir_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
         if (fd < 0) {
-                if (errno == ENOENT) {
-                        count(c, &c->misses);
-                        return 0;
-                }
-                /* A symlink (ELOOP), or anything we cannot open. */
-                reject(c, name, NULL);
+                /* A symlink is never followed, and goes. Any other failure
+                 * (no such entry, out of descriptors) is only a miss. */
+                if (errno == ELOOP)
+                        reject(c, name, NULL);
                 count(c, &c->misses);
                 return 0;
         }
