@@ -29,7 +29,9 @@ typedef enum MessageType {
         /* client → daemon */
         MSG_COMPILE = 1,     /* paths and options; answered by ACCEPTED, PROGRESS/RESULT*, DONE */
         MSG_STATUS = 2,      /* answered by STATUS_REPLY */
-        MSG_WAIT = 3,        /* optional TAG_PACKAGE; answered by DONE when drained */
+        MSG_WAIT = 3,        /* optional TAG_PACKAGE; answered by DONE when drained. With
+                              * TAG_COLLECT_FAILURES: then one RESULT per stored failure of a
+                              * --no-wait request, DONE counting them (privileged only) */
         /* Administration: each is answered by MSG_RECORD* then MSG_DONE (or
          * MSG_ERROR). A record is a list of TAG_STAT fields, like a status. */
         MSG_WHY = 4,         /* TAG_PATH (a .py or .pyc), TAG_LIMIT */
@@ -71,6 +73,8 @@ typedef enum Tag {
         TAG_LIMIT = 20,            /* u64: at most this many records */
         TAG_SINCE = 21,            /* u64: only records at or after this time (Unix seconds) */
         TAG_FAILED_ONLY = 22,      /* u64: 1 = only failed jobs */
+        TAG_COLLECT_FAILURES = 25, /* u64: 1 = MSG_WAIT collects and clears the failures of
+                                    * --no-wait requests once drained (26 is reserved for it) */
 
         /* counts */
         TAG_COUNT_TOTAL = 30,
