@@ -281,3 +281,36 @@ def test_schema_1_migrated(start_daemon, tmp_path):
         assert c.execute("SELECT COUNT(*) FROM failures").fetchone()[0] == 0
     finally:
         c.close()
+
+
+def test_module_imported_before_the_flush(start_daemon, tmp_path, fake_trigger, stdlib_tree):
+    """A postinst that imports a module after py3compile queued it and before
+    the flush: Python compiles it in memory and, as root, writes the .pyc
+    itself; pycqueue's later job finds that .pyc current and leaves it."""
+    bindir, _ = fake_trigger
+    tree = stdlib_tree()
+    fresh = os.path.join(tree, "zz_fresh.py")
+    write(fresh, b"VALUE = 42\n")
+    pyc = cache_path(fresh)
+    d = start_daemon(workers=1)
+    p = py3compile([tree], maintscript_env(d, bindir))
+    d.kill()  # the queued jobs wait in the durable queue
+    assert p.returncode == 0, describe(p)
+    assert not os.path.exists(pyc), "test premise: the module was compiled before the SIGKILL"
+
+    imp = subprocess.run(["/usr/bin/python3", "-c", "import zz_fresh; print(zz_fresh.VALUE)"], cwd=tree,
+                         env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=CLIENT_TIMEOUT)
+    assert imp.stdout == b"42\n", imp.stderr
+    with open(pyc, "rb") as f:
+        written = f.read()
+    ino = os.stat(pyc).st_ino
+
+    d.start()
+    p = d.pycq("wait", "--failures", timeout=CLIENT_TIMEOUT)
+    assert p.returncode == 0, describe(p)
+    with open(pyc, "rb") as f:
+        assert f.read() == written
+    assert os.stat(pyc).st_ino == ino, "pycqueue replaced the importer's .pyc"
+    p = d.pycq("--json", "history", fresh)
+    assert p.returncode == 0, describe(p)
+    assert [r["outcome"] for r in json_records(p)] == ["up to date"], describe(p)
