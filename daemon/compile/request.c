@@ -341,6 +341,14 @@ static void request_finish(Request *r, int error, const char *message) {
         if (r->state == REQUEST_FINISHED)
                 return;
         r->state = REQUEST_FINISHED;
+        /* A --no-wait request that fails as a whole once its client has
+         * gone (an interpreter that cannot start, a walk that fails) has
+         * no file result to keep: each of its paths is kept as failed,
+         * so that `wait --failures` reports it. */
+        if (error < 0 && r->kind == REQUEST_COMPILE && r->no_wait && !r->connection && !r->hooks)
+                for (size_t i = 0; i < r->n_paths; i++)
+                        request_record(r, NULL, r->paths[i], NULL, NULL, 0, OUTCOME_FAILED, "Error", 0,
+                                       message ? message : strerror(-error));
         /* Done, one way or the other: nothing left to replay. */
         if (r->no_wait && r->spec_size > 0)
                 recorder_queue_remove(m->recorder, r->id);
@@ -638,11 +646,11 @@ void request_start(Request *r) {
                 if (r->no_wait && m->recorder) {
                         /* The record is committed with the queue entry;
                          * the request waits for that commit. */
-                r->state = REQUEST_EXPANDING;
+                        r->state = REQUEST_EXPANDING;
                         recorder_queue_add(m->recorder, &pr, r->uid, r->spec, r->spec_size,
                                            request_on_queued, r);
-                return;
-        }
+                        return;
+                }
                 if (m->recorder)
                         recorder_add_request(m->recorder, &pr); /* takes the strings */
                 else
@@ -661,6 +669,37 @@ void request_set_origin(Request *r, Connection *c) {
         r->pid = c->pid;
 }
 
+/* A replayed request that cannot even start: its paths are kept as failed,
+ * as the files of one that fails later are, so that `wait --failures`
+ * reports it. */
+static void request_record_lost(Manager *m, uint64_t id, const MsgReader *msg, const char *message) {
+        _cleanup_(spec_freep) Spec *s = NULL;
+        _cleanup_free_ char *ignored = NULL;
+        uint64_t now = now_usec(CLOCK_REALTIME);
+
+        if (!m->recorder || spec_parse(msg, &m->spec_limits, &s, &ignored) < 0)
+                return;
+        for (size_t i = 0; i < s->n_paths; i++) {
+                ProvJob pj = {
+                        .request_id = id,
+                        .target = strdup(s->paths[i]),
+                        .source = strdup(s->paths[i]),
+                        .outcome = OUTCOME_FAILED,
+                        .error_type = strdup("Error"),
+                        .error_message = strdup(message),
+                        .start_usec = now,
+                        .end_usec = now,
+                        .unattended = true,
+                };
+
+                if (!pj.target || !pj.source || !pj.error_type || !pj.error_message) {
+                        prov_job_done(&pj);
+                        return;
+                }
+                recorder_add_job(m->recorder, &pj);
+        }
+}
+
 int request_replay(Manager *m, uint64_t id, uid_t uid, const uint8_t *spec, size_t size) {
         _cleanup_free_ char *message = NULL;
         Spec *s = NULL;
@@ -675,8 +714,10 @@ int request_replay(Manager *m, uint64_t id, uid_t uid, const uint8_t *spec, size
         if (k < 0)
                 return k;
         k = request_new_compile(m, NULL, s, &msg, &r, &message);
-        if (k < 0)
+        if (k < 0) {
+                request_record_lost(m, id, &msg, message ? message : strerror(-k));
                 return k;
+        }
         r->id = id;
         r->uid = uid;
         r->replayed = true;

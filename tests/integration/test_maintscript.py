@@ -314,3 +314,24 @@ def test_module_imported_before_the_flush(start_daemon, tmp_path, fake_trigger, 
     p = d.pycq("--json", "history", fresh)
     assert p.returncode == 0, describe(p)
     assert [r["outcome"] for r in json_records(p)] == ["up to date"], describe(p)
+
+
+def test_replayed_request_that_cannot_start_is_reported(start_daemon, stdlib_tree, trusted_bindir):
+    """A queued request that fails as a whole after its client left (here:
+    replayed after a crash, its interpreter gone) is reported by the flush
+    for each of its paths, not lost."""
+    tree = stdlib_tree()
+    python = os.path.join(trusted_bindir, "python3")
+    os.symlink("/usr/bin/python3.11", python)
+    d = start_daemon(workers=1)
+    p = d.pycq("compile", "--no-wait", "--python=" + python, tree)
+    d.kill()
+    assert p.returncode == 0, describe(p)
+    assert count_pycs(tree) < len(expected_pycs(tree)), "test premise: all compiled before the SIGKILL"
+    os.unlink(python)
+    d.start()
+    p = d.pycq("wait", "--failures")
+    assert p.returncode == 1, describe(p)
+    assert p.err.startswith(tree + ": Error: ") and len(p.err.splitlines()) == 1, describe(p)
+    p = d.pycq("wait", "--failures")
+    assert (p.returncode, p.err) == (0, ""), describe(p)
