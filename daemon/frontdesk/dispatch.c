@@ -8,7 +8,9 @@
  * The rule has three parts:
  *   1. The table below: which verbs each class of caller may ask for. Verbs
  *      that change files (compile, repair, clean) belong to the privileged
- *      caller alone. Read-only verbs are open to every local user of a root
+ *      caller alone, and so does collecting the failures of queued
+ *      requests (`wait --failures`), which reads and clears what root
+ *      queued. Read-only verbs are open to every local user of a root
  *      daemon, and run with that user's own filesystem identity, so they
  *      show nothing the user could not see. A daemon running as an ordinary
  *      user cannot take another user's identity, so it serves only its own
