@@ -167,13 +167,18 @@ def test_package_private_dir_same_as_debian(start_daemon, tmp_path):
 
 def test_context_recorded(start_daemon, tmp_path, tree):
     d = start_daemon()
-    env = fe_env(d, {"DPKG_MAINTSCRIPT_PACKAGE": "python3-foo", "DPKG_MAINTSCRIPT_NAME": "postinst"})
+    # Waiting for the files, not deferred to the trigger (test_maintscript.py
+    # covers that, with a fake dpkg-trigger: the real one would touch the
+    # machine's dpkg database).
+    env = fe_env(d, {"DPKG_MAINTSCRIPT_PACKAGE": "python3-foo", "DPKG_MAINTSCRIPT_NAME": "postinst",
+                     "PYCQUEUE_NO_DEFER": "1"})
     p = run([frontend(tmp_path), os.path.join(tree, "top.py")], env=env)
     assert p.returncode == 0, p.err
     h = run_client("--json", "why", os.path.join(tree, "top.py"), socket_path=d.socket)
     assert h.returncode == 0, h.err
     text = h.out
     assert '"py3compile"' in text and '"python3-foo"' in text, text
+    assert '"dpkg_script":"postinst"' in text, text
 
 
 def test_syntax_error_fails_with_path_line(start_daemon, tmp_path):
