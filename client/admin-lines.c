@@ -37,7 +37,13 @@ void admin_write_label(const char *label) {
         printf("    %-15s", label);
 }
 
-void admin_write_dpkg_script(const Record *r) {
+/* "TOOL (SCRIPT of PACKAGE)": the tool ("-" when unknown) and the
+ * maintainer script that ran it, when one did. */
+void admin_write_tool(const Record *r) {
+        if (admin_has_field(r, "tool"))
+                record_write_value(r, "tool", stdout);
+        else
+                fputc('-', stdout);
         if (!admin_has_field(r, "dpkg_script"))
                 return;
         fputs(" (", stdout);
@@ -77,11 +83,7 @@ int history_record(AdminRun *run, const Record *r, const MsgReader *m) {
         /* A request from a maintainer script says which one. */
         if (admin_has_field(r, "dpkg_script")) {
                 fputs("  by ", stdout);
-                if (admin_has_field(r, "tool"))
-                        record_write_value(r, "tool", stdout);
-                else
-                        fputc('-', stdout);
-                admin_write_dpkg_script(r);
+                admin_write_tool(r);
         }
         fputc('\n', stdout);
         return 0;

@@ -132,11 +132,7 @@ static void why_print_tool(const Record *r) {
         if (!admin_has_field(r, "tool") && !admin_has_field(r, "dpkg_script"))
                 return;
         admin_write_label("tool:");
-        if (admin_has_field(r, "tool"))
-                record_write_value(r, "tool", stdout);
-        else
-                fputc('-', stdout);
-        admin_write_dpkg_script(r);
+        admin_write_tool(r);
         fputc('\n', stdout);
 }
 
