@@ -36,7 +36,8 @@ typedef enum MessageType {
         MSG_HISTORY = 5,     /* TAG_PATH?, TAG_PACKAGE?, TAG_SINCE?, TAG_FAILED_ONLY?, TAG_LIMIT? */
         MSG_VERIFY = 6,      /* TAG_PATH* and/or TAG_PACKAGE; records {path, problem, detail} */
         MSG_REPAIR = 7,      /* as VERIFY; records {path, problem, action, result} (mutating) */
-        MSG_CLEAN = 8,       /* TAG_PATH*, TAG_PACKAGE?, TAG_PYTHON*; records {path} (mutating) */
+        MSG_CLEAN = 8,       /* TAG_PATH*, TAG_PACKAGE?, TAG_PYTHON*, TAG_CLEAN_SOURCES?, TAG_CLEAN_TAG*;
+                              * records {path} or {path, error} (mutating) */
         MSG_AUDIT = 9,       /* TAG_SINCE?, TAG_LIMIT?; records of foreign .pyc writes */
 
         /* daemon → client */
@@ -71,6 +72,10 @@ typedef enum Tag {
         TAG_LIMIT = 20,            /* u64: at most this many records */
         TAG_SINCE = 21,            /* u64: only records at or after this time (Unix seconds) */
         TAG_FAILED_ONLY = 22,      /* u64: 1 = only failed jobs */
+        TAG_CLEAN_SOURCES = 23,    /* u64: 1 = MSG_CLEAN's TAG_PATHs are source files; remove their
+                                    * compiled files by py3clean's rule */
+        TAG_CLEAN_TAG = 24,        /* string, repeated: with TAG_CLEAN_SOURCES, only NAME.TAG.py[co];
+                                    * "" = only the legacy NAME.pyc/NAME.pyo beside the source */
 
         /* counts */
         TAG_COUNT_TOTAL = 30,

@@ -194,6 +194,7 @@ Manager *manager_free(Manager *m) {
         }
         sd_event_source_disable_unref(m->idle_source);
         sd_event_source_disable_unref(m->wait_source);
+        sd_event_source_disable_unref(m->order_source);
         sd_event_source_disable_unref(m->completion_source);
         sd_event_source_disable_unref(m->pool_timer_source);
         while (m->finished_head) {
@@ -209,7 +210,7 @@ Manager *manager_free(Manager *m) {
 }
 
 static bool manager_pool_in_use(Manager *m, Pool *p) {
-        if (pool_jobs(p) > 0)
+        if (pool_jobs(p) > 0 || queue_holds_pool(m->queue, p))
                 return true;
         for (Request *r = m->requests; r; r = r->next)
                 for (size_t i = 0; i < r->n_pools; i++)
@@ -259,7 +260,11 @@ static int manager_on_completion(sd_event_source *s, void *userdata) {
                 j->next = NULL;
                 for (size_t i = 0; i < j->n_waiters; i++)
                         request_job_done(j->waiters[i].request, j, &j->waiters[i]);
+                /* Only now, after a waiter that goes round again has
+                 * queued its new job, may a clean it came before run. */
+                queue_job_retired(m->queue, j);
                 job_free(j);
+                manager_order_changed(m);
         }
         manager_reclaim_pools_now(m);
         manager_status_changed(m);
@@ -409,6 +414,36 @@ static int manager_on_check_waits(sd_event_source *s, void *userdata) {
         return 0;
 }
 
+static int manager_on_order(sd_event_source *s, void *userdata) {
+        Manager *m = userdata;
+        Job *j;
+
+        if (!queue_has_barriers(m->queue) && !queue_holds_any(m->queue))
+                return 0;
+        while ((j = queue_pop_released(m->queue)))
+                pool_enqueue(j->pool, j);
+        admin_order_changed(m);
+        return 0;
+}
+
+void manager_order_changed(Manager *m) {
+        /* Always scheduled (one cheap event per loop iteration at most): a
+         * clean that ends before its cover was known leaves held jobs. */
+        if (!m->order_source && sd_event_add_defer(m->event, &m->order_source, manager_on_order, m) < 0) {
+                m->order_source = NULL;
+                return;
+        }
+        (void)sd_event_source_set_enabled(m->order_source, SD_EVENT_ONESHOT);
+}
+
+bool manager_compiles_unexpanded_before(Manager *m, uint64_t seq) {
+        for (Request *r = m->requests; r; r = r->next)
+                if (r->kind == REQUEST_COMPILE && r->seq < seq && r->state != REQUEST_RUNNING &&
+                    r->state != REQUEST_FINISHED)
+                        return true;
+        return false;
+}
+
 void manager_request_finished(Manager *m, Request *finished) {
         /* Waits are answered from a deferred event, not from here: the
          * caller may be walking the request list, and finishing a wait now
@@ -418,6 +453,7 @@ void manager_request_finished(Manager *m, Request *finished) {
                         (void)sd_event_add_defer(m->event, &m->wait_source, manager_on_check_waits, m);
                 (void)sd_event_source_set_enabled(m->wait_source, SD_EVENT_ONESHOT);
         }
+        manager_order_changed(m);
         manager_reclaim_pools(m);
         manager_status_changed(m);
         manager_check_idle(m);

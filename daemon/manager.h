@@ -79,6 +79,7 @@ typedef struct Manager {
         sd_event_source *wait_source;  /* answers waits after a compile finished */
         sd_event_source *status_source;
         char *last_status;
+        sd_event_source *order_source;      /* lets held jobs and waiting cleans go (queue.c) */
 } Manager;
 
 int manager_new(Config *config, Manager **ret);
@@ -110,6 +111,14 @@ void manager_reclaim_pools(Manager *m);
 void manager_job_finished(Manager *m, Job *j);
 /* A pool became ready or failed: requests waiting for it go on. */
 void manager_pool_changed(Manager *m, Pool *p);
+/* Something a clean or a held job may wait for changed (a job delivered, a
+ * request walked its paths or finished, a clean began or ended): checks,
+ * from the loop's next iteration, which held jobs may go and which cleans
+ * may run. */
+void manager_order_changed(Manager *m);
+/* True while a compile request numbered before @seq has not yet created
+ * its jobs (it waits for its interpreters, or walks its paths). */
+bool manager_compiles_unexpanded_before(Manager *m, uint64_t seq);
 /* A request has been answered and detached from the list. */
 void manager_request_finished(Manager *m, Request *r);
 void manager_count_compiled(Manager *m);

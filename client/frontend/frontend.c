@@ -13,10 +13,20 @@
  * /usr/lib/python3.X/dist-packages file) does a call send one request per
  * set.
  *
+ * py3clean decides what to remove as Debian's does: the *.py files of the
+ * package (dpkg-query --listfiles, every directory, not only the public
+ * ones), or those found under the operands, or the files in both; then one
+ * MSG_CLEAN request (TAG_CLEAN_SOURCES) per batch of sources, in which the
+ * daemon removes each source's compiled files by py3clean's rule
+ * (daemon/admin/admin-clean.c), ordered after the compiles of those sources
+ * already queued. -V X.Y becomes that version's cache tag, asked of
+ * /usr/bin/pythonX.Y as py3clean does; -V 3.1 the legacy .pyc/.pyo only.
+ *
  * They never break dpkg: when pycqueued can neither be reached nor started,
  * they run the original tool (the file dpkg-divert --rename moved aside) and
- * say so on stderr. They are installed under $(pkglibexecdir) and diverted
- * over /usr/bin by the Debian package, never installed there directly.
+ * say so on stderr. py3clean does the same when the daemon refuses it (a
+ * user other than root): the original then removes what that user may. They are installed under
+ * $(pkglibexecdir) and diverted over /usr/bin by the Debian package, never installed there directly.
  *
  * Environment: $PYCQUEUE_SOCKET (the daemon), $PYCQUEUE_NO_AUTOSTART=1 (do
  * not start one), $PYCQUEUE_ORIGINAL_PY3COMPILE / _PY3CLEAN / _PYCOMPILE
@@ -32,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "client.h"
@@ -44,6 +55,9 @@
 #endif
 
 #define FRONTEND_MAX_EXCLUDES 256u
+/* Sources per py3clean request: far below the daemon's path limit and its
+ * frame size, whatever the paths. */
+#define FRONTEND_CLEAN_BATCH 1024u
 
 typedef enum Tool {
         TOOL_PY3COMPILE,
@@ -60,6 +74,7 @@ typedef struct Args {
         const char *package;
         bool has_range;
         VersionRange range;
+        const char *clean_version; /* py3clean -V, as given */
         regex_t *regexes[FRONTEND_MAX_EXCLUDES];
         size_t n_regexes;
         char **operands;
@@ -387,6 +402,279 @@ static int run_compile(ClientOptions *o, Args *a, char **argv) {
         return exit_code;
 }
 
+/* --- py3clean ------------------------------------------------------------------- */
+
+/* The cache tag of /usr/bin/pythonX.Y, asked of it as py3clean does.
+ * -ENOENT when it cannot be run or says nothing. */
+static int cache_tag_of(PyVersion v, char *buf, size_t size) {
+        char python[64];
+        int fds[2], status;
+        ssize_t n = 0, k;
+        pid_t pid;
+
+        snprintf(python, sizeof(python), "/usr/bin/python%d.%d", PYVERSION_MAJOR(v), PYVERSION_MINOR(v));
+        if (access(python, X_OK) < 0)
+                return -ENOENT;
+        if (pipe2(fds, O_CLOEXEC) < 0)
+                return -errno;
+        pid = fork();
+        if (pid < 0) {
+                close(fds[0]);
+                close(fds[1]);
+                return -errno;
+        }
+        if (pid == 0) {
+                int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+                if (dup2(fds[1], STDOUT_FILENO) < 0 || (devnull >= 0 && dup2(devnull, STDERR_FILENO) < 0))
+                        _exit(127);
+                execl(python, python, "-I", "-S", "-c", "import sys; print(sys.implementation.cache_tag)",
+                      (char *)NULL);
+                _exit(127);
+        }
+        close(fds[1]);
+        while ((size_t)n < size - 1 && (k = read(fds[0], buf + n, size - 1 - (size_t)n)) != 0) {
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        break;
+                n += k;
+        }
+        close(fds[0]);
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR)
+                        return -errno;
+        buf[n] = 0;
+        buf[strcspn(buf, "\n")] = 0;
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || !*buf || strchr(buf, '/'))
+                return -ENOENT;
+        return 0;
+}
+
+static bool ends_with(const char *s, const char *suffix) {
+        size_t n = strlen(s), k = strlen(suffix);
+        return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+/* py3clean -V: the cache tag to remove into @tag ("" = the legacy files of
+ * 3.1). Returns 1 to go on, 0 when nothing is to be removed (another
+ * supported version shares the tag), or -exit code after reporting. */
+static int clean_tag(const Args *a, char *tag, size_t size) {
+        _cleanup_free_ char *message = NULL;
+        unsigned major, minor;
+        char extra;
+        DebPython d;
+        PyVersion v;
+
+        if (ends_with(a->clean_version, "3.1")) { /* 3.1, -3.1: py3clean's test */
+                *tag = 0;
+                return 1;
+        }
+        if (sscanf(a->clean_version, "%u.%u%c", &major, &minor, &extra) < 2 || major > 99 || minor > 999) {
+                output_error("invalid Python version: %s", a->clean_version);
+                return -EXIT_FILES_FAILED;
+        }
+        v = PYVERSION((int)major, (int)minor);
+        if (v < PYVERSION(3, 2))
+                return 0; /* no __pycache__ before 3.2, and no legacy files but 3.1's */
+        if (cache_tag_of(v, tag, size) < 0) {
+                output_error("cannot find magic tag for Python %u.%u", major, minor);
+                return -4; /* as py3clean */
+        }
+        /* A tag another supported version uses stays: its files are that one's too. */
+        if (debpython_load(&d, &message) >= 0)
+                for (size_t i = 0; i < d.n_supported; i++) {
+                        char other[64];
+
+                        if (d.known[i] == v || cache_tag_of(d.known[i], other, sizeof(other)) < 0 ||
+                            strcmp(other, tag) != 0)
+                                continue;
+                        if (a->verbose)
+                                printf("magic tag(s) used by python%d.%d. Nothing to remove.\n",
+                                       PYVERSION_MAJOR(d.known[i]), PYVERSION_MINOR(d.known[i]));
+                        return 0;
+                }
+        return 1;
+}
+
+/* py3clean's selection: the package's *.py files, the *.py files of the
+ * operands (a file as given, a directory walked from its absolute path),
+ * or those in both. Sorted, without duplicates. */
+static int clean_select(const Args *a, StrList *ret) {
+        StrList pkg = {}, found = {};
+        int r = 0;
+
+        if (a->package) {
+                r = package_sources(a, &pkg);
+                if (r < 0)
+                        return r;
+                strlist_sort_unique(&pkg);
+        }
+        for (size_t i = 0; i < a->n_operands && r >= 0; i++)
+                r = directory_sources(a->operands[i], &found);
+        if (r < 0) {
+                errno = -r;
+                output_error("cannot list the files to clean: %m");
+                r = -EXIT_OTHER;
+        } else if (a->package && a->n_operands > 0) {
+                strlist_sort_unique(&found);
+                for (size_t i = 0; i < found.n && r >= 0; i++)
+                        for (size_t j = 0; j < pkg.n; j++)
+                                if (strcmp(found.v[i], pkg.v[j]) == 0) {
+                                        r = strlist_add(ret, found.v[i], DEBPYTHON_MAX_FILES);
+                                        break;
+                                }
+        } else {
+                StrList *from = a->package ? &pkg : &found;
+
+                *ret = *from;
+                *from = (StrList){};
+                strlist_sort_unique(ret);
+        }
+        if (r == -ENOMEM || r == -E2BIG) {
+                output_error("too many files to clean");
+                r = -EXIT_OTHER;
+        }
+        strlist_done(&pkg);
+        strlist_done(&found);
+        return r;
+}
+
+/* The string value of the TAG_STAT field @key of a record, or NULL; it
+ * borrows the frame. */
+static const uint8_t *record_value(const MsgReader *m, const char *key, size_t *ret_size) {
+        MsgReader rd = *m;
+        MsgField f;
+
+        while (msg_next(&rd, &f) > 0) {
+                const char *k;
+                const uint8_t *v;
+                size_t n;
+                char kind;
+
+                if (f.tag == TAG_STAT && field_stat(&f, &k, &kind, &v, &n) >= 0 && strcmp(k, key) == 0) {
+                        *ret_size = n;
+                        return v;
+                }
+        }
+        return NULL;
+}
+
+/* One MSG_CLEAN for @n sources from @files; prints failures (and with -v
+ * each removal) and adds to the counts. Returns an exit code. */
+static int send_clean(ClientOptions *o, const Args *a, char **files, size_t n, const char *tag,
+                      uint64_t *removed, uint64_t *failed) {
+        _cleanup_(connection_freep) Connection *c = NULL;
+        _cleanup_(msg_writer_done) MsgWriter w = MSG_WRITER_NULL;
+        int r;
+
+        msg_writer_init(&w, MSG_CLEAN);
+        client_put_context(&w, o);
+        msg_put_u64(&w, TAG_CLEAN_SOURCES, 1);
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *abs = NULL;
+
+                r = client_path_absolute(files[i], &abs);
+                if (r < 0)
+                        return client_io_error(r);
+                msg_put_bytes(&w, TAG_PATH, abs, strlen(abs));
+        }
+        if (tag)
+                msg_put_string(&w, TAG_CLEAN_TAG, tag);
+        if (a->package)
+                msg_put_string(&w, TAG_PACKAGE, a->package);
+        if (w.error == -EMSGSIZE) {
+                output_error("request too large (over %u bytes)", PROTOCOL_MAX_FRAME);
+                return EXIT_OTHER;
+        }
+        if (w.error < 0)
+                return client_io_error(w.error);
+
+        r = client_connect(o, o->autostart, &c);
+        if (r != EXIT_OK)
+                return r;
+        r = connection_send(c, &w);
+        if (r < 0)
+                return client_io_error(r);
+        for (;;) {
+                const uint8_t *path, *error;
+                size_t path_size = 0, error_size = 0;
+                MsgReader m;
+
+                r = connection_receive(c, &m);
+                if (r < 0)
+                        return client_io_error(r);
+                switch (m.type) {
+                case MSG_RECORD:
+                        path = record_value(&m, "path", &path_size);
+                        error = record_value(&m, "error", &error_size);
+                        if (!path)
+                                break;
+                        if (error) {
+                                (*failed)++;
+                                output_error("cannot remove %.*s: %.*s", (int)path_size, (const char *)path,
+                                             (int)error_size, (const char *)error);
+                        } else {
+                                (*removed)++;
+                                if (a->verbose)
+                                        printf("removed %.*s\n", (int)path_size, (const char *)path);
+                        }
+                        break;
+                case MSG_DONE:
+                        /* Failures past the records the daemon sends still count. */
+                        error = record_value(&m, "failed", &error_size);
+                        if (error && !(error_size == 1 && error[0] == '0') && *failed == 0)
+                                (*failed)++;
+                        return EXIT_OK;
+                case MSG_ERROR:
+                        return client_request_error(&m);
+                default:
+                        break; /* a newer daemon's message */
+                }
+        }
+}
+
+static int run_clean(ClientOptions *o, Args *a, char **argv) {
+        StrList files = {};
+        char tag_buf[64];
+        const char *tag = NULL;
+        uint64_t removed = 0, failed = 0;
+        int r, exit_code = EXIT_OK;
+
+        if (a->clean_version) {
+                r = clean_tag(a, tag_buf, sizeof(tag_buf));
+                if (r <= 0)
+                        return -r;
+                tag = tag_buf;
+        }
+        if (!a->package && a->n_operands == 0) {
+                printf("Usage: %s [-V VERSION] [-p PACKAGE] [DIR_OR_FILE]\n", a->name);
+                return EXIT_FILES_FAILED; /* py3clean exits 1 here */
+        }
+        r = clean_select(a, &files);
+        if (r < 0)
+                return -r;
+        for (size_t i = 0; i < files.n; i += FRONTEND_CLEAN_BATCH) {
+                size_t n = MIN(files.n - i, (size_t)FRONTEND_CLEAN_BATCH);
+
+                r = send_clean(o, a, files.v + i, n, tag, &removed, &failed);
+                if ((r == EXIT_UNREACHABLE || r == EXIT_PERMISSION) && i == 0) {
+                        /* Nothing done yet: the original does it all (with
+                         * the caller's own rights, when the daemon refused). */
+                        strlist_done(&files);
+                        return run_original(a, argv);
+                }
+                if (r != EXIT_OK && exit_code == EXIT_OK)
+                        exit_code = r;
+        }
+        strlist_done(&files);
+        if (a->verbose)
+                printf("removed files: %llu\n", (unsigned long long)removed);
+        if (failed > 0 && exit_code == EXIT_OK)
+                exit_code = EXIT_FILES_FAILED;
+        return exit_code;
+}
+
 /* --- options ------------------------------------------------------------------ */
 
 static int usage_error(const Args *a, const char *message, const char *arg) {
@@ -430,10 +718,7 @@ static int parse_args(Args *a, int argc, char **argv) {
                         break;
                 case 'V':
                         if (a->tool == TOOL_PY3CLEAN) {
-                                a->has_range = true;
-                                if (version_range_parse(optarg, &a->range) < 0 ||
-                                    a->range.min != a->range.max)
-                                        return usage_error(a, "invalid Python version: ", optarg);
+                                a->clean_version = optarg; /* judged as py3clean does, in clean_tag() */
                                 break;
                         }
                         if (version_range_parse(optarg, &a->range) < 0)
@@ -473,7 +758,7 @@ static int parse_args(Args *a, int argc, char **argv) {
                                    "--exclude works with private directories only; use "
                                    "/usr/share/python3/bcep to exclude public modules",
                                    NULL);
-        if (!a->package && a->n_operands == 0) {
+        if (!a->package && a->n_operands == 0 && a->tool != TOOL_PY3CLEAN) {
                 fprintf(stderr,
                         "Usage: %s [-V [X.Y][-][A.B]] DIR_OR_FILE [-X REGEXPR]\n       %s -p PACKAGE\n",
                         a->name, a->name);
@@ -518,7 +803,7 @@ int main(int argc, char **argv) {
         o.quiet = !a.verbose;
 
         if (a.tool == TOOL_PY3CLEAN)
-                r = run_original(&a, argv); /* not yet through the daemon */
+                r = run_clean(&o, &a, argv);
         else
                 r = run_compile(&o, &a, argv);
         args_done(&a);

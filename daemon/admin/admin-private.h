@@ -16,6 +16,7 @@
 #include "admin-stream.h"
 #include "fsid.h"
 #include "provdb.h"
+#include "queue.h"
 #include "strlist.h"
 
 #define ADMIN_DEFAULT_LIMIT 1000
@@ -88,6 +89,19 @@ struct Admin {
         ProvJob *removed;
         size_t n_removed, allocated_removed;
         uint64_t checked;
+
+        /* clean: py3clean's rule for named sources (TAG_CLEAN_SOURCES),
+         * and the clean's place in the order of compiles (queue.c) */
+        bool clean_sources;
+        char **source_tags;   /* only these cache tags; "" = legacy .pyc/.pyo */
+        size_t n_source_tags;
+        uint64_t n_failed;
+        char *tool;           /* the client's context, for provenance */
+        char *dpkg_package;
+        QueueBarrier *barrier;
+        StrList cover;        /* what it covers, canonical (thread side, then the loop's) */
+        IoWork cover_io;
+        bool order_waiting;   /* waits for compiles that came before it */
 
         IoWork io;
         bool started;
@@ -189,3 +203,5 @@ void admin_repair_run(Admin *a);  /* admin-verify.c: orphans only; the loop reco
 /* verify's or repair's items as records, and their totals in MSG_DONE. */
 void admin_items_to_records(Admin *a, bool repair); /* admin-verify.c */
 void admin_clean_run(Admin *a);   /* admin-clean.c */
+/* The canonical paths a clean covers, into a->cover (thread side). */
+void admin_clean_cover_run(Admin *a); /* admin-clean.c */

@@ -66,6 +66,17 @@ Admin *admin_free(Admin *a) {
         }
         free(a->known);
         free(a->db_path);
+        for (size_t i = 0; i < a->n_source_tags; i++)
+                free(a->source_tags[i]);
+        free(a->source_tags);
+        free(a->tool);
+        free(a->dpkg_package);
+        strlist_done(&a->cover);
+        if (a->barrier) {
+                /* Compiles held for this clean may go now. */
+                a->barrier = queue_barrier_free(m->queue, a->barrier);
+                manager_order_changed(m);
+        }
         admin_stream_done(&a->stream);
         msg_writer_done(&a->done);
         free(a->error_message);
@@ -121,6 +132,8 @@ static void admin_run(IoWork *w) {
         case VERB_CLEAN:
                 admin_clean_run(a);
                 admin_rec_u64(&a->done, "removed", a->n_removed);
+                if (a->clean_sources)
+                        admin_rec_u64(&a->done, "failed", a->n_failed);
                 break;
         case VERB_AUDIT:
                 admin_audit_run(a);
@@ -294,13 +307,63 @@ static void admin_done(IoWork *w) {
         admin_reply(a);
 }
 
-static void admin_submit_now(void *userdata) {
-        Admin *a = userdata;
-
+static void admin_submit_run(Admin *a) {
         a->io = (IoWork){ .run = admin_run, .done = admin_done };
         /* Read-only verbs have threads of their own: they never delay a
          * compile, however many of them anyone asks for. */
         iopool_submit(verb_mutates(a->verb) ? a->manager->iopool : a->manager->querypool, &a->io);
+}
+
+/* A clean runs once every compile of its sources that came before it is
+ * done (queue.c): it may have to wait here, in order_waiting, until
+ * admin_order_changed() finds it clear. */
+static void admin_clean_try(Admin *a) {
+        Manager *m = a->manager;
+
+        if (!queue_barrier_clear(a->barrier) ||
+            manager_compiles_unexpanded_before(m, queue_barrier_seq(a->barrier))) {
+                a->order_waiting = true;
+                return;
+        }
+        a->order_waiting = false;
+        admin_submit_run(a);
+}
+
+void admin_order_changed(Manager *m) {
+        for (Admin *a = m->admins, *next; a; a = next) {
+                next = a->next;
+                if (a->order_waiting)
+                        admin_clean_try(a);
+        }
+}
+
+static void admin_cover_run(IoWork *w) {
+        admin_clean_cover_run((Admin *)((char *)w - offsetof(Admin, cover_io)));
+}
+
+static void admin_cover_done(IoWork *w) {
+        Admin *a = (Admin *)((char *)w - offsetof(Admin, cover_io));
+        Manager *m = a->manager;
+
+        if (queue_barrier_set_cover(m->queue, a->barrier, a->cover.v, a->cover.n) < 0)
+                /* Unknown, it covers every source: slower, still in order. */
+                (void)queue_barrier_set_cover(m->queue, a->barrier, (char *[]){ (char *)"/" }, 1);
+        /* Jobs it does not cover, held while it was unknown, may go. */
+        manager_order_changed(m);
+        admin_clean_try(a);
+}
+
+static void admin_submit_now(void *userdata) {
+        Admin *a = userdata;
+
+        if (a->barrier) {
+                /* First learn which sources the clean covers (canonical
+                 * paths, a file system walk: on a thread). */
+                a->cover_io = (IoWork){ .run = admin_cover_run, .done = admin_cover_done };
+                iopool_submit(a->manager->iopool, &a->cover_io);
+                return;
+        }
+        admin_submit_run(a);
 }
 
 static void admin_submit(Admin *a) {
@@ -464,7 +527,16 @@ int admin_start(Manager *m, Connection *c, Spec *spec, char **ret_message) {
                 a->since_usec = s->since_usec;
                 a->limit = s->limit;
                 a->failed_only = s->failed_only;
+                a->clean_sources = s->clean_sources;
+                a->source_tags = TAKE_PTR(s->clean_tags);
+                a->n_source_tags = s->n_clean_tags;
+                s->n_clean_tags = 0;
+                a->tool = TAKE_PTR(s->tool);
+                a->dpkg_package = TAKE_PTR(s->dpkg_package);
         }
+        if (k >= 0 && a->verb == VERB_CLEAN)
+                /* Its place among the compiles, taken as it arrives. */
+                k = queue_barrier_new(m->queue, queue_next_seq(m->queue), &a->barrier);
         if (k >= 0 && (a->verb == VERB_VERIFY || a->verb == VERB_REPAIR || a->verb == VERB_CLEAN))
                 k = admin_take_pythons(a, c, s, ret_message);
         if (k >= 0 && (a->verb == VERB_VERIFY || a->verb == VERB_REPAIR) && s->n_pythons == 0)
@@ -475,7 +547,8 @@ int admin_start(Manager *m, Connection *c, Spec *spec, char **ret_message) {
                                   "AuditRoots= in its "
                                   "configuration");
         if (k >= 0 && !recorder_enabled(m->recorder) &&
-            (a->type == MSG_WHY || a->type == MSG_HISTORY || a->type == MSG_AUDIT || a->package)) {
+            (a->type == MSG_WHY || a->type == MSG_HISTORY || a->type == MSG_AUDIT ||
+             (a->package && !a->clean_sources))) {
                 k = -EOPNOTSUPP;
                 if (asprintf(ret_message,
                              "provenance recording is turned off (recording = off in the daemon's "
@@ -517,8 +590,13 @@ int admin_start(Manager *m, Connection *c, Spec *spec, char **ret_message) {
                         pr.cmdline = peer->self.cmdline ? strdup(peer->self.cmdline) : NULL;
                         pr.parents = peer_info_parents_text(peer);
                 }
-                pr.tool = strdup(a->type == MSG_CLEAN ? "pycqueue clean" : "pycqueue repair");
+                /* py3clean says who it is; pycqueue's verbs are named
+                 * after the verb. */
+                pr.tool = strdup(a->clean_sources && a->tool ? a->tool
+                                 : a->type == MSG_CLEAN      ? "pycqueue clean"
+                                                             : "pycqueue repair");
                 pr.package = a->package ? strdup(a->package) : NULL;
+                pr.dpkg_package = a->dpkg_package ? strdup(a->dpkg_package) : NULL;
                 recorder_add_request(m->recorder, &pr);
         }
         if (c)

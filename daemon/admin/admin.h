@@ -26,5 +26,8 @@ Admin *admin_next(const Admin *a);
 uid_t admin_uid(const Admin *a);
 /* A pool an admin request waits for changed state. */
 void admin_pools_changed(Manager *m, Pool *p);
+/* Cleans waiting for the compiles that came before them run once those
+ * are done (manager_order_changed()). */
+void admin_order_changed(Manager *m);
 Admin *admin_free(Admin *a);
 DEFINE_CLEANUP(Admin *, admin_free);

@@ -11,7 +11,8 @@
  * stage has renamed the new .pyc into place.
  *
  * Commit (I/O thread): create __pycache__ if needed (never through a
- * symlink) and write the .pyc atomically (writer.c).
+ * symlink; again if a clean removed it meanwhile) and write the .pyc
+ * atomically (writer.c).
  *
  * Sources read on behalf of others. Debian links some stdlib modules into
  * /etc, so a source may be a symlink, read through its link as the importer
@@ -453,19 +454,12 @@ fail:
 
 void job_commit_run(IoWork *w) {
         Job *j = job_from_io(w);
-        _cleanup_close_ int cache_fd = -1;
-        int r;
 
-        r = writer_open_cache_dir(j->dir_fd, true, &cache_fd);
-        if (r < 0) {
-                /* A symlink or a file where __pycache__ should be. */
-                j->io_result = r == -ELOOP || r == -ENOTDIR ? -EEXIST : r;
-                return;
-        }
         if (j->params.hash) {
                 sha256(j->data, j->data_size, j->pyc_sha256);
                 j->have_pyc_sha256 = true;
         }
-        j->io_result = writer_replace_at(cache_fd, j->target_name, j->data, j->data_size, j->pyc_mode,
-                                         j->params.durable);
+        /* __pycache__ created if needed, again if a clean removed it under us. */
+        j->io_result = writer_replace_in_cache(j->dir_fd, j->target_name, j->data, j->data_size, j->pyc_mode,
+                                               j->params.durable);
 }

@@ -52,7 +52,11 @@ typedef struct Job {
         JobState state;
         unsigned attempts;     /* worker attempts so far */
         uint64_t lock_deadline;
-        struct Job *next;      /* pool FIFO link */
+        struct Job *next;      /* pool FIFO link, or the queue's list of held jobs */
+        uint64_t seq;          /* order of arrival: its earliest request's (queue.c) */
+        bool held;             /* waits for a clean that came before it (queue.c) */
+        bool live;             /* counted by the queue until delivered (queue_job_retired()) */
+        struct Job *live_next, *live_prev;
 
         JobWaiter *waiters;
         size_t n_waiters, allocated_waiters;

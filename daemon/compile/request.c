@@ -414,7 +414,9 @@ void request_job_done(Request *r, Job *j, const JobWaiter *waiter) {
  * would not give this request what it asked for — another invalidation
  * mode, or not forced when this request forces — is waited for and the
  * target then taken again (request_job_done()), so one writer per target
- * holds and every request still gets its own kind of .pyc. */
+ * holds and every request still gets its own kind of .pyc. A clean of the
+ * source between the job and this request is the same case: the order of
+ * arrival decides on which side of the clean each compile lands (queue.c). */
 static void request_add_target(Request *r, const char *source, const char *target, Pool *p, unsigned opt,
                                bool up_to_date_hint) {
         Manager *m = r->manager;
@@ -423,14 +425,32 @@ static void request_add_target(Request *r, const char *source, const char *targe
 
         if (j) {
                 bool fits = j->mode == r->mode && (!r->force || j->params.force);
+                /* The job is from before a clean this request comes after:
+                 * its .pyc is about to be removed, so take the target again. */
+                bool after_clean = queue_barrier_between(m->queue, j->source, j->seq, r->seq);
+
+                if (r->seq < j->seq && queue_barrier_between(m->queue, j->source, r->seq, j->seq)) {
+                        /* A job held for a clean this request came before:
+                         * it serves this request now, before the clean, and
+                         * the waiters from after the clean go round again. */
+                        queue_job_set_seq(m->queue, j, r->seq);
+                        for (size_t i = 0; i < j->n_waiters; i++)
+                                if (queue_barrier_between(m->queue, j->source, r->seq,
+                                                          j->waiters[i].request->seq))
+                                        j->waiters[i].requeue = true;
+                        manager_order_changed(m);
+                }
                 err = job_add_waiter(j, r, true);
                 if (err == 0) {
-                        j->waiters[j->n_waiters - 1].requeue = !fits;
+                        j->waiters[j->n_waiters - 1].requeue = !fits || after_clean;
                         r->outstanding++;
                         return;
                 }
         }
-        if (err == 0 && up_to_date_hint && !r->force) {
+        /* Up to date when the walk looked, but a clean that came before
+         * this request has yet to run: after it, it will not be. */
+        if (err == 0 && up_to_date_hint && !r->force &&
+            !queue_barrier_between(m->queue, source, 0, r->seq)) {
                 request_count(r, OUTCOME_UP_TO_DATE);
                 request_record(r, NULL, source, target, p, opt, OUTCOME_UP_TO_DATE, NULL, 0, NULL);
                 request_send_result(r, source, target, OUTCOME_UP_TO_DATE, NULL, 0, NULL);
@@ -440,6 +460,7 @@ static void request_add_target(Request *r, const char *source, const char *targe
                 err = job_new(++m->next_job_id, source, target, p, opt, r->mode, &j);
         if (err == 0) {
                 j->params.force = r->force;
+                j->seq = r->seq;
                 err = job_add_waiter(j, r, false);
                 if (err == 0)
                         err = queue_add(m->queue, j);
@@ -455,7 +476,10 @@ static void request_add_target(Request *r, const char *source, const char *targe
                 return;
         }
         r->outstanding++;
-        pool_enqueue(p, j);
+        if (queue_job_blocked(m->queue, j))
+                queue_hold(m->queue, j); /* manager_order_changed() lets it go after the clean */
+        else
+                pool_enqueue(p, j);
 }
 
 static void request_expand_run(IoWork *w);
@@ -547,6 +571,8 @@ static void request_expand_done(IoWork *w) {
         r->expanded = expand_result_free(r->expanded);
         r->state = REQUEST_RUNNING;
         manager_status_changed(m);
+        /* Its jobs exist now: a clean that waited for its walk can look. */
+        manager_order_changed(m);
         if (r->no_wait && r->connection) {
                 /* Durably queued before the walk: answer now and go on
                  * without the client. */
@@ -616,6 +642,7 @@ void request_start(Request *r) {
                 return;
         }
         m->totals.requests++;
+        r->seq = queue_next_seq(m->queue);
         if (!r->replayed) {
                 r->id = m->recorder ? recorder_next_request_id(m->recorder) : 0;
                 request_record_start(r);

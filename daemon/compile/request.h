@@ -61,6 +61,7 @@ typedef struct Request {
         gid_t gid;
         pid_t pid;
         uint64_t id;             /* provenance request id */
+        uint64_t seq;            /* order of arrival, against cleans (queue.c) */
         bool no_wait;            /* answered once durably queued */
         bool replayed;           /* resumed from the durable queue */
         uint8_t *spec;           /* the MSG_COMPILE frame, for the durable queue */

@@ -13,7 +13,14 @@
  * supported a named O_EXCL temporary is used instead, with the same rename.
  * Finally the directory is fsynced so the new name survives a crash. That
  * fsync is a group commit: threads that renamed into the same directory at
- * about the same time share one fsync (writer_sync_dir()). */
+ * about the same time share one fsync (writer_sync_dir()).
+ *
+ * A __pycache__ is created on demand and may vanish under us: a clean
+ * removes it once it is empty, and it is empty exactly while our file is
+ * still an anonymous inode. Writing into a removed directory fails
+ * (ENOENT, or EPERM from linkat()); writer_replace_in_cache() then sees the
+ * directory's link count at zero, creates __pycache__ anew and writes again (a few times at most:
+ * a clean that keeps removing it is not waited out forever). */
 
 #include <dirent.h>
 #include <pthread.h>
@@ -227,6 +234,38 @@ sync_dir:
 fail:
         if (named)
                 (void)unlinkat(dir_fd, tmp, 0);
+        return r;
+}
+
+/* How often a vanished __pycache__ is created again for one write. */
+#define WRITER_CACHE_RETRIES 32
+
+static bool dir_removed(int dir_fd) {
+        struct stat st;
+
+        return fstat(dir_fd, &st) == 0 && st.st_nlink == 0;
+}
+
+int writer_replace_in_cache(int source_dir_fd, const char *name, const void *data, size_t size, mode_t mode,
+                            bool durable) {
+        int r = -ENOENT;
+
+        for (unsigned attempt = 0; attempt < WRITER_CACHE_RETRIES; attempt++) {
+                _cleanup_close_ int cache_fd = -1;
+
+                r = writer_open_cache_dir(source_dir_fd, true, &cache_fd);
+                if (r == -ELOOP || r == -ENOTDIR)
+                        return -EEXIST; /* a symlink or a file where __pycache__ should be */
+                if (r == -ENOENT)
+                        continue; /* removed between mkdir and open: again */
+                if (r < 0)
+                        return r;
+                r = writer_replace_at(cache_fd, name, data, size, mode, durable);
+                /* Into a removed directory the kernel refuses the new name
+                 * with ENOENT, or EPERM for linkat() of the anonymous inode. */
+                if (r >= 0 || !dir_removed(cache_fd))
+                        return r;
+        }
         return r;
 }
 

@@ -26,6 +26,14 @@ int writer_check_target(int dir_fd, const char *name);
  * and no temporary file is left behind. */
 int writer_replace_at(int dir_fd, const char *name, const void *data, size_t size, mode_t mode, bool durable);
 
+/* writer_replace_at() into @source_dir_fd's __pycache__, creating it when
+ * absent. A clean may remove an empty __pycache__ between our opening it
+ * and our linking the file in (an unlinked directory takes no new name):
+ * then it is created again and the write retried, a bounded number of
+ * times. -EEXIST for a symlink or non-directory at __pycache__. */
+int writer_replace_in_cache(int source_dir_fd, const char *name, const void *data, size_t size, mode_t mode,
+                            bool durable);
+
 /* fsync()s @dir_fd, sharing one fsync with other threads syncing the same
  * directory at the same time. Returns once a sync that began after this
  * call has completed. */

@@ -74,6 +74,7 @@ Spec *spec_free(Spec *s) {
         strv_free(s->excludes, s->n_excludes);
         strv_free(s->pythons, s->n_pythons);
         strv_free(s->argv, s->n_argv);
+        strv_free(s->clean_tags, s->n_clean_tags);
         free(s->root);
         free(s->package);
         free(s->tool);
@@ -206,6 +207,18 @@ static int parse_field(Spec *s, const MsgField *f, const SpecLimits *l, char **r
                 return 0;
         case TAG_LIMIT:
                 return field_u64(f, &s->limit);
+        case TAG_CLEAN_SOURCES:
+                return get_bool(f, &s->clean_sources);
+        case TAG_CLEAN_TAG:
+                /* A cache tag names files inside one directory: no '/'. */
+                if (memchr(f->data, '/', f->size))
+                        return error_message(ret_message, -EINVAL, "a cache tag holds no '/'");
+                r = strv_append(&s->clean_tags, &s->n_clean_tags, l->max_clean_tags, f, SPEC_MAX_CLEAN_TAG);
+                if (r == -E2BIG || r == -ENAMETOOLONG)
+                        return error_message(ret_message, -E2BIG,
+                                             "at most %zu cache tags of at most %d bytes", l->max_clean_tags,
+                                             SPEC_MAX_CLEAN_TAG);
+                return r;
         default:
                 return 0; /* unknown or another verb's field */
         }
@@ -223,7 +236,20 @@ static int check_verb(const Spec *s, char **ret_message) {
                 break;
         case VERB_VERIFY:
         case VERB_REPAIR:
+                if (s->n_paths == 0 && !s->package)
+                        return error_message(ret_message, -EINVAL, "name paths or a package");
+                break;
         case VERB_CLEAN:
+                /* py3clean's mode names its sources one by one (the
+                 * package is then context only); its tags and --python are
+                 * two ways to say the same thing, so one or the other. */
+                if (s->clean_sources && s->n_paths == 0)
+                        return error_message(ret_message, -EINVAL, "name the sources to clean");
+                if (s->clean_sources && s->n_pythons > 0)
+                        return error_message(ret_message, -EINVAL,
+                                             "a clean of sources takes cache tags, not interpreters");
+                if (!s->clean_sources && s->n_clean_tags > 0)
+                        return error_message(ret_message, -EINVAL, "cache tags need TAG_CLEAN_SOURCES");
                 if (s->n_paths == 0 && !s->package)
                         return error_message(ret_message, -EINVAL, "name paths or a package");
                 break;

@@ -34,7 +34,11 @@ typedef struct SpecLimits {
         size_t max_pythons;        /* TAG_PYTHON fields */
         size_t max_argv;           /* TAG_CTX_ARGV fields */
         size_t max_string;         /* bytes of a package, tool or argv string */
+        size_t max_clean_tags;     /* TAG_CLEAN_TAG fields */
 } SpecLimits;
+
+/* The longest cache tag a clean may name ("cpython-311" is 11 bytes). */
+#define SPEC_MAX_CLEAN_TAG 64
 
 #define SPEC_LIMITS_DEFAULT                                                                                 \
         ((SpecLimits){ .max_paths = 4096,                                                                   \
@@ -42,7 +46,8 @@ typedef struct SpecLimits {
                        .max_exclude_size = 1024,                                                            \
                        .max_pythons = 8,                                                                    \
                        .max_argv = 256,                                                                     \
-                       .max_string = 4096 })
+                       .max_string = 4096,                                                                  \
+                       .max_clean_tags = 8 })
 
 /* A parsed request. Every string is NUL-terminated, holds no NUL, and is
  * the client's text verbatim: paths are absolute but not canonicalized, no
@@ -67,6 +72,9 @@ struct Spec {
         char *package;             /* --package */
         uint64_t since_usec;       /* 0 = no bound; saturates at INT64_MAX instead of wrapping */
         uint64_t limit;            /* 0 = the verb's default */
+        bool clean_sources;        /* clean: the paths are source files, py3clean's rule */
+        char **clean_tags;         /* with clean_sources: only these tags; "" = legacy .pyc/.pyo */
+        size_t n_clean_tags;
 
         /* client context, recorded as provenance */
         char *tool;

@@ -567,7 +567,7 @@ static void test_argv_truncated(void **state) {
 
 static void test_unknown_tags_ignored(void **state) {
         static const uint16_t tags[] = {
-                0, 4, 9, 23, 29, TAG_COUNT_TOTAL, TAG_RESULT_SOURCE, TAG_ERRNO, TAG_STAT, 0x7fff, 0xffff
+                0, 4, 9, 29, 39, TAG_COUNT_TOTAL, TAG_RESULT_SOURCE, TAG_ERRNO, TAG_STAT, 0x7fff, 0xffff
         };
         static const uint8_t junk[] = { 0, 1, 2, 0xff, 0 };
         _cleanup_parse_ Parse p = {};
@@ -585,6 +585,71 @@ static void test_unknown_tags_ignored(void **state) {
         assert_int_equal(p.spec->verb, VERB_WHY);
         assert_int_equal(p.spec->n_paths, 1);
         assert_string_equal(p.spec->paths[0], "/a.py");
+}
+
+/* py3clean's clean: sources, cache tags (bounded, no '/'), a package as
+ * context only, and neither tags without sources nor interpreters with. */
+static void test_clean_sources(void **state) {
+        _cleanup_parse_ Parse ok = {}, legacy = {}, none = {}, tag_alone = {}, slash = {}, python = {},
+                              many = {}, big = {};
+        char long_tag[SPEC_MAX_CLEAN_TAG + 2];
+
+        parse_begin(&ok, MSG_CLEAN);
+        msg_put_u64(&ok.w, TAG_CLEAN_SOURCES, 1);
+        msg_put_string(&ok.w, TAG_PATH, "/usr/lib/python3/dist-packages/foo.py");
+        msg_put_string(&ok.w, TAG_CLEAN_TAG, "cpython-311");
+        msg_put_string(&ok.w, TAG_PACKAGE, "python3-foo");
+        assert_int_equal(parse_end(&ok, NULL), 0);
+        assert_true(ok.spec->clean_sources);
+        assert_int_equal(ok.spec->n_clean_tags, 1);
+        assert_string_equal(ok.spec->clean_tags[0], "cpython-311");
+        assert_string_equal(ok.spec->package, "python3-foo");
+
+        parse_begin(&legacy, MSG_CLEAN);
+        msg_put_u64(&legacy.w, TAG_CLEAN_SOURCES, 1);
+        msg_put_string(&legacy.w, TAG_PATH, "/a.py");
+        msg_put_string(&legacy.w, TAG_CLEAN_TAG, "");
+        assert_int_equal(parse_end(&legacy, NULL), 0);
+        assert_string_equal(legacy.spec->clean_tags[0], "");
+
+        parse_begin(&none, MSG_CLEAN);
+        msg_put_u64(&none.w, TAG_CLEAN_SOURCES, 1);
+        msg_put_string(&none.w, TAG_PACKAGE, "python3-foo");
+        assert_int_equal(parse_end(&none, NULL), -EINVAL);
+        assert_true(contains(none.message, "sources"));
+
+        parse_begin(&tag_alone, MSG_CLEAN);
+        msg_put_string(&tag_alone.w, TAG_PATH, "/a");
+        msg_put_string(&tag_alone.w, TAG_CLEAN_TAG, "cpython-311");
+        assert_int_equal(parse_end(&tag_alone, NULL), -EINVAL);
+
+        parse_begin(&slash, MSG_CLEAN);
+        msg_put_u64(&slash.w, TAG_CLEAN_SOURCES, 1);
+        msg_put_string(&slash.w, TAG_PATH, "/a.py");
+        msg_put_string(&slash.w, TAG_CLEAN_TAG, "../x");
+        assert_int_equal(parse_end(&slash, NULL), -EINVAL);
+
+        parse_begin(&python, MSG_CLEAN);
+        msg_put_u64(&python.w, TAG_CLEAN_SOURCES, 1);
+        msg_put_string(&python.w, TAG_PATH, "/a.py");
+        msg_put_string(&python.w, TAG_PYTHON, "/usr/bin/python3");
+        assert_int_equal(parse_end(&python, NULL), -EINVAL);
+
+        parse_begin(&many, MSG_CLEAN);
+        msg_put_u64(&many.w, TAG_CLEAN_SOURCES, 1);
+        msg_put_string(&many.w, TAG_PATH, "/a.py");
+        for (size_t i = 0; i <= SPEC_LIMITS_DEFAULT.max_clean_tags; i++)
+                msg_put_string(&many.w, TAG_CLEAN_TAG, "cpython-311");
+        assert_int_equal(parse_end(&many, NULL), -E2BIG);
+        assert_true(contains(many.message, "cache tags"));
+
+        memset(long_tag, 'x', sizeof(long_tag) - 1);
+        long_tag[sizeof(long_tag) - 1] = 0;
+        parse_begin(&big, MSG_CLEAN);
+        msg_put_u64(&big.w, TAG_CLEAN_SOURCES, 1);
+        msg_put_string(&big.w, TAG_PATH, "/a.py");
+        msg_put_string(&big.w, TAG_CLEAN_TAG, long_tag);
+        assert_int_equal(parse_end(&big, NULL), -E2BIG);
 }
 
 static void test_spec_free_null(void **state) {
@@ -609,6 +674,7 @@ int main(void) {
                 cmocka_unit_test(test_limit_paths),
                 cmocka_unit_test(test_limit_paths_default),
                 cmocka_unit_test(test_limit_pythons),
+                cmocka_unit_test(test_clean_sources),
                 cmocka_unit_test(test_limit_excludes),
                 cmocka_unit_test(test_limit_strings),
                 cmocka_unit_test(test_argv_truncated),
