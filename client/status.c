@@ -22,7 +22,8 @@
 static void status_help(void) {
         printf("Usage: " PROGRAM_NAME " [OPTION]... status [--json]\n"
                "Show the state of pycqueued: pid, version, uptime, queue, workers per interpreter,\n"
-               "totals, throughput, database and recent errors, as \"key: value\" lines or,\n"
+               "totals, throughput, database, content cache (hits, misses, hit rate, size and\n"
+               "bound) and recent errors, as \"key: value\" lines or,\n"
                "with --json, as one JSON object. Never starts the daemon.\n"
                "\n"
                "      --json     print one JSON object\n"

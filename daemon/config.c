@@ -42,6 +42,7 @@ void config_init(Config *c) {
                 .pool_idle_usec = 15 * 60 * 1000000ULL,
                 .request_time_usec = 5 * 60 * 1000000ULL,
                 .connection_idle_usec = 60 * 1000000ULL,
+                .cache_max_size = CONFIG_DEFAULT_CACHE_MAX_SIZE,
         };
 }
 
@@ -50,6 +51,7 @@ void config_done(Config *c) {
         free(c->state_dir);
         free(c->worker_user);
         free(c->audit_roots);
+        free(c->cache_directory);
         for (size_t i = 0; i < c->n_interpreters; i++)
                 free(c->interpreters[i]);
         free(c->interpreters);
@@ -207,6 +209,10 @@ int config_set(Config *c, const char *key, const char *value) {
                 return set_seconds(&c->pool_idle_usec, value);
         if (strcmp(key, "max_buffer_memory") == 0)
                 return set_u64(&c->max_buffer_memory, value, 1u << 20);
+        if (strcmp(key, "cache_directory") == 0)
+                return path_is_absolute(value) ? set_string(&c->cache_directory, value) : -EINVAL;
+        if (strcmp(key, "cache_max_size") == 0)
+                return set_u64(&c->cache_max_size, value, 0);
         if (strcmp(key, "durability") == 0) {
                 if (strcmp(value, "full") == 0)
                         c->durable = true;

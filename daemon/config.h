@@ -11,6 +11,8 @@
 #define CONFIG_DEFAULT_PATH SYSCONFDIR "/pycqueue/pycqueued.conf"
 #define CONFIG_DEFAULT_SOCKET "/run/pycqueue/socket"
 #define CONFIG_DEFAULT_STATE_DIR LOCALSTATEDIR "/lib/pycqueue"
+#define CONFIG_DEFAULT_CACHE_DIR LOCALSTATEDIR "/cache/pycqueue"
+#define CONFIG_DEFAULT_CACHE_MAX_SIZE (256ULL << 20)
 
 typedef struct Config {
         char *socket_path;
@@ -43,6 +45,8 @@ typedef struct Config {
         uint64_t connection_idle_usec;    /* an unprivileged peer's connection between requests */
         uint64_t request_time_usec;       /* a non-privileged read-only request's time, at most */
         uint64_t pool_idle_usec;          /* an unused interpreter pool is freed after this; 0 = never */
+        char *cache_directory;            /* the content cache; NULL = CONFIG_DEFAULT_CACHE_DIR */
+        uint64_t cache_max_size;          /* bytes of cache entries; 0 = no content cache */
 } Config;
 
 #define CONFIG_MAX_INTERPRETERS 16

@@ -52,6 +52,30 @@ static int manager_on_signal(sd_event_source *s, const struct signalfd_siginfo *
         return 0;
 }
 
+/* The content cache (cache/contentcache.c). A cache that cannot be
+ * trusted or opened is off, said once here; compiles go on without it. */
+static int manager_open_cache(Manager *m) {
+        const char *dir = m->config->cache_directory ? m->config->cache_directory : CONFIG_DEFAULT_CACHE_DIR;
+        _cleanup_free_ char *reason = NULL;
+        int r;
+
+        if (m->config->cache_max_size == 0)
+                return 0;
+        r = content_cache_open(dir, m->config->cache_max_size, &m->cache, &reason);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0) {
+                if (reason)
+                        log_warning("Content cache off: %s", reason);
+                else
+                        log_warning_errno(r, "Content cache off: cannot open %s: %m", dir);
+                if (!reason && asprintf(&reason, "cannot open %s: %s", dir, strerror(-r)) < 0)
+                        reason = NULL;
+                m->cache_off_reason = TAKE_PTR(reason);
+        }
+        return 0;
+}
+
 int manager_new(Config *config, Manager **ret) {
         Manager *m;
         sigset_t mask;
@@ -141,6 +165,9 @@ int manager_new(Config *config, Manager **ret) {
         r = iopool_new(m->event, MAX(config->io_threads / 2, 1u), &m->querypool);
         if (r < 0)
                 goto fail;
+        r = manager_open_cache(m);
+        if (r < 0)
+                goto fail;
         m->spec_limits = SPEC_LIMITS_DEFAULT;
         m->spec_limits.max_paths = config->max_paths_per_request;
         r = recorder_new(m, config->state_dir, config->recording, &m->recorder);
@@ -168,6 +195,8 @@ Manager *manager_free(Manager *m) {
         m->iopool = iopool_free(m->iopool);
         m->commitpool = iopool_free(m->commitpool);
         m->querypool = iopool_free(m->querypool);
+        m->cache = content_cache_free(m->cache); /* no thread uses it any more */
+        free(m->cache_off_reason);
         while (m->connections)
                 connection_free(m->connections);
         while (m->admins)
@@ -599,6 +628,31 @@ static void put_u64(MsgWriter *w, const char *key, uint64_t v) {
         msg_put_stat(w, key, 'n', buf);
 }
 
+static void manager_status_cache(Manager *m, MsgWriter *w) {
+        ContentCacheStats st;
+        char buf[32];
+
+        msg_put_stat(w, "cache.enabled", 'b', m->cache ? "true" : "false");
+        if (!m->cache) {
+                msg_put_stat(w, "cache.reason", 's',
+                             m->cache_off_reason ? m->cache_off_reason : "cache_max_size is 0");
+                return;
+        }
+        content_cache_get_stats(m->cache, &st);
+        msg_put_stat(w, "cache.directory", 's', content_cache_directory(m->cache));
+        put_u64(w, "cache.hits", st.hits);
+        put_u64(w, "cache.misses", st.misses);
+        snprintf(buf, sizeof(buf), "%.3f",
+                 st.hits + st.misses > 0 ? (double)st.hits / (double)(st.hits + st.misses) : 0.0);
+        msg_put_stat(w, "cache.hit_rate", 'n', buf);
+        put_u64(w, "cache.stores", st.stores);
+        put_u64(w, "cache.rejected", st.rejected);
+        put_u64(w, "cache.evicted", st.evicted);
+        put_u64(w, "cache.entries", st.entries);
+        put_u64(w, "cache.size_bytes", st.size);
+        put_u64(w, "cache.max_size_bytes", st.max_size);
+}
+
 int manager_status_reply(Manager *m, bool privileged, uint8_t **ret_frame, size_t *ret_size) {
         char key[64], buf[128];
         _cleanup_free_ char *db = NULL;
@@ -671,6 +725,7 @@ int manager_status_reply(Manager *m, bool privileged, uint8_t **ret_frame, size_
                         msg_put_stat(&w, "database.degraded_reason", 's', recorder_degraded_reason(m->recorder));
                 put_u64(&w, "database.dropped_records", recorder_dropped(m->recorder));
         }
+        manager_status_cache(m, &w);
         /* Recent errors name other users' files: for the privileged
          * caller only (others ask history, which shows what they may see). */
         if (!privileged && m->n_recent > 0)

@@ -11,6 +11,7 @@
 #include <systemd/sd-event.h>
 
 #include "config.h"
+#include "contentcache.h"
 #include "spec.h"
 #include "iopool.h"
 #include "queue.h"
@@ -47,6 +48,8 @@ typedef struct Manager {
         Listener *listener;
         Recorder *recorder;
         Audit *audit;
+        ContentCache *cache;       /* NULL when off or refused */
+        char *cache_off_reason;    /* why it is off, for status */
 
         Pool **pools;
         size_t n_pools;

@@ -369,6 +369,37 @@ static bool is_pseudo_fs(const struct statfs *sfs) {
         }
 }
 
+/* The content cache (daemon/cache/contentcache.c), with the source in
+ * hand: its key, and on a hit the .pyc a worker would have returned, the
+ * cached payload behind a header made for this source. The key's path is
+ * the display path the worker would compile with (pool_schedule() sends
+ * j->source). A forced compile does not look, but stores what it compiles. */
+static void job_cache_lookup(Job *j) {
+        uint8_t *pyc;
+        size_t size;
+        uint64_t hash = 0;
+
+        if (!j->params.cache ||
+            (j->mode != INVALIDATION_TIMESTAMP && j->params.hash_algo == PYC_HASH_UNKNOWN))
+                return;
+        if (!j->have_source_sha256) {
+                sha256(j->data, j->data_size, j->source_sha256);
+                j->have_source_sha256 = true;
+        }
+        content_cache_key(j->params.cache_interpreter, j->source, j->opt_level, j->mode, j->source_sha256,
+                          j->cache_key);
+        j->have_cache_key = true;
+        if (j->params.force || content_cache_lookup(j->params.cache, j->cache_key, &pyc, &size) <= 0)
+                return;
+        if (j->mode != INVALIDATION_TIMESTAMP)
+                hash = pyc_source_hash(j->params.hash_algo, j->params.magic, j->data, j->data_size);
+        content_cache_pyc_header(pyc, j->params.magic, j->mode, j->mtime, j->size, hash);
+        free(j->data);
+        j->data = pyc;
+        j->data_size = size;
+        j->cache_hit = true;
+}
+
 void job_prepare_run(IoWork *w) {
         Job *j = job_from_io(w);
         _cleanup_close_ int dir_fd = -1, fd = -1;
@@ -378,6 +409,7 @@ void job_prepare_run(IoWork *w) {
         int r;
 
         j->up_to_date = false;
+        j->cache_hit = j->have_cache_key = false;
         r = safepath_open_parent(j->source, &dir_fd, &name);
         if (r < 0)
                 goto fail;
@@ -443,6 +475,8 @@ void job_prepare_run(IoWork *w) {
         j->source_fd = TAKE_FD(fd);
         if (!j->params.force)
                 j->up_to_date = check_current(j) > 0;
+        if (!j->up_to_date)
+                job_cache_lookup(j);
         j->io_result = 0;
         return;
 fail:
@@ -462,4 +496,9 @@ void job_commit_run(IoWork *w) {
         /* __pycache__ created if needed, again if a clean removed it under us. */
         j->io_result = writer_replace_in_cache(j->dir_fd, j->target_name, j->data, j->data_size, j->pyc_mode,
                                                j->params.durable);
+        /* A fresh compile, written: its payload goes to the content cache.
+         * A failure to store costs only a later compile. */
+        if (j->io_result == 0 && j->have_cache_key && !j->cache_hit && j->data_size > PYC_HEADER_SIZE)
+                (void)content_cache_store(j->params.cache, j->cache_key, j->data + PYC_HEADER_SIZE,
+                                          j->data_size - PYC_HEADER_SIZE);
 }

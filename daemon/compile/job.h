@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "contentcache.h"
 #include "iopool.h"
 #include "pycheader.h"
 #include "protocol.h"
@@ -39,6 +40,8 @@ typedef struct JobParams {
         bool durable;
         bool hash;             /* compute sha256s for provenance */
         uint64_t max_source_size;
+        ContentCache *cache;   /* NULL: no content cache */
+        uint8_t cache_interpreter[CONTENT_CACHE_ID_SIZE];
 } JobParams;
 
 typedef struct Job {
@@ -76,6 +79,9 @@ typedef struct Job {
         uint8_t source_sha256[32];
         uint8_t pyc_sha256[32];
         bool have_source_sha256, have_pyc_sha256;
+        uint8_t cache_key[CONTENT_CACHE_KEY_SIZE];
+        bool have_cache_key;   /* the compiled payload is to be stored under it */
+        bool cache_hit;        /* @data is the .pyc rebuilt from the cache: no worker needed */
 
         /* The result, once JOB_DONE. */
         Outcome outcome;

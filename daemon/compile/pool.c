@@ -120,6 +120,8 @@ static void pool_on_ready(Worker *w, const WorkerInfo *info, void *userdata) {
                         p->state = POOL_FAILED;
                         p->error = strdup("out of memory");
                 } else {
+                        content_cache_interpreter_id(p->info.magic, p->info.implementation, p->info.version,
+                                                     p->info.cache_tag, p->cache_interpreter);
                         p->state = POOL_READY;
                         log_info("Interpreter %s ready: %s %s, cache tag %s, %u worker(s)", p->interpreter,
                                  info->implementation, info->version, info->cache_tag, p->max_workers);
@@ -130,6 +132,15 @@ static void pool_on_ready(Worker *w, const WorkerInfo *info, void *userdata) {
 }
 
 static void pool_commit_done(IoWork *w);
+
+/* @j->data holds the .pyc to write: from a worker, or rebuilt from the
+ * content cache. */
+static void pool_submit_commit(Pool *p, Job *j) {
+        j->state = JOB_COMMITTING;
+        j->io = (IoWork){ .run = job_commit_run, .done = pool_commit_done };
+        p->n_committing++;
+        iopool_submit(p->manager->commitpool, &j->io);
+}
 
 static bool pyc_matches_job(Pool *p, Job *j, const uint8_t *pyc, size_t size) {
         PycHeader h;
@@ -178,10 +189,7 @@ static void pool_on_reply(Worker *w, const WorkerReply *reply, void *userdata) {
         free(j->data);
         j->data = pyc;
         j->data_size = reply->pyc_size;
-        j->state = JOB_COMMITTING;
-        j->io = (IoWork){ .run = job_commit_run, .done = pool_commit_done };
-        p->n_committing++;
-        iopool_submit(p->manager->commitpool, &j->io);
+        pool_submit_commit(p, j);
         pool_schedule(p);
 }
 
@@ -347,6 +355,8 @@ static void pool_prepare_done(IoWork *w) {
         } else if (j->up_to_date) {
                 j->outcome = OUTCOME_UP_TO_DATE;
                 pool_finish_job(p, j);
+        } else if (j->cache_hit) {
+                pool_submit_commit(p, j);
         } else {
                 j->state = JOB_PREPARED;
                 fifo_push(&p->prepared_head, &p->prepared_tail, j);
@@ -408,6 +418,8 @@ static void pool_schedule(Pool *p) {
                 j->params.durable = m->config->durable;
                 j->params.hash = m->config->recording;
                 j->params.max_source_size = m->config->max_source_size;
+                j->params.cache = m->cache;
+                memcpy(j->params.cache_interpreter, p->cache_interpreter, CONTENT_CACHE_ID_SIZE);
                 j->io = (IoWork){ .run = job_prepare_run, .done = pool_prepare_done };
                 iopool_submit(m->iopool, &j->io);
         }

@@ -27,6 +27,7 @@ typedef struct Pool {
         PoolState state;
         char *error;
         WorkerInfo info;         /* from the first handshake */
+        uint8_t cache_interpreter[CONTENT_CACHE_ID_SIZE]; /* @info as the content cache keys it */
 
         WorkerSlot **workers;
         unsigned n_workers, max_workers;

@@ -136,6 +136,34 @@ static void test_max_requests_per_uid(void **state) {
         }
 }
 
+static void test_cache_keys(void **state) {
+        _cleanup_config_ Config c;
+        _cleanup_free_ char *error = NULL;
+
+        config_init(&c);
+        /* Off by no key: the default directory, a bound that is not 0. */
+        assert_null(c.cache_directory);
+        assert_int_equal(c.cache_max_size, CONFIG_DEFAULT_CACHE_MAX_SIZE);
+        assert_true(c.cache_max_size > 0);
+        assert_int_equal(config_set(&c, "cache_directory", "/srv/cache/pycq"), 0);
+        assert_string_equal(c.cache_directory, "/srv/cache/pycq");
+        assert_int_equal(config_set(&c, "cache_directory", "relative/dir"), -EINVAL);
+        assert_int_equal(config_set(&c, "cache_directory", ""), -EINVAL);
+        assert_string_equal(c.cache_directory, "/srv/cache/pycq");
+        assert_int_equal(config_set(&c, "cache_max_size", "0"), 0); /* turns the cache off */
+        assert_int_equal(c.cache_max_size, 0);
+        assert_int_equal(config_set(&c, "cache_max_size", "1048576"), 0);
+        assert_int_equal(c.cache_max_size, 1048576);
+        assert_int_equal(config_set(&c, "cache_max_size", "-1"), -EINVAL);
+        assert_int_equal(config_set(&c, "cache_max_size", "256M"), -EINVAL); /* bytes, without a unit */
+        assert_int_equal(c.cache_max_size, 1048576);
+        config_done(&c);
+
+        assert_int_equal(load(&c, "cache_max_size = 65536\ncache_directory = /tmp/x\n", &error), 0);
+        assert_int_equal(c.cache_max_size, 65536);
+        assert_string_equal(c.cache_directory, "/tmp/x");
+}
+
 static void test_unknown_key(void **state) {
         _cleanup_config_ Config c;
         _cleanup_free_ char *error = NULL;
@@ -210,6 +238,7 @@ int main(void) {
                 cmocka_unit_test(test_interpreters_invalid),
                 cmocka_unit_test(test_frame_timeout),
                 cmocka_unit_test(test_max_requests_per_uid),
+                cmocka_unit_test(test_cache_keys),
                 cmocka_unit_test(test_unknown_key),
                 cmocka_unit_test(test_malformed_lines),
                 cmocka_unit_test(test_file_and_string_agree),
