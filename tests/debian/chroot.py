@@ -25,7 +25,9 @@ installed); each is thrown away at the end of the run.
   every process whose root is the chroot (and their descendants), unmounts,
   and deletes the tree without crossing into another file system; it runs
   even when the run failed, and refuses to delete while anything is still
-  mounted inside.
+  mounted inside. No directory of the machine is bind-mounted (each mount is
+  a new instance), so even a leftover chroot deleted by something else
+  cannot take the machine's files with it.
 
 Everything here runs as root (mounts, chroot)."""
 
