@@ -415,8 +415,36 @@ class Chroot:
             f.write(text)
         os.chmod(target, mode)
 
+    def resolve(self, path, max_links=40):
+        """@path with every symlink resolved as the chroot sees it (an
+        absolute link points into the chroot, not at the machine's file),
+        as a path inside the chroot."""
+        parts = [p for p in path.split("/") if p]
+        done = []
+        while parts:
+            part = parts.pop(0)
+            if part == ".":
+                continue
+            if part == "..":
+                if done:
+                    done.pop()
+                continue
+            here = self.host_path("/" + "/".join(done + [part]))
+            if os.path.islink(here):
+                max_links -= 1
+                if max_links < 0:
+                    raise OSError("too many symlinks in %s" % path)
+                target = os.readlink(here)
+                if target.startswith("/"):
+                    done = []
+                parts = [p for p in target.split("/") if p] + parts
+            else:
+                done.append(part)
+        return "/" + "/".join(done)
+
     def read_bytes(self, path):
-        with open(self.host_path(path), "rb") as f:
+        """The bytes of the chroot's @path (symlinks resolved inside)."""
+        with open(self.host_path(self.resolve(path)), "rb") as f:
             return f.read()
 
     # ------------------------------------------------------------ apt

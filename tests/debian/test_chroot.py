@@ -276,6 +276,7 @@ def test_purge_of_pycqueue_restores_debians_tools(system):
     assert r.returncode == 0, apt_text(r)
     for tool in TOOLS:
         assert c.read_bytes(tool) == system.stock.read_bytes(tool), tool
+        assert os.lstat(c.host_path(tool)).st_mode == os.lstat(system.stock.host_path(tool)).st_mode, tool
     assert os.path.lexists(c.host_path("/usr/bin/pycompile")) == \
         os.path.lexists(system.stock.host_path("/usr/bin/pycompile"))
     listing = c.run(["dpkg-divert", "--list"]).stdout
