@@ -37,6 +37,18 @@ void admin_write_label(const char *label) {
         printf("    %-15s", label);
 }
 
+void admin_write_dpkg_script(const Record *r) {
+        if (!admin_has_field(r, "dpkg_script"))
+                return;
+        fputs(" (", stdout);
+        record_write_value(r, "dpkg_script", stdout);
+        if (admin_has_field(r, "dpkg_package")) {
+                fputs(" of ", stdout);
+                record_write_value(r, "dpkg_package", stdout);
+        }
+        fputc(')', stdout);
+}
+
 /* --- history and audit ------------------------------------------------------ */
 
 int history_record(AdminRun *run, const Record *r, const MsgReader *m) {
@@ -61,6 +73,15 @@ int history_record(AdminRun *run, const Record *r, const MsgReader *m) {
         if (admin_has_field(r, "error_type")) {
                 fputs("  ", stdout);
                 record_write_value(r, "error_type", stdout);
+        }
+        /* A request from a maintainer script says which one. */
+        if (admin_has_field(r, "dpkg_script")) {
+                fputs("  by ", stdout);
+                if (admin_has_field(r, "tool"))
+                        record_write_value(r, "tool", stdout);
+                else
+                        fputc('-', stdout);
+                admin_write_dpkg_script(r);
         }
         fputc('\n', stdout);
         return 0;

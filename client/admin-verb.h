@@ -102,6 +102,8 @@ void admin_write_field_padded(const Record *r, const char *key, size_t width);
 void admin_write_field_right(const Record *r, const char *key, size_t width);
 bool admin_has_field(const Record *r, const char *key);
 void admin_write_label(const char *label);
+/* " (postinst of python3-foo)" when the record names a maintainer script. */
+void admin_write_dpkg_script(const Record *r);
 
 /* admin-lines.c: the verbs that print a line per record */
 int history_record(AdminRun *run, const Record *r, const MsgReader *m);

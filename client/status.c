@@ -8,7 +8,11 @@
  *   json.h's tree ("workers.0.interpreter" → {"workers":[{"interpreter":…}]}).
  *   Exit 0 when the daemon answers, 3 when it does not run (LSB).
  * - wait: MSG_WAIT, optionally for one package, answered by MSG_DONE once
- *   the queue (or that package's jobs) is drained; it prints nothing. */
+ *   the queue (or that package's jobs) is drained; it prints nothing.
+ *   With --failures (root's, for dpkg's trigger) the daemon then sends the
+ *   stored failures of --no-wait requests as MSG_RESULTs and clears them:
+ *   printed as compile prints its failures, exit 1 when there were any.
+ *   Only this form may start the daemon: it has queued work to replay. */
 
 #include <errno.h>
 #include <getopt.h>
@@ -33,27 +37,33 @@ static void status_help(void) {
 }
 
 static void wait_help(void) {
-        printf("Usage: " PROGRAM_NAME " [OPTION]... wait [--package=NAME]\n"
+        printf("Usage: " PROGRAM_NAME " [OPTION]... wait [--package=NAME | --failures]\n"
                "Block until the daemon's queue is drained, or only the jobs of package NAME.\n"
-               "Never starts the daemon.\n"
+               "Never starts the daemon, except with --failures.\n"
                "\n"
                "      --package=NAME  wait only for the jobs requested for NAME\n"
+               "      --failures      then print the files that failed in --no-wait requests\n"
+               "                      (as \"PATH:LINE: Type: message\" on stderr) and forget\n"
+               "                      them; root only (dpkg's trigger runs it)\n"
                "  -h, --help          show this help and exit\n"
                "\n"
-               "Exit status: 0 drained, 3 the daemon does not run or went away, 5 other error.\n");
+               "Exit status: 0 drained (and with --failures, none failed), 1 some queued file\n"
+               "failed, 3 the daemon does not run or went away, 4 permission denied, 5 other error.\n");
 }
 
 enum {
         OPT_PACKAGE = OPT_VERB_BASE,
+        OPT_FAILURES,
 };
 
 /* Parses the options of a verb that takes no operands; returns 1 to go on,
  * 0 after --help, or -EXIT_*. */
 static int parse_simple(ClientOptions *o, const char *verb, void (*help)(void), const char **ret_package,
-                        int argc, char **argv) {
+                        bool *ret_failures, int argc, char **argv) {
         static const struct option options[] = {
                 GLOBAL_LONG_OPTIONS,
                 { "package", required_argument, NULL, OPT_PACKAGE },
+                { "failures", no_argument, NULL, OPT_FAILURES },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
@@ -72,6 +82,10 @@ static int parse_simple(ClientOptions *o, const char *verb, void (*help)(void), 
                         *ret_package = optarg;
                         continue;
                 }
+                if (c == OPT_FAILURES && ret_failures) {
+                        *ret_failures = true;
+                        continue;
+                }
                 if (c == OPT_PACKAGE && ret_package)
                         output_usage_error(verb, "empty package name");
                 else
@@ -82,18 +96,23 @@ static int parse_simple(ClientOptions *o, const char *verb, void (*help)(void), 
                 output_usage_error(verb, "unexpected argument '%s'", argv[optind]);
                 return -EXIT_USAGE;
         }
+        if (ret_package && *ret_package && ret_failures && *ret_failures) {
+                output_usage_error(verb, "--failures waits for the whole queue: it takes no --package");
+                return -EXIT_USAGE;
+        }
         return 1;
 }
 
-/* Sends @w on a new connection (never autostarting); *@ret_c gets it. */
-static int send_query(ClientOptions *o, MsgWriter *w, Connection **ret_c) {
+/* Sends @w on a new connection (autostarting only when @autostart);
+ * *@ret_c gets it. */
+static int send_query(ClientOptions *o, MsgWriter *w, bool autostart, Connection **ret_c) {
         int r;
 
         if (w->error < 0) {
                 output_error("out of memory");
                 return EXIT_OTHER;
         }
-        r = client_connect(o, false, ret_c);
+        r = client_connect(o, autostart, ret_c);
         if (r != EXIT_OK)
                 return r;
         r = connection_send(*ret_c, w);
@@ -142,14 +161,14 @@ int verb_status(ClientOptions *o, int argc, char **argv) {
         _cleanup_(msg_writer_done) MsgWriter w = MSG_WRITER_NULL;
         int r;
 
-        r = parse_simple(o, "status", status_help, NULL, argc, argv);
+        r = parse_simple(o, "status", status_help, NULL, NULL, argc, argv);
         if (r <= 0)
                 return -r;
 
         if (msg_writer_init(&w, MSG_STATUS) < 0)
                 w.error = -ENOMEM;
         client_put_context(&w, o);
-        r = send_query(o, &w, &c);
+        r = send_query(o, &w, false, &c);
         if (r != EXIT_OK)
                 return r;
 
@@ -167,13 +186,76 @@ int verb_status(ClientOptions *o, int argc, char **argv) {
         }
 }
 
+/* The replies of wait --failures: a MSG_RESULT per stored failure, then
+ * MSG_DONE counting them. */
+static int wait_failures_replies(ClientOptions *o, Connection *c) {
+        _cleanup_(compile_output_freep) CompileOutput *out = NULL;
+        bool saw_failure = false;
+        int r;
+
+        r = compile_output_new(o->json, true, false, &out);
+        if (r < 0) {
+                output_error("out of memory");
+                return EXIT_OTHER;
+        }
+        for (;;) {
+                FileResult fr = {};
+                MsgReader m;
+                MsgField f;
+
+                r = connection_receive(c, &m);
+                if (r < 0)
+                        return client_io_error(r);
+                switch (m.type) {
+                case MSG_RESULT:
+                        while ((r = msg_next(&m, &f)) > 0) {
+                                if (f.tag == TAG_RESULT_SOURCE) {
+                                        fr.source = f.data;
+                                        fr.source_size = f.size;
+                                } else if (f.tag == TAG_ERROR_TYPE) {
+                                        fr.type = f.data;
+                                        fr.type_size = f.size;
+                                } else if (f.tag == TAG_ERROR_MESSAGE) {
+                                        fr.message = f.data;
+                                        fr.message_size = f.size;
+                                } else if (f.tag == TAG_ERROR_LINE)
+                                        (void)field_u64(&f, &fr.line);
+                        }
+                        if (r < 0 || !fr.source)
+                                return client_io_error(-EBADMSG);
+                        fr.outcome = OUTCOME_FAILED;
+                        saw_failure = true;
+                        if (compile_output_result(out, &fr) < 0) {
+                                output_error("out of memory");
+                                return EXIT_OTHER;
+                        }
+                        break;
+                case MSG_DONE: {
+                        CompileCounts counts = {};
+
+                        while ((r = msg_next(&m, &f)) > 0)
+                                if (f.tag == TAG_COUNT_FAILED)
+                                        (void)field_u64(&f, &counts.failed);
+                        if (o->json)
+                                compile_output_summary(out, &counts);
+                        return counts.failed > 0 || saw_failure ? EXIT_FILES_FAILED : EXIT_OK;
+                }
+                case MSG_ERROR:
+                        return client_request_error(&m);
+                default:
+                        break;
+                }
+        }
+}
+
 int verb_wait(ClientOptions *o, int argc, char **argv) {
         _cleanup_(connection_freep) Connection *c = NULL;
         _cleanup_(msg_writer_done) MsgWriter w = MSG_WRITER_NULL;
         const char *package = NULL;
+        bool failures = false;
         int r;
 
-        r = parse_simple(o, "wait", wait_help, &package, argc, argv);
+        r = parse_simple(o, "wait", wait_help, &package, &failures, argc, argv);
         if (r <= 0)
                 return -r;
 
@@ -182,9 +264,15 @@ int verb_wait(ClientOptions *o, int argc, char **argv) {
         client_put_context(&w, o);
         if (package)
                 msg_put_string(&w, TAG_PACKAGE, package);
-        r = send_query(o, &w, &c);
+        if (failures)
+                msg_put_u64(&w, TAG_COLLECT_FAILURES, 1);
+        /* Collecting starts the daemon: the queue it replays at startup
+         * and the failures it keeps are what is asked for. */
+        r = send_query(o, &w, failures, &c);
         if (r != EXIT_OK)
                 return r;
+        if (failures)
+                return wait_failures_replies(o, c);
 
         for (;;) {
                 MsgReader m;

@@ -4,7 +4,8 @@
  * MSG_DONE, so the records are kept until then — bounded in number and
  * bytes; past the bound only a count of the older ones is printed. Then one
  * block per write, newest first: the process, its command line and parent
- * chain, package, tool, interpreter, hashes and error. */
+ * chain, package, tool (and the maintainer script that ran it),
+ * interpreter, hashes and error. */
 
 #include <errno.h>
 #include <inttypes.h>
@@ -125,6 +126,20 @@ static void why_print_line(const Record *r, const char *label, const char *key) 
         fputc('\n', stdout);
 }
 
+/* "tool: py3compile (postinst of python3-foo)": the maintainer script that
+ * ran the tool, when it was one. */
+static void why_print_tool(const Record *r) {
+        if (!admin_has_field(r, "tool") && !admin_has_field(r, "dpkg_script"))
+                return;
+        admin_write_label("tool:");
+        if (admin_has_field(r, "tool"))
+                record_write_value(r, "tool", stdout);
+        else
+                fputc('-', stdout);
+        admin_write_dpkg_script(r);
+        fputc('\n', stdout);
+}
+
 static void why_print_record(const Record *r, const Record *summary) {
         const RecordField *target = record_get(r, "target"), *main_target = record_get(summary, "target");
         char when[64];
@@ -145,7 +160,7 @@ static void why_print_record(const Record *r, const Record *summary) {
                 fputc('-', stdout);
         fputc('\n', stdout);
         why_print_line(r, "package:", "package");
-        why_print_line(r, "tool:", "tool");
+        why_print_tool(r);
         why_print_interpreter(r);
         /* Asked about a source, the records may be of several targets. */
         if (target && target->size > 0 &&

@@ -29,7 +29,9 @@ typedef enum MessageType {
         /* client → daemon */
         MSG_COMPILE = 1,     /* paths and options; answered by ACCEPTED, PROGRESS/RESULT*, DONE */
         MSG_STATUS = 2,      /* answered by STATUS_REPLY */
-        MSG_WAIT = 3,        /* optional TAG_PACKAGE; answered by DONE when drained */
+        MSG_WAIT = 3,        /* optional TAG_PACKAGE; answered by DONE when drained. With
+                              * TAG_COLLECT_FAILURES: then one RESULT per stored failure of a
+                              * --no-wait request, DONE counting them (privileged only) */
         /* Administration: each is answered by MSG_RECORD* then MSG_DONE (or
          * MSG_ERROR). A record is a list of TAG_STAT fields, like a status. */
         MSG_WHY = 4,         /* TAG_PATH (a .py or .pyc), TAG_LIMIT */
@@ -76,6 +78,8 @@ typedef enum Tag {
                                     * compiled files by py3clean's rule */
         TAG_CLEAN_TAG = 24,        /* string, repeated: with TAG_CLEAN_SOURCES, only NAME.TAG.py[co];
                                     * "" = only the legacy NAME.pyc/NAME.pyo beside the source */
+        TAG_COLLECT_FAILURES = 25, /* u64: 1 = MSG_WAIT collects and clears the failures of
+                                    * --no-wait requests once drained (26 is reserved for it) */
 
         /* counts */
         TAG_COUNT_TOTAL = 30,

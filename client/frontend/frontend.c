@@ -28,8 +28,12 @@
  * user other than root): the original then removes what that user may. They are installed under
  * $(pkglibexecdir) and diverted over /usr/bin by the Debian package, never installed there directly.
  *
+ * Inside a maintainer script a compile is queued and left to pycqueue's
+ * dpkg trigger (maintscript_defer_to_trigger()).
+ *
  * Environment: $PYCQUEUE_SOCKET (the daemon), $PYCQUEUE_NO_AUTOSTART=1 (do
- * not start one), $PYCQUEUE_ORIGINAL_PY3COMPILE / _PY3CLEAN / _PYCOMPILE
+ * not start one), $PYCQUEUE_NO_DEFER=1 (inside a maintainer script too,
+ * wait for the files), $PYCQUEUE_ORIGINAL_PY3COMPILE / _PY3CLEAN / _PYCOMPILE
  * (the original to fall back on), $PYCQUEUE_DPKG_ADMINDIR, else
  * $DPKG_ADMINDIR, else dpkg's own default (dpkg's database, read through
  * dpkg-query). */
@@ -178,24 +182,76 @@ static int run_original(const Args *a, char **argv) {
 
 /* --- requests --------------------------------------------------------------------- */
 
-/* Inside a maintainer script, the request is to be queued durably
- * (TAG_NO_WAIT) and pycqueue's trigger activated with
- * `dpkg-trigger --no-await pycqueue`, so that the triggered postinst flushes
- * once per dpkg run (issue 7, part 3). Until that exists every call waits
- * for its files, inside a maintainer script too. */
-static bool maintscript_defer_to_trigger(void) {
-        return false;
+/* Inside a maintainer script (dpkg sets $DPKG_MAINTSCRIPT_NAME and
+ * $DPKG_MAINTSCRIPT_PACKAGE) a compile is deferred: the request is queued
+ * durably (TAG_NO_WAIT) and pycqueue's trigger activated, so that the
+ * tool returns at once and pycqueue's `triggered` postinst waits, once per
+ * dpkg run, for everything the run queued and reports what failed
+ * (`pycqueue wait --failures`). The trigger is activated first: when it
+ * cannot be (dpkg-trigger missing or failing), nothing would report the
+ * failures, so the compile waits for its files as outside dpkg.
+ *
+ * dpkg-trigger is run without a shell, from $PATH, with our environment:
+ * it honours $DPKG_ADMINDIR itself. --no-await: the package whose script
+ * called us does not wait for pycqueue's trigger to be configured.
+ * $PYCQUEUE_NO_DEFER=1 turns deferral off. */
+static int activate_trigger(void) {
+        int status;
+        pid_t pid;
+
+        fflush(stdout);
+        pid = fork();
+        if (pid < 0)
+                return -errno;
+        if (pid == 0) {
+                int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+                /* Its messages go to stderr; our stdout stays ours. */
+                if ((devnull >= 0 && dup2(devnull, STDIN_FILENO) < 0) ||
+                    dup2(STDERR_FILENO, STDOUT_FILENO) < 0)
+                        _exit(127);
+                execlp("dpkg-trigger", "dpkg-trigger", "--no-await", "pycqueue", (char *)NULL);
+                _exit(127);
+        }
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR)
+                        return -errno;
+        if (!WIFEXITED(status) || WEXITSTATUS(status) == 127)
+                return -ENOEXEC;
+        return WEXITSTATUS(status) == 0 ? 0 : -EPROTO;
 }
 
-static int send_compile(ClientOptions *o, const Args *a, const DebPython *d, const SourceList *files,
-                        VersionMask mask) {
-        _cleanup_(msg_writer_done) MsgWriter w = MSG_WRITER_NULL;
-        const char *sde = getenv("SOURCE_DATE_EPOCH");
-        bool no_wait = maintscript_defer_to_trigger();
+/* Decided once per run of the tool, which may send several requests:
+ * the trigger is activated at most once. */
+static bool maintscript_defer_to_trigger(void) {
+        static int decided = -1;
+        const char *script = getenv("DPKG_MAINTSCRIPT_NAME");
+        const char *package = getenv("DPKG_MAINTSCRIPT_PACKAGE");
+        const char *no_defer = getenv("PYCQUEUE_NO_DEFER");
         int r;
 
-        msg_writer_init(&w, MSG_COMPILE);
-        client_put_context(&w, o);
+        if (decided >= 0)
+                return decided;
+        decided = false;
+        if (!script || !*script || !package || !*package || (no_defer && strcmp(no_defer, "1") == 0))
+                return false;
+        r = activate_trigger();
+        if (r < 0) {
+                output_error("%s pycqueue's trigger (dpkg-trigger --no-await pycqueue); compiling now",
+                             r == -ENOEXEC ? "cannot run dpkg-trigger to activate" : "cannot activate");
+                return false;
+        }
+        decided = true;
+        return true;
+}
+
+static int build_compile(MsgWriter *w, ClientOptions *o, const Args *a, const DebPython *d,
+                         const SourceList *files, VersionMask mask, bool no_wait) {
+        const char *sde = getenv("SOURCE_DATE_EPOCH");
+        int r;
+
+        msg_writer_init(w, MSG_COMPILE);
+        client_put_context(w, o);
         for (size_t i = 0; i < files->n; i++)
                 if (files->files[i].versions == mask) {
                         _cleanup_free_ char *abs = NULL;
@@ -203,35 +259,55 @@ static int send_compile(ClientOptions *o, const Args *a, const DebPython *d, con
                         r = client_path_absolute(files->files[i].path, &abs);
                         if (r < 0)
                                 return client_io_error(r);
-                        msg_put_bytes(&w, TAG_PATH, abs, strlen(abs));
+                        msg_put_bytes(w, TAG_PATH, abs, strlen(abs));
                 }
         for (size_t i = 0; i < d->n_known; i++)
                 if (mask & (1u << i)) {
                         char python[64];
                         snprintf(python, sizeof(python), "/usr/bin/python%d.%d",
                                  PYVERSION_MAJOR(d->known[i]), PYVERSION_MINOR(d->known[i]));
-                        msg_put_bytes(&w, TAG_PYTHON, python, strlen(python));
+                        msg_put_bytes(w, TAG_PYTHON, python, strlen(python));
                 }
         /* As `python3.X [-O] -m py_compile`: level 1 with -O, else 0; the
          * invalidation mode py_compile picks by default. */
-        msg_put_u64(&w, TAG_OPT_LEVEL, a->optimize ? 1 : 0);
-        msg_put_u64(&w, TAG_INVALIDATION, sde && *sde ? INVALIDATION_CHECKED_HASH : INVALIDATION_TIMESTAMP);
+        msg_put_u64(w, TAG_OPT_LEVEL, a->optimize ? 1 : 0);
+        msg_put_u64(w, TAG_INVALIDATION, sde && *sde ? INVALIDATION_CHECKED_HASH : INVALIDATION_TIMESTAMP);
         if (a->force)
-                msg_put_u64(&w, TAG_FORCE, 1);
+                msg_put_u64(w, TAG_FORCE, 1);
         if (a->package)
-                msg_put_string(&w, TAG_PACKAGE, a->package);
+                msg_put_string(w, TAG_PACKAGE, a->package);
         if (no_wait)
-                msg_put_u64(&w, TAG_NO_WAIT, 1);
+                msg_put_u64(w, TAG_NO_WAIT, 1);
         if (a->verbose)
-                msg_put_u64(&w, TAG_REPORT_ALL, 1);
-        if (w.error == -EMSGSIZE) {
+                msg_put_u64(w, TAG_REPORT_ALL, 1);
+        if (w->error == -EMSGSIZE) {
                 output_error("request too large (over %u bytes)", PROTOCOL_MAX_FRAME);
                 return EXIT_OTHER;
         }
-        if (w.error < 0)
-                return client_io_error(w.error);
+        if (w->error < 0)
+                return client_io_error(w->error);
+        return EXIT_OK;
+}
 
-        return client_compile_exchange(o, o->autostart, &w, false, !a->verbose, a->verbose, no_wait);
+static int send_compile(ClientOptions *o, const Args *a, const DebPython *d, const SourceList *files,
+                        VersionMask mask) {
+        bool no_wait = maintscript_defer_to_trigger();
+        int r;
+
+        for (;;) {
+                _cleanup_(msg_writer_done) MsgWriter w = MSG_WRITER_NULL;
+
+                r = build_compile(&w, o, a, d, files, mask, no_wait);
+                if (r != EXIT_OK)
+                        return r;
+                r = client_compile_exchange(o, o->autostart, &w, false, !a->verbose, a->verbose, no_wait);
+                /* A daemon that cannot queue durably (its recording is off)
+                 * refuses before doing anything: compile now instead. */
+                if (!no_wait || r != EXIT_OTHER)
+                        return r;
+                output_error("the request could not be queued; compiling now");
+                no_wait = false;
+        }
 }
 
 /* --- what to compile ---------------------------------------------------------- */

@@ -147,6 +147,10 @@ void admin_rec_row(Admin *a, MsgWriter *w, const ProvRow *row) {
         }
         admin_rec_str(w, "package", q->package ? q->package : q->dpkg_package);
         admin_rec_str(w, "dpkg_package", q->dpkg_package);
+        /* Like the package and the tool, and unlike the command line, shown
+         * to every caller: it names one of a package's maintainer scripts,
+         * which are world-readable, and holds nothing of a user's. */
+        admin_rec_str(w, "dpkg_script", q->dpkg_script);
         admin_rec_str(w, "tool", q->tool);
         admin_rec_str(w, "interpreter", j->interpreter);
         admin_rec_str(w, "cache_tag", j->cache_tag);

@@ -11,7 +11,15 @@
  *
  * A request outlives its connection: a client that disconnects does not
  * cancel jobs another client may be waiting on. A wait request is answered
- * once no compile request (of its package, if it named one) is left. */
+ * once no compile request (of its package, if it named one) is left.
+ *
+ * A --no-wait request answers once it is durably queued (with its
+ * provenance record, in one commit) and goes on without its client; a
+ * failure nobody saw — every failure after that answer, and every failure
+ * of a request replayed after a restart — is recorded as "unattended" and
+ * kept in the database until a privileged `wait --failures` (dpkg's
+ * trigger) collects it: that wait, once the queue is drained, sends each
+ * as a MSG_RESULT and clears them. */
 
 #include <assert.h>
 #include <errno.h>
@@ -67,6 +75,7 @@ Request *request_free(Request *r) {
         free(r->package);
         free(r->tool);
         free(r->dpkg_package);
+        free(r->dpkg_script);
         free(r->spec);
         expand_result_free(r->expanded);
         free(r);
@@ -149,6 +158,7 @@ int request_new_compile(Manager *m, Connection *c, Spec *spec, const MsgReader *
         r->package = TAKE_PTR(s->package);
         r->tool = TAKE_PTR(s->tool);
         r->dpkg_package = TAKE_PTR(s->dpkg_package);
+        r->dpkg_script = TAKE_PTR(s->dpkg_script);
         if (r->n_paths > m->config->max_paths_per_request) {
                 if (asprintf(ret_message, "the request names more than %u paths", m->config->max_paths_per_request) < 0)
                         *ret_message = NULL;
@@ -218,7 +228,11 @@ int request_new_wait(Manager *m, Connection *c, Spec *spec, Request **ret) {
         k = request_alloc(m, c, REQUEST_WAIT, &r);
         if (k < 0)
                 return k;
-        r->package = TAKE_PTR(s->package);
+        /* The failures are every --no-wait request's: collecting waits for
+         * the whole queue. */
+        r->collect_failures = s->verb == VERB_COLLECT_FAILURES;
+        if (!r->collect_failures)
+                r->package = TAKE_PTR(s->package);
         *ret = r;
         return 0;
 }
@@ -287,6 +301,8 @@ static void request_record(Request *r, Job *j, const char *source, const char *t
                 .mode = r->mode,
                 .outcome = outcome,
                 .error_line = line,
+                /* No client is there to hear of it. */
+                .unattended = r->no_wait && !r->connection && !r->hooks,
         };
         uint64_t now = now_usec(CLOCK_REALTIME);
 
@@ -325,6 +341,14 @@ static void request_finish(Request *r, int error, const char *message) {
         if (r->state == REQUEST_FINISHED)
                 return;
         r->state = REQUEST_FINISHED;
+        /* A --no-wait request that fails as a whole once its client has
+         * gone (an interpreter that cannot start, a walk that fails) has
+         * no file result to keep: each of its paths is kept as failed,
+         * so that `wait --failures` reports it. */
+        if (error < 0 && r->kind == REQUEST_COMPILE && r->no_wait && !r->connection && !r->hooks)
+                for (size_t i = 0; i < r->n_paths; i++)
+                        request_record(r, NULL, r->paths[i], NULL, NULL, 0, OUTCOME_FAILED, "Error", 0,
+                                       message ? message : strerror(-error));
         /* Done, one way or the other: nothing left to replay. */
         if (r->no_wait && r->spec_size > 0)
                 recorder_queue_remove(m->recorder, r->id);
@@ -589,28 +613,25 @@ static void request_expand_done(IoWork *w) {
         }
 }
 
-static void request_record_start(Request *r) {
-        Recorder *rec = r->manager->recorder;
-        ProvRequest pr = {
+/* Who asked, as a provenance record into @pr. */
+static void request_describe(Request *r, ProvRequest *pr) {
+        *pr = (ProvRequest){
                 .id = r->id,
                 .time_usec = now_usec(CLOCK_REALTIME),
                 .uid = r->uid,
                 .gid = r->gid,
                 .pid = r->pid,
         };
-
-        if (!rec || !recorder_enabled(rec))
-                return;
         if (r->connection || r->origin) {
                 const PeerInfo *peer = connection_peer(r->connection ? r->connection : r->origin);
-                pr.exe = strdup_or_null(peer->self.exe);
-                pr.cmdline = strdup_or_null(peer->self.cmdline);
-                pr.parents = peer_info_parents_text(peer);
+                pr->exe = strdup_or_null(peer->self.exe);
+                pr->cmdline = strdup_or_null(peer->self.cmdline);
+                pr->parents = peer_info_parents_text(peer);
         }
-        pr.tool = strdup_or_null(r->tool);
-        pr.dpkg_package = strdup_or_null(r->dpkg_package);
-        pr.package = strdup_or_null(r->package);
-        recorder_add_request(rec, &pr);
+        pr->tool = strdup_or_null(r->tool);
+        pr->dpkg_package = strdup_or_null(r->dpkg_package);
+        pr->dpkg_script = strdup_or_null(r->dpkg_script);
+        pr->package = strdup_or_null(r->package);
 }
 
 static void request_on_queued(int error, const char *message, void *userdata) {
@@ -644,15 +665,23 @@ void request_start(Request *r) {
         m->totals.requests++;
         r->seq = queue_next_seq(m->queue);
         if (!r->replayed) {
+                ProvRequest pr;
+
                 r->id = m->recorder ? recorder_next_request_id(m->recorder) : 0;
-                request_record_start(r);
-        }
-        r->origin = NULL; /* only needed for the record above */
-        if (r->no_wait && !r->replayed && m->recorder) {
-                /* Stays WAITING_POOLS-in-name only after the commit. */
-                r->state = REQUEST_EXPANDING;
-                recorder_queue_add(m->recorder, r->id, r->uid, r->spec, r->spec_size, request_on_queued, r);
-                return;
+                request_describe(r, &pr);
+                r->origin = NULL; /* only needed for the record */
+                if (r->no_wait && m->recorder) {
+                        /* The record is committed with the queue entry;
+                         * the request waits for that commit. */
+                        r->state = REQUEST_EXPANDING;
+                        recorder_queue_add(m->recorder, &pr, r->uid, r->spec, r->spec_size,
+                                           request_on_queued, r);
+                        return;
+                }
+                if (m->recorder)
+                        recorder_add_request(m->recorder, &pr); /* takes the strings */
+                else
+                        prov_request_done(&pr);
         }
         r->state = REQUEST_WAITING_POOLS;
         request_pools_changed(r);
@@ -665,6 +694,37 @@ void request_set_origin(Request *r, Connection *c) {
         r->uid = c->uid;
         r->gid = c->gid;
         r->pid = c->pid;
+}
+
+/* A replayed request that cannot even start: its paths are kept as failed,
+ * as the files of one that fails later are, so that `wait --failures`
+ * reports it. */
+static void request_record_lost(Manager *m, uint64_t id, const MsgReader *msg, const char *message) {
+        _cleanup_(spec_freep) Spec *s = NULL;
+        _cleanup_free_ char *ignored = NULL;
+        uint64_t now = now_usec(CLOCK_REALTIME);
+
+        if (!m->recorder || spec_parse(msg, &m->spec_limits, &s, &ignored) < 0)
+                return;
+        for (size_t i = 0; i < s->n_paths; i++) {
+                ProvJob pj = {
+                        .request_id = id,
+                        .target = strdup(s->paths[i]),
+                        .source = strdup(s->paths[i]),
+                        .outcome = OUTCOME_FAILED,
+                        .error_type = strdup("Error"),
+                        .error_message = strdup(message),
+                        .start_usec = now,
+                        .end_usec = now,
+                        .unattended = true,
+                };
+
+                if (!pj.target || !pj.source || !pj.error_type || !pj.error_message) {
+                        prov_job_done(&pj);
+                        return;
+                }
+                recorder_add_job(m->recorder, &pj);
+        }
 }
 
 int request_replay(Manager *m, uint64_t id, uid_t uid, const uint8_t *spec, size_t size) {
@@ -681,8 +741,10 @@ int request_replay(Manager *m, uint64_t id, uid_t uid, const uint8_t *spec, size
         if (k < 0)
                 return k;
         k = request_new_compile(m, NULL, s, &msg, &r, &message);
-        if (k < 0)
+        if (k < 0) {
+                request_record_lost(m, id, &msg, message ? message : strerror(-k));
                 return k;
+        }
         r->id = id;
         r->uid = uid;
         r->replayed = true;
@@ -700,12 +762,57 @@ bool request_matches_package(const Request *r, const char *package) {
                (r->dpkg_package && strcmp(r->dpkg_package, package) == 0);
 }
 
+/* One stored failure to the collector, as a compile failure is reported,
+ * with the package and maintainer script that asked. */
+static void request_send_failure(Request *r, const ProvFailure *f) {
+        MsgWriter w;
+
+        if (msg_writer_init(&w, MSG_RESULT) < 0)
+                return;
+        msg_put_string(&w, TAG_RESULT_SOURCE, f->source ? f->source : f->target);
+        msg_put_string(&w, TAG_RESULT_TARGET, f->target);
+        msg_put_u64(&w, TAG_RESULT_OUTCOME, OUTCOME_FAILED);
+        msg_put_string(&w, TAG_ERROR_TYPE, f->error_type ? f->error_type : "OSError");
+        msg_put_u64(&w, TAG_ERROR_LINE, f->error_line);
+        msg_put_string(&w, TAG_ERROR_MESSAGE, f->error_message ? f->error_message : "failed");
+        if (f->package)
+                msg_put_string(&w, TAG_PACKAGE, f->package);
+        if (f->dpkg_package)
+                msg_put_string(&w, TAG_CTX_DPKG_PACKAGE, f->dpkg_package);
+        if (f->dpkg_script)
+                msg_put_string(&w, TAG_CTX_DPKG_SCRIPT, f->dpkg_script);
+        request_send(r, &w, false);
+}
+
+static void request_on_failures(int error, const ProvFailure *failures, size_t n, void *userdata) {
+        Request *r = userdata;
+        Manager *m = r->manager;
+
+        if (error < 0) {
+                request_finish(r, error, "cannot read the failures of queued requests");
+                return;
+        }
+        for (size_t i = 0; i < n && r->connection; i++)
+                request_send_failure(r, &failures[i]);
+        r->total = r->done = r->failed = n;
+        /* Cleared only once handed to a client that is still there; one
+         * that went away leaves them for the next collector. */
+        if (n > 0 && r->connection && !r->connection->closing)
+                recorder_failures_clear(m->recorder, failures[n - 1].id);
+        request_finish(r, 0, NULL);
+}
+
 void request_check_wait(Request *r) {
-        if (r->kind != REQUEST_WAIT || r->state == REQUEST_FINISHED)
+        if (r->kind != REQUEST_WAIT || r->state == REQUEST_FINISHED || r->collecting)
                 return;
         for (Request *o = r->manager->requests; o; o = o->next)
                 if (o != r && o->state != REQUEST_FINISHED && request_matches_package(o, r->package))
                         return;
+        if (r->collect_failures && r->manager->recorder) {
+                r->collecting = true;
+                recorder_failures_read(r->manager->recorder, PROVDB_MAX_FAILURES, request_on_failures, r);
+                return;
+        }
         request_finish(r, 0, NULL);
 }
 
@@ -715,8 +822,9 @@ static void request_on_detach(void *userdata) {
         Request *r = userdata;
 
         r->connection = NULL;
-        /* A wait has nothing left to do without its client. */
-        if (r->kind == REQUEST_WAIT)
+        /* A wait has nothing left to do without its client; one reading
+         * the failures is finished by that read (which then clears none). */
+        if (r->kind == REQUEST_WAIT && !r->collecting)
                 request_finish(r, 0, NULL);
 }
 

@@ -57,6 +57,7 @@ typedef struct Request {
         char *package;
         char *tool;
         char *dpkg_package;
+        char *dpkg_script;       /* $DPKG_MAINTSCRIPT_NAME of the client */
         uid_t uid;
         gid_t gid;
         pid_t pid;
@@ -64,6 +65,8 @@ typedef struct Request {
         uint64_t seq;            /* order of arrival, against cleans (queue.c) */
         bool no_wait;            /* answered once durably queued */
         bool replayed;           /* resumed from the durable queue */
+        bool collect_failures;   /* a wait that then collects the --no-wait failures */
+        bool collecting;         /* ... and is reading them now */
         uint8_t *spec;           /* the MSG_COMPILE frame, for the durable queue */
         size_t spec_size;
 
@@ -89,7 +92,8 @@ int request_new_compile(Manager *m, Connection *c, Spec *spec, const MsgReader *
 /* A compile request made by the daemon itself, with no client. */
 int request_new_internal(Manager *m, char **paths, size_t n_paths, Pool *pool, unsigned opt_level,
                          InvalidationMode mode, const RequestHooks *hooks, void *userdata, Request **ret);
-/* A wait request; @spec is consumed. */
+/* A wait request (or, for VERB_COLLECT_FAILURES, a wait that then sends
+ * and clears the stored failures of --no-wait requests); @spec is consumed. */
 int request_new_wait(Manager *m, Connection *c, Spec *spec, Request **ret);
 /* Starts serving; the manager's list now holds the request. */
 void request_start(Request *r);

@@ -8,7 +8,9 @@
  * The rule has three parts:
  *   1. The table below: which verbs each class of caller may ask for. Verbs
  *      that change files (compile, repair, clean) belong to the privileged
- *      caller alone. Read-only verbs are open to every local user of a root
+ *      caller alone, and so does collecting the failures of queued
+ *      requests (`wait --failures`), which reads and clears what root
+ *      queued. Read-only verbs are open to every local user of a root
  *      daemon, and run with that user's own filesystem identity, so they
  *      show nothing the user could not see. A daemon running as an ordinary
  *      user cannot take another user's identity, so it serves only its own
@@ -47,6 +49,10 @@ static const Access access_table[_VERB_MAX][_CALLER_CLASS_MAX] = {
         [VERB_HISTORY] = { ACCESS_ALLOWED, ACCESS_AS_CALLER },
         [VERB_VERIFY] = { ACCESS_ALLOWED, ACCESS_AS_CALLER },
         [VERB_AUDIT] = { ACCESS_ALLOWED, ACCESS_AS_CALLER },
+        /* The failures of --no-wait requests are the privileged callers'
+         * (dpkg's trigger): reading them shows what root compiled, and
+         * reading clears them. */
+        [VERB_COLLECT_FAILURES] = { ACCESS_ALLOWED, ACCESS_DENIED },
 };
 
 CallerClass dispatch_caller_class(uid_t uid) {
@@ -64,6 +70,10 @@ Access dispatch_access(Verb verb, CallerClass class) {
 }
 
 static const char *denial_message(Verb verb) {
+        if (verb == VERB_COLLECT_FAILURES)
+                return geteuid() == 0
+                               ? "only root may collect the failures of queued requests"
+                               : "only the daemon's own user may collect the failures of queued requests";
         if (verb_mutates(verb))
                 return geteuid() == 0 ? "only root may change files through the system pycqueued"
                                       : "only the daemon's own user may change files through this pycqueued";
@@ -152,6 +162,7 @@ static int dispatch_start(Connection *c, const MsgReader *msg, Spec *s, char **r
                 request_start(r);
                 return 0;
         case VERB_WAIT:
+        case VERB_COLLECT_FAILURES:
                 k = request_new_wait(m, c, s, &r);
                 if (k < 0)
                         return k;

@@ -23,9 +23,11 @@
 #include "util.h"
 
 static const char *const verb_names[_VERB_MAX] = {
-        [VERB_STATUS] = "status", [VERB_COMPILE] = "compile", [VERB_WAIT] = "wait",
-        [VERB_WHY] = "why",       [VERB_HISTORY] = "history", [VERB_VERIFY] = "verify",
-        [VERB_REPAIR] = "repair", [VERB_CLEAN] = "clean",     [VERB_AUDIT] = "audit",
+        [VERB_STATUS] = "status",   [VERB_COMPILE] = "compile",
+        [VERB_WAIT] = "wait",       [VERB_WHY] = "why",
+        [VERB_HISTORY] = "history", [VERB_VERIFY] = "verify",
+        [VERB_REPAIR] = "repair",   [VERB_CLEAN] = "clean",
+        [VERB_AUDIT] = "audit",     [VERB_COLLECT_FAILURES] = "wait --failures",
 };
 
 int verb_from_message_type(uint16_t type) {
@@ -79,6 +81,7 @@ Spec *spec_free(Spec *s) {
         free(s->package);
         free(s->tool);
         free(s->dpkg_package);
+        free(s->dpkg_script);
         free(s);
         return NULL;
 }
@@ -186,12 +189,16 @@ static int parse_field(Spec *s, const MsgField *f, const SpecLimits *l, char **r
                 return get_bool(f, &s->no_wait);
         case TAG_FAILED_ONLY:
                 return get_bool(f, &s->failed_only);
+        case TAG_COLLECT_FAILURES:
+                return get_bool(f, &s->collect_failures);
         case TAG_PACKAGE:
                 return replace_string(f, l->max_string, &s->package);
         case TAG_CTX_TOOL:
                 return replace_string(f, l->max_string, &s->tool);
         case TAG_CTX_DPKG_PACKAGE:
                 return replace_string(f, l->max_string, &s->dpkg_package);
+        case TAG_CTX_DPKG_SCRIPT:
+                return replace_string(f, l->max_string, &s->dpkg_script);
         case TAG_ROOT:
                 if (f->size == 0 || f->size >= PATH_MAX || f->data[0] != '/')
                         return error_message(ret_message, -EINVAL, "--root must be an absolute path");
@@ -287,6 +294,11 @@ int spec_parse(const MsgReader *msg, const SpecLimits *limits, Spec **ret, char 
         }
         if (r < 0)
                 return error_message(ret_message, r, "malformed frame");
+        /* Collecting the failures of --no-wait requests is a wait that
+         * then reads and clears them: a verb of its own, so that the
+         * authorisation table (dispatch.c) decides who may. */
+        if (s->verb == VERB_WAIT && s->collect_failures)
+                s->verb = VERB_COLLECT_FAILURES;
         r = check_verb(s, ret_message);
         if (r < 0)
                 return r;

@@ -22,6 +22,7 @@ typedef enum Verb {
         VERB_REPAIR,
         VERB_CLEAN,
         VERB_AUDIT,
+        VERB_COLLECT_FAILURES, /* MSG_WAIT with TAG_COLLECT_FAILURES */
         _VERB_MAX,
         _VERB_INVALID = -EINVAL,
 } Verb;
@@ -68,6 +69,7 @@ struct Spec {
         bool report_all;
         bool no_wait;
         bool failed_only;
+        bool collect_failures;     /* wait: then collect the --no-wait failures */
         char *root;                /* --root, absolute; NULL when absent */
         char *package;             /* --package */
         uint64_t since_usec;       /* 0 = no bound; saturates at INT64_MAX instead of wrapping */
@@ -79,6 +81,7 @@ struct Spec {
         /* client context, recorded as provenance */
         char *tool;
         char *dpkg_package;
+        char *dpkg_script;         /* $DPKG_MAINTSCRIPT_NAME */
         char **argv;
         size_t n_argv;
 };

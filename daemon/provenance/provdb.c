@@ -6,8 +6,10 @@
  * deduplicated), `jobs` (one row per file result: target, source with its
  * mtime, size and sha256, the .pyc's sha256, outcome, error, times),
  * `queue` (acknowledged --no-wait requests not yet finished, stored as their
- * original request frame so a restart replays them) and `audit` (.pyc
- * writes by other processes, from fanotify). `meta` holds the schema
+ * original request frame so a restart replays them), `failures` (the
+ * failed files of --no-wait requests, which no client was there to see,
+ * kept until a privileged `pycqueue wait --failures` collects them) and
+ * `audit` (.pyc writes by other processes, from fanotify). `meta` holds the schema
  * version; migrations[] brings an older database up to date in one
  * transaction each.
  *
@@ -69,6 +71,15 @@ static const char *const migrations[] = {
         "  id INTEGER PRIMARY KEY, time INTEGER NOT NULL, path TEXT NOT NULL, pid INTEGER,"
         "  exe TEXT, cmdline TEXT, parents TEXT);"
         "CREATE INDEX audit_by_path ON audit (path);",
+        /* 1 → 2: the maintainer script that asked ($DPKG_MAINTSCRIPT_NAME),
+         * and the failures of --no-wait requests. A failure is keyed by its
+         * request and target, so a request replayed after a crash that
+         * fails again replaces its row instead of adding one. */
+        "ALTER TABLE requests ADD COLUMN dpkg_script TEXT;"
+        "CREATE TABLE failures ("
+        "  id INTEGER PRIMARY KEY, request_id INTEGER NOT NULL, time INTEGER NOT NULL,"
+        "  target TEXT NOT NULL, source TEXT, error_type TEXT, error_line INTEGER, error_message TEXT,"
+        "  UNIQUE (request_id, target));",
 };
 
 static int set_error(char **ret_error, sqlite3 *db, const char *what) {
@@ -383,11 +394,50 @@ static int64_t interpreter_id(sqlite3 *db, const ProvJob *j) {
         return id;
 }
 
+#define INSERT_REQUEST_SQL                                                                                  \
+        "INSERT OR REPLACE INTO requests (id, time, uid, gid, pid, exe, cmdline, parents, tool,"            \
+        " dpkg_package, package, dpkg_script) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);"
+
+static int insert_request(ProvDb *p, sqlite3_stmt *rq, const ProvRequest *q) {
+        sqlite3_reset(rq);
+        sqlite3_bind_int64(rq, 1, (int64_t)q->id);
+        sqlite3_bind_int64(rq, 2, (int64_t)q->time_usec);
+        sqlite3_bind_int64(rq, 3, q->uid);
+        sqlite3_bind_int64(rq, 4, q->gid);
+        sqlite3_bind_int64(rq, 5, q->pid);
+        provdb_bind_text(rq, 6, q->exe);
+        provdb_bind_text(rq, 7, q->cmdline);
+        provdb_bind_text(rq, 8, q->parents);
+        provdb_bind_text(rq, 9, q->tool);
+        provdb_bind_text(rq, 10, q->dpkg_package);
+        provdb_bind_text(rq, 11, q->package);
+        provdb_bind_text(rq, 12, q->dpkg_script);
+        if (sqlite3_step(rq) != SQLITE_DONE)
+                return -EIO;
+        if (q->id > p->max_request_id)
+                p->max_request_id = q->id;
+        return 0;
+}
+
+/* A failed file of a --no-wait request: kept for `wait --failures`. */
+static int insert_failure(sqlite3_stmt *fl, const ProvJob *j) {
+        sqlite3_reset(fl);
+        sqlite3_bind_int64(fl, 1, (int64_t)j->request_id);
+        sqlite3_bind_int64(fl, 2, (int64_t)(j->end_usec ? j->end_usec : j->start_usec));
+        provdb_bind_text(fl, 3, j->target);
+        provdb_bind_text(fl, 4, j->source);
+        provdb_bind_text(fl, 5, j->error_type);
+        sqlite3_bind_int64(fl, 6, j->error_line);
+        provdb_bind_text(fl, 7, j->error_message);
+        return sqlite3_step(fl) == SQLITE_DONE ? 0 : -EIO;
+}
+
 int provdb_write(ProvDb *p, const ProvRequest *requests, size_t n_requests, const ProvJob *jobs,
-                 size_t n_jobs, char **ret_error) {
-        sqlite3_stmt *rq = NULL, *jb = NULL;
+                 size_t n_jobs, const uint64_t *dequeued, size_t n_dequeued, char **ret_error) {
+        sqlite3_stmt *rq = NULL, *jb = NULL, *fl = NULL, *dq = NULL;
         const char *last_interp = NULL, *last_tag = NULL;
         int64_t last_interp_id = 0;
+        bool failures = false;
         int r = 0;
 
         pthread_mutex_lock(&p->lock);
@@ -395,11 +445,14 @@ int provdb_write(ProvDb *p, const ProvRequest *requests, size_t n_requests, cons
                 pthread_mutex_unlock(&p->lock);
                 return -EBUSY;
         }
-        if (sqlite3_prepare_v2(
+        if (sqlite3_prepare_v2(p->db, INSERT_REQUEST_SQL, -1, &rq, NULL) != SQLITE_OK ||
+            sqlite3_prepare_v2(
                     p->db,
-                    "INSERT OR REPLACE INTO requests (id, time, uid, gid, pid, exe, cmdline, parents, tool,"
-                    " dpkg_package, package) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);",
-                    -1, &rq, NULL) != SQLITE_OK ||
+                    "INSERT OR REPLACE INTO failures (request_id, time, target, source, error_type,"
+                    " error_line, error_message) VALUES (?, ?, ?, ?, ?, ?, ?);",
+                    -1, &fl, NULL) != SQLITE_OK ||
+            sqlite3_prepare_v2(p->db, "DELETE FROM queue WHERE request_id = ?;", -1, &dq, NULL) !=
+                    SQLITE_OK ||
             sqlite3_prepare_v2(
                     p->db,
                     "INSERT INTO jobs (request_id, target, source, source_mtime, source_size,"
@@ -410,28 +463,11 @@ int provdb_write(ProvDb *p, const ProvRequest *requests, size_t n_requests, cons
                 r = set_error(ret_error, p->db, "database");
                 goto finish;
         }
-        for (size_t i = 0; i < n_requests; i++) {
-                const ProvRequest *q = &requests[i];
-
-                sqlite3_reset(rq);
-                sqlite3_bind_int64(rq, 1, (int64_t)q->id);
-                sqlite3_bind_int64(rq, 2, (int64_t)q->time_usec);
-                sqlite3_bind_int64(rq, 3, q->uid);
-                sqlite3_bind_int64(rq, 4, q->gid);
-                sqlite3_bind_int64(rq, 5, q->pid);
-                provdb_bind_text(rq, 6, q->exe);
-                provdb_bind_text(rq, 7, q->cmdline);
-                provdb_bind_text(rq, 8, q->parents);
-                provdb_bind_text(rq, 9, q->tool);
-                provdb_bind_text(rq, 10, q->dpkg_package);
-                provdb_bind_text(rq, 11, q->package);
-                if (sqlite3_step(rq) != SQLITE_DONE) {
+        for (size_t i = 0; i < n_requests; i++)
+                if (insert_request(p, rq, &requests[i]) < 0) {
                         r = set_error(ret_error, p->db, "cannot record a request");
                         goto finish;
                 }
-                if (q->id > p->max_request_id)
-                        p->max_request_id = q->id;
-        }
         for (size_t i = 0; i < n_jobs; i++) {
                 const ProvJob *j = &jobs[i];
 
@@ -476,10 +512,38 @@ int provdb_write(ProvDb *p, const ProvRequest *requests, size_t n_requests, cons
                         r = set_error(ret_error, p->db, "cannot record a job");
                         goto finish;
                 }
+                if (j->unattended && j->outcome == OUTCOME_FAILED) {
+                        if (insert_failure(fl, j) < 0) {
+                                r = set_error(ret_error, p->db, "cannot record a failure");
+                                goto finish;
+                        }
+                        failures = true;
+                }
+        }
+        /* Finished --no-wait requests leave the queue in the transaction
+         * that records their files: a crash in between replays them
+         * rather than losing a failure nobody has seen. */
+        for (size_t i = 0; i < n_dequeued; i++) {
+                sqlite3_reset(dq);
+                sqlite3_bind_int64(dq, 1, (int64_t)dequeued[i]);
+                if (sqlite3_step(dq) != SQLITE_DONE) {
+                        r = set_error(ret_error, p->db, "cannot remove a request from the queue");
+                        goto finish;
+                }
+        }
+        /* Bounded: past PROVDB_MAX_FAILURES the oldest go. */
+        if (failures) {
+                char sql[160];
+                snprintf(sql, sizeof(sql),
+                         "DELETE FROM failures WHERE id <= (SELECT MAX(id) FROM failures) - %u;",
+                         PROVDB_MAX_FAILURES);
+                r = exec(p->db, sql, ret_error);
         }
 finish:
         sqlite3_finalize(rq);
         sqlite3_finalize(jb);
+        sqlite3_finalize(fl);
+        sqlite3_finalize(dq);
         if (r >= 0 && sqlite3_exec(p->db, "COMMIT;", NULL, NULL, NULL) != SQLITE_OK)
                 r = set_error(ret_error, p->db, "cannot commit");
         if (r < 0)
@@ -518,7 +582,8 @@ int provdb_retain(ProvDb *p, uint64_t min_time_usec, uint64_t max_rows, char **r
         if (r >= 0)
                 r = exec(p->db,
                          "DELETE FROM requests WHERE id < (SELECT COALESCE(MIN(request_id), 0) FROM jobs)"
-                         " AND id NOT IN (SELECT request_id FROM queue);",
+                         " AND id NOT IN (SELECT request_id FROM queue)"
+                         " AND id NOT IN (SELECT request_id FROM failures);",
                          ret_error);
         pthread_mutex_unlock(&p->lock);
         return r;
@@ -538,40 +603,133 @@ int provdb_count_jobs(ProvDb *p, uint64_t *ret) {
         return 0;
 }
 
-int provdb_queue_add(ProvDb *p, const ProvQueued *q, char **ret_error) {
-        sqlite3_stmt *st;
+int provdb_queue_add(ProvDb *p, const ProvQueued *q, const ProvRequest *request, char **ret_error) {
+        sqlite3_stmt *st = NULL, *rq = NULL;
         int r = 0;
 
         pthread_mutex_lock(&p->lock);
+        /* Records may lose their last batch to a power cut (they are
+         * written in WAL mode with synchronous=NORMAL, no fsync per
+         * commit); an acknowledged queue entry may not: this one commit
+         * is synced. The request's own row goes in the same commit, so a
+         * replayed request is still attributed (package, maintainer
+         * script, command line) however early the daemon died. */
+        (void)sqlite3_exec(p->db, "PRAGMA synchronous = FULL;", NULL, NULL, NULL);
+        if (exec(p->db, "BEGIN IMMEDIATE;", ret_error) < 0) {
+                r = -EBUSY;
+                goto finish;
+        }
         if (sqlite3_prepare_v2(p->db,
                                "INSERT OR REPLACE INTO queue (request_id, uid, spec) VALUES (?, ?, ?);", -1,
-                               &st, NULL) != SQLITE_OK) {
+                               &st, NULL) != SQLITE_OK ||
+            sqlite3_prepare_v2(p->db, INSERT_REQUEST_SQL, -1, &rq, NULL) != SQLITE_OK) {
                 r = set_error(ret_error, p->db, "database");
-                goto finish;
+                goto rollback;
+        }
+        if (request && insert_request(p, rq, request) < 0) {
+                r = set_error(ret_error, p->db, "cannot record the request");
+                goto rollback;
         }
         sqlite3_bind_int64(st, 1, (int64_t)q->request_id);
         sqlite3_bind_int64(st, 2, q->uid);
         sqlite3_bind_blob(st, 3, q->spec, (int)q->spec_size, SQLITE_STATIC);
-        /* Records may lose their last batch to a power cut (they are
-         * written in WAL mode with synchronous=NORMAL, no fsync per
-         * commit); an acknowledged queue entry may not: this one commit
-         * is synced. */
-        (void)sqlite3_exec(p->db, "PRAGMA synchronous = FULL;", NULL, NULL, NULL);
-        if (sqlite3_step(st) != SQLITE_DONE)
+        if (sqlite3_step(st) != SQLITE_DONE) {
                 r = set_error(ret_error, p->db, "cannot queue the request");
-        (void)sqlite3_exec(p->db, "PRAGMA synchronous = NORMAL;", NULL, NULL, NULL);
-        sqlite3_finalize(st);
+                goto rollback;
+        }
+        if (sqlite3_exec(p->db, "COMMIT;", NULL, NULL, NULL) != SQLITE_OK) {
+                r = set_error(ret_error, p->db, "cannot commit");
+                goto rollback;
+        }
+        goto finish;
+rollback:
+        (void)sqlite3_exec(p->db, "ROLLBACK;", NULL, NULL, NULL);
 finish:
+        sqlite3_finalize(st);
+        sqlite3_finalize(rq);
+        (void)sqlite3_exec(p->db, "PRAGMA synchronous = NORMAL;", NULL, NULL, NULL);
         pthread_mutex_unlock(&p->lock);
         return r;
 }
 
-int provdb_queue_remove(ProvDb *p, uint64_t request_id, char **ret_error) {
+int provdb_failures_read(ProvDb *p, uint64_t limit, ProvFailure **ret, size_t *ret_n) {
+        ProvFailure *v = NULL;
+        size_t n = 0, allocated = 0;
+        sqlite3_stmt *st;
+        int r = 0;
+
+        pthread_mutex_lock(&p->lock);
+        if (sqlite3_prepare_v2(
+                    p->db,
+                    "SELECT f.id, f.request_id, f.time, f.target, f.source, f.error_type, f.error_line,"
+                    " f.error_message, r.package, r.dpkg_package, r.dpkg_script, r.tool"
+                    " FROM failures f LEFT JOIN requests r ON r.id = f.request_id"
+                    " ORDER BY f.id LIMIT ?;",
+                    -1, &st, NULL) != SQLITE_OK) {
+                pthread_mutex_unlock(&p->lock);
+                return -EIO;
+        }
+        sqlite3_bind_int64(st, 1, limit > 0 && limit < INT64_MAX ? (int64_t)limit : -1);
+        for (;;) {
+                int s = sqlite3_step(st);
+                ProvFailure *f;
+
+                if (s == SQLITE_DONE)
+                        break;
+                if (s != SQLITE_ROW) {
+                        r = -EIO;
+                        break;
+                }
+                if (n == allocated) {
+                        size_t a = MAX(allocated * 2, (size_t)16);
+                        ProvFailure *nv = realloc(v, a * sizeof(*nv));
+                        if (!nv) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                        v = nv;
+                        allocated = a;
+                }
+                f = &v[n++];
+                *f = (ProvFailure){
+                        .id = (uint64_t)sqlite3_column_int64(st, 0),
+                        .request_id = (uint64_t)sqlite3_column_int64(st, 1),
+                        .time_usec = (uint64_t)sqlite3_column_int64(st, 2),
+                        .error_line = (uint32_t)sqlite3_column_int64(st, 6),
+                };
+#define COLUMN_STRDUP(i, field)                                                                             \
+        if (sqlite3_column_text(st, i) && !(f->field = strdup((const char *)sqlite3_column_text(st, i))))   \
+                r = -ENOMEM;
+                COLUMN_STRDUP(3, target);
+                COLUMN_STRDUP(4, source);
+                COLUMN_STRDUP(5, error_type);
+                COLUMN_STRDUP(7, error_message);
+                COLUMN_STRDUP(8, package);
+                COLUMN_STRDUP(9, dpkg_package);
+                COLUMN_STRDUP(10, dpkg_script);
+                COLUMN_STRDUP(11, tool);
+#undef COLUMN_STRDUP
+                if (r < 0)
+                        break;
+        }
+        sqlite3_finalize(st);
+        pthread_mutex_unlock(&p->lock);
+        if (r < 0) {
+                for (size_t i = 0; i < n; i++)
+                        prov_failure_done(&v[i]);
+                free(v);
+                return r;
+        }
+        *ret = v;
+        *ret_n = n;
+        return 0;
+}
+
+int provdb_failures_clear(ProvDb *p, uint64_t max_id, char **ret_error) {
         char sql[128];
         int r;
 
-        snprintf(sql, sizeof(sql), "DELETE FROM queue WHERE request_id = %llu;",
-                 (unsigned long long)request_id);
+        snprintf(sql, sizeof(sql), "DELETE FROM failures WHERE id <= %llu;", (unsigned long long)max_id);
         pthread_mutex_lock(&p->lock);
         r = exec(p->db, sql, ret_error);
         pthread_mutex_unlock(&p->lock);
@@ -639,7 +797,20 @@ void prov_job_done(ProvJob *j) {
         *j = (ProvJob){};
 }
 
+void prov_failure_done(ProvFailure *f) {
+        free(f->target);
+        free(f->source);
+        free(f->error_type);
+        free(f->error_message);
+        free(f->package);
+        free(f->dpkg_package);
+        free(f->dpkg_script);
+        free(f->tool);
+        *f = (ProvFailure){};
+}
+
 void prov_request_done(ProvRequest *r) {
+        free(r->dpkg_script);
         free(r->exe);
         free(r->cmdline);
         free(r->parents);

@@ -12,8 +12,11 @@
 
 #include "protocol.h"
 
-#define PROVDB_SCHEMA_VERSION 1
+#define PROVDB_SCHEMA_VERSION 2
 #define PROVDB_FILE "provenance.db"
+/* At most this many failures of --no-wait requests wait to be collected;
+ * past it the oldest are dropped. */
+#define PROVDB_MAX_FAILURES 10000u
 
 /* Outcomes beyond the protocol's, recorded by admin verbs. */
 #define PROV_OUTCOME_REMOVED 10
@@ -30,6 +33,7 @@ typedef struct ProvRequest {
         char *tool;
         char *dpkg_package;
         char *package;
+        char *dpkg_script; /* $DPKG_MAINTSCRIPT_NAME: "postinst", ... */
 } ProvRequest;
 
 typedef struct ProvJob {
@@ -53,6 +57,8 @@ typedef struct ProvJob {
         uint32_t error_line;
         uint64_t start_usec;
         uint64_t end_usec;
+        bool unattended; /* of a --no-wait request, after its client left: a
+                          * failure is also kept in `failures` */
 } ProvJob;
 
 /* One row of a query: a job joined with its request and interpreter.
@@ -89,8 +95,11 @@ typedef struct ProvDb ProvDb;
 int provdb_open(const char *path, ProvDb **ret, char **ret_error);
 ProvDb *provdb_close(ProvDb *db);
 
+/* One transaction: the requests, the jobs (and the failures among the
+ * unattended ones), and the removal of the finished --no-wait requests
+ * @dequeued from the durable queue. */
 int provdb_write(ProvDb *db, const ProvRequest *requests, size_t n_requests, const ProvJob *jobs,
-                 size_t n_jobs, char **ret_error);
+                 size_t n_jobs, const uint64_t *dequeued, size_t n_dequeued, char **ret_error);
 uint64_t provdb_max_request_id(ProvDb *db);
 /* Deletes job rows older than @min_time_usec (0 = keep) and beyond the
  * newest @max_rows (0 = no limit), then requests no job refers to. */
@@ -101,10 +110,32 @@ int provdb_count_jobs(ProvDb *db, uint64_t *ret);
  * was nothing to do, -EBUSY while a reader is still in the way. */
 int provdb_bound_wal(ProvDb *db);
 
-int provdb_queue_add(ProvDb *db, const ProvQueued *q, char **ret_error);
-int provdb_queue_remove(ProvDb *db, uint64_t request_id, char **ret_error);
+/* Queues @q durably (a synced commit), with @request's row when not NULL. */
+int provdb_queue_add(ProvDb *db, const ProvQueued *q, const ProvRequest *request, char **ret_error);
 /* Calls @fn for every queued request, oldest first. */
 int provdb_queue_load(ProvDb *db, int (*fn)(const ProvQueued *q, void *userdata), void *userdata);
+
+/* A stored failure of a --no-wait request, with its request's context. */
+typedef struct ProvFailure {
+        uint64_t id;
+        uint64_t request_id;
+        uint64_t time_usec;
+        char *target;
+        char *source;
+        char *error_type;
+        char *error_message;
+        uint32_t error_line;
+        char *package;
+        char *dpkg_package;
+        char *dpkg_script;
+        char *tool;
+} ProvFailure;
+
+/* The oldest @limit stored failures (0 = all), in a new array. */
+int provdb_failures_read(ProvDb *db, uint64_t limit, ProvFailure **ret, size_t *ret_n);
+/* Deletes the failures up to id @max_id: those a collector has read. */
+int provdb_failures_clear(ProvDb *db, uint64_t max_id, char **ret_error);
+void prov_failure_done(ProvFailure *f);
 
 int provdb_audit_add(ProvDb *db, uint64_t time_usec, const char *path, pid_t pid, const char *exe,
                      const char *cmdline, const char *parents, char **ret_error);

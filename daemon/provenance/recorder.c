@@ -46,6 +46,8 @@ typedef struct Batch {
         size_t n_requests, allocated_requests;
         ProvJob *jobs;
         size_t n_jobs, allocated_jobs;
+        uint64_t *dequeued; /* finished --no-wait requests, to leave the queue */
+        size_t n_dequeued, allocated_dequeued;
 } Batch;
 
 typedef struct Flush {
@@ -61,8 +63,8 @@ typedef struct Flush {
 typedef struct QueueOp {
         IoWork io;
         Recorder *recorder;
-        bool add;
         uint64_t request_id;
+        ProvRequest request; /* recorded with the queue entry */
         uid_t uid;
         uint8_t *spec;
         size_t spec_size;
@@ -116,7 +118,12 @@ static void batch_done(Batch *b) {
                 prov_job_done(&b->jobs[i]);
         free(b->requests);
         free(b->jobs);
+        free(b->dequeued);
         *b = (Batch){};
+}
+
+static bool batch_empty(const Batch *b) {
+        return b->n_jobs + b->n_requests + b->n_dequeued == 0;
 }
 
 /* Opens the database if it is not open. I/O threads only. */
@@ -139,7 +146,7 @@ static void flush_run(IoWork *w) {
         if (f->result < 0)
                 return;
         f->result = provdb_write(r->db, f->batch.requests, f->batch.n_requests, f->batch.jobs,
-                                 f->batch.n_jobs, &f->error);
+                                 f->batch.n_jobs, f->batch.dequeued, f->batch.n_dequeued, &f->error);
         if (f->result < 0)
                 return;
         if (f->retain) {
@@ -177,14 +184,18 @@ static void recorder_set_degraded(Recorder *r, const char *reason) {
 static void recorder_requeue(Recorder *r, Batch *b) {
         Batch *p = &r->pending;
         size_t nj = b->n_jobs + p->n_jobs, nr = b->n_requests + p->n_requests;
+        size_t nd = b->n_dequeued + p->n_dequeued;
         ProvJob *jobs;
         ProvRequest *reqs;
+        uint64_t *deq;
 
         jobs = malloc(MAX(nj, (size_t)1) * sizeof(ProvJob));
         reqs = malloc(MAX(nr, (size_t)1) * sizeof(ProvRequest));
-        if (!jobs || !reqs) {
+        deq = malloc(MAX(nd, (size_t)1) * sizeof(uint64_t));
+        if (!jobs || !reqs || !deq) {
                 free(jobs);
                 free(reqs);
+                free(deq);
                 r->dropped += b->n_jobs;
                 batch_done(b);
                 return;
@@ -199,17 +210,26 @@ static void recorder_requeue(Recorder *r, Batch *b) {
                 memcpy(reqs, b->requests, b->n_requests * sizeof(ProvRequest));
         if (p->n_requests > 0)
                 memcpy(reqs + b->n_requests, p->requests, p->n_requests * sizeof(ProvRequest));
+        if (b->n_dequeued > 0)
+                memcpy(deq, b->dequeued, b->n_dequeued * sizeof(uint64_t));
+        if (p->n_dequeued > 0)
+                memcpy(deq + b->n_dequeued, p->dequeued, p->n_dequeued * sizeof(uint64_t));
         free(b->jobs);
         free(b->requests);
+        free(b->dequeued);
         free(p->jobs);
         free(p->requests);
+        free(p->dequeued);
         *b = (Batch){};
         *p = (Batch){ .requests = reqs,
                       .n_requests = nr,
                       .allocated_requests = MAX(nr, (size_t)1),
                       .jobs = jobs,
                       .n_jobs = nj,
-                      .allocated_jobs = MAX(nj, (size_t)1) };
+                      .allocated_jobs = MAX(nj, (size_t)1),
+                      .dequeued = deq,
+                      .n_dequeued = nd,
+                      .allocated_dequeued = MAX(nd, (size_t)1) };
 
         /* Bounded: past the limit the oldest job records go. */
         if (p->n_jobs > RECORDER_MAX_PENDING) {
@@ -251,11 +271,11 @@ static void flush_done(IoWork *w) {
         free(f);
         /* Waiters see what was pending when they asked: done now, or the
          * database is failing and waiting would not help. */
-        if (failed || r->pending.n_jobs + r->pending.n_requests == 0)
+        if (failed || batch_empty(&r->pending))
                 recorder_run_sync_waiters(r);
         else
                 recorder_flush(r);
-        if (r->pending.n_jobs + r->pending.n_requests > 0)
+        if (!batch_empty(&r->pending))
                 recorder_schedule(r, failed ? RECORDER_RETRY_USEC : RECORDER_FLUSH_USEC);
         manager_check_idle(r->manager);
 }
@@ -263,7 +283,7 @@ static void flush_done(IoWork *w) {
 static void recorder_flush(Recorder *r) {
         Flush *f;
 
-        if (r->flushing || r->pending.n_jobs + r->pending.n_requests == 0)
+        if (r->flushing || batch_empty(&r->pending))
                 return;
         f = calloc(1, sizeof(*f));
         if (!f)
@@ -358,49 +378,52 @@ void recorder_add_job(Recorder *r, ProvJob *job) {
 static void queue_op_run(IoWork *w) {
         QueueOp *op = (QueueOp *)w;
         Recorder *r = op->recorder;
+        ProvQueued q = {
+                .request_id = op->request_id,
+                .uid = op->uid,
+                .spec = op->spec,
+                .spec_size = op->spec_size,
+        };
 
         op->result = recorder_ensure_open(r, &op->error);
-        if (op->result < 0)
-                return;
-        if (op->add) {
-                ProvQueued q = { .request_id = op->request_id,
-                                 .uid = op->uid,
-                                 .spec = op->spec,
-                                 .spec_size = op->spec_size };
-                op->result = provdb_queue_add(r->db, &q, &op->error);
-        } else
-                op->result = provdb_queue_remove(r->db, op->request_id, &op->error);
+        if (op->result >= 0)
+                op->result = provdb_queue_add(r->db, &q, &op->request, &op->error);
 }
 
 static void queue_op_done(IoWork *w) {
         QueueOp *op = (QueueOp *)w;
         Manager *m = op->recorder->manager;
 
-        if (op->result < 0 && !op->add)
-                log_warning("Cannot remove finished request %llu from the durable queue: %s",
-                            (unsigned long long)op->request_id, op->error ? op->error : "error");
-        if (op->done)
-                op->done(op->result, op->error, op->userdata);
+        op->done(op->result, op->error, op->userdata);
+        prov_request_done(&op->request);
         free(op->spec);
         free(op->error);
         free(op);
         manager_check_idle(m);
 }
 
-static void queue_submit(Recorder *r, bool add, uint64_t request_id, uid_t uid, const uint8_t *spec,
-                         size_t size, recorder_done_fn done, void *userdata) {
-        QueueOp *op = calloc(1, sizeof(*op));
+void recorder_queue_add(Recorder *r, ProvRequest *request, uid_t uid, const uint8_t *spec, size_t size,
+                        recorder_done_fn done, void *userdata) {
+        QueueOp *op;
 
+        if (!r->enabled) {
+                prov_request_done(request);
+                done(-EOPNOTSUPP, "provenance recording is turned off, so there is no durable queue",
+                     userdata);
+                return;
+        }
+        op = calloc(1, sizeof(*op));
         if (!op || (size > 0 && !(op->spec = malloc(size)))) {
                 free(op);
-                if (done)
-                        done(-ENOMEM, "out of memory", userdata);
+                prov_request_done(request);
+                done(-ENOMEM, "out of memory", userdata);
                 return;
         }
         op->io = (IoWork){ .run = queue_op_run, .done = queue_op_done };
         op->recorder = r;
-        op->add = add;
-        op->request_id = request_id;
+        op->request_id = request->id;
+        op->request = *request;
+        *request = (ProvRequest){};
         op->uid = uid;
         if (size > 0)
                 memcpy(op->spec, spec, size);
@@ -410,19 +433,111 @@ static void queue_submit(Recorder *r, bool add, uint64_t request_id, uid_t uid, 
         iopool_submit(r->manager->iopool, &op->io);
 }
 
-void recorder_queue_add(Recorder *r, uint64_t request_id, uid_t uid, const uint8_t *spec, size_t size,
-                        recorder_done_fn done, void *userdata) {
-        if (!r->enabled) {
-                done(-EOPNOTSUPP, "provenance recording is turned off, so there is no durable queue",
-                     userdata);
+void recorder_queue_remove(Recorder *r, uint64_t request_id) {
+        Batch *b = &r->pending;
+
+        if (!r->enabled)
                 return;
+        if (b->n_dequeued == b->allocated_dequeued) {
+                size_t n = MAX(b->allocated_dequeued * 2, (size_t)16);
+                uint64_t *nd = realloc(b->dequeued, n * sizeof(*nd));
+                if (!nd) {
+                        /* Left queued: a restart replays it, and finds its
+                         * files up to date. */
+                        log_warning(
+                                "Cannot remove finished request %llu from the durable queue: out of memory",
+                                (unsigned long long)request_id);
+                        return;
+                }
+                b->dequeued = nd;
+                b->allocated_dequeued = n;
         }
-        queue_submit(r, true, request_id, uid, spec, size, done, userdata);
+        b->dequeued[b->n_dequeued++] = request_id;
+        recorder_kick(r);
 }
 
-void recorder_queue_remove(Recorder *r, uint64_t request_id) {
-        if (r->enabled)
-                queue_submit(r, false, request_id, 0, NULL, 0, NULL, NULL);
+/* ---- the failures of --no-wait requests -------------------------------- */
+
+typedef struct FailuresOp {
+        IoWork io;
+        Recorder *recorder;
+        bool clear;
+        uint64_t limit;  /* read: at most this many */
+        uint64_t max_id; /* clear: up to this id */
+        ProvFailure *failures;
+        size_t n_failures;
+        int result;
+        char *error;
+        recorder_failures_fn done;
+        void *userdata;
+} FailuresOp;
+
+static void failures_op_run(IoWork *w) {
+        FailuresOp *op = (FailuresOp *)w;
+        Recorder *r = op->recorder;
+
+        op->result = recorder_ensure_open(r, &op->error);
+        if (op->result < 0)
+                return;
+        if (op->clear)
+                op->result = provdb_failures_clear(r->db, op->max_id, &op->error);
+        else
+                op->result = provdb_failures_read(r->db, op->limit, &op->failures, &op->n_failures);
+}
+
+static void failures_op_done(IoWork *w) {
+        FailuresOp *op = (FailuresOp *)w;
+        Manager *m = op->recorder->manager;
+
+        if (op->clear && op->result < 0)
+                log_warning("Cannot clear the collected failures: %s", op->error ? op->error : "error");
+        if (op->done)
+                op->done(op->result, op->failures, op->n_failures, op->userdata);
+        for (size_t i = 0; i < op->n_failures; i++)
+                prov_failure_done(&op->failures[i]);
+        free(op->failures);
+        free(op->error);
+        free(op);
+        manager_check_idle(m);
+}
+
+static void failures_submit(void *userdata) {
+        FailuresOp *op = userdata;
+
+        iopool_submit(op->recorder->manager->iopool, &op->io);
+}
+
+void recorder_failures_read(Recorder *r, uint64_t limit, recorder_failures_fn done, void *userdata) {
+        FailuresOp *op;
+
+        if (!r->enabled) {
+                done(0, NULL, 0, userdata);
+                return;
+        }
+        op = calloc(1, sizeof(*op));
+        if (!op) {
+                done(-ENOMEM, NULL, 0, userdata);
+                return;
+        }
+        *op = (FailuresOp){ .io = { .run = failures_op_run, .done = failures_op_done },
+                            .recorder = r,
+                            .limit = limit,
+                            .done = done,
+                            .userdata = userdata };
+        /* What finished requests recorded is in the database first. */
+        recorder_sync(r, failures_submit, op);
+}
+
+void recorder_failures_clear(Recorder *r, uint64_t max_id) {
+        FailuresOp *op;
+
+        if (!r->enabled || !(op = calloc(1, sizeof(*op))))
+                return;
+        *op = (FailuresOp){ .io = { .run = failures_op_run, .done = failures_op_done },
+                            .recorder = r,
+                            .clear = true,
+                            .max_id = max_id };
+        iopool_submit(r->manager->iopool, &op->io);
 }
 
 int recorder_queue_load(Recorder *r, int (*fn)(const ProvQueued *q, void *userdata), void *userdata) {
@@ -469,9 +584,9 @@ int recorder_new(Manager *m, const char *state_dir, bool enabled, Recorder **ret
 Recorder *recorder_free(Recorder *r) {
         if (!r)
                 return NULL;
-        if (r->db && r->pending.n_jobs + r->pending.n_requests > 0)
+        if (r->db && !batch_empty(&r->pending))
                 (void)provdb_write(r->db, r->pending.requests, r->pending.n_requests, r->pending.jobs,
-                                   r->pending.n_jobs, NULL);
+                                   r->pending.n_jobs, r->pending.dequeued, r->pending.n_dequeued, NULL);
         batch_done(&r->pending);
         /* Their owners are gone at exit: drop the waiters, do not call them. */
         while (r->sync_waiters) {
@@ -491,7 +606,7 @@ Recorder *recorder_free(Recorder *r) {
 void recorder_sync(Recorder *r, void (*fn)(void *userdata), void *userdata) {
         SyncWaiter *w;
 
-        if (!r->enabled || (!r->flushing && r->pending.n_jobs + r->pending.n_requests == 0)) {
+        if (!r->enabled || (!r->flushing && batch_empty(&r->pending))) {
                 fn(userdata);
                 return;
         }

@@ -26,10 +26,21 @@ void recorder_add_request(Recorder *r, ProvRequest *req);
 void recorder_add_job(Recorder *r, ProvJob *job);
 
 /* Durable queue: the callback runs on the loop once the row is committed
- * (@error 0) or could not be (@error < 0, @message says why). */
-void recorder_queue_add(Recorder *r, uint64_t request_id, uid_t uid, const uint8_t *spec, size_t size,
+ * (@error 0) or could not be (@error < 0, @message says why). The
+ * request's own record (@request, whose strings are taken; its id is the
+ * queue entry's) is committed with it. */
+void recorder_queue_add(Recorder *r, ProvRequest *request, uid_t uid, const uint8_t *spec, size_t size,
                         recorder_done_fn done, void *userdata);
+/* A finished request leaves the queue with the next batch, in the same
+ * transaction as its last records. */
 void recorder_queue_remove(Recorder *r, uint64_t request_id);
+
+/* The failures of --no-wait requests: @fn runs on the loop with the oldest
+ * @limit of them, once everything recorded so far is written; the array is
+ * freed after @fn returns. Clearing removes those up to @max_id. */
+typedef void (*recorder_failures_fn)(int error, const ProvFailure *failures, size_t n, void *userdata);
+void recorder_failures_read(Recorder *r, uint64_t limit, recorder_failures_fn fn, void *userdata);
+void recorder_failures_clear(Recorder *r, uint64_t max_id);
 /* Replays the stored queue through @fn; at startup, before serving. */
 int recorder_queue_load(Recorder *r, int (*fn)(const ProvQueued *q, void *userdata), void *userdata);
 

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import SRCDIR
+from conftest import CLEAN_PATH, SRCDIR
 
 PACKAGE_FILES = [
     "usr/sbin/pycqueued",
@@ -31,7 +31,12 @@ PACKAGE_FILES = [
     "usr/share/doc/pycqueue/copyright",
     "usr/share/doc/pycqueue/changelog.gz",
     "usr/share/doc/pycqueue/README.Debian",
+    "usr/bin/py3compile",
+    "usr/bin/py3clean",
 ]
+# Debian's tools the package diverts (debian/pycqueue.preinst) and ships its
+# front-ends in place of.
+DIVERTED = ["py3compile", "py3clean"]
 CONFFILE = "/etc/pycqueue/pycqueued.conf"
 VERBS = ["compile", "wait", "status", "why", "history", "verify", "repair", "clean", "audit"]
 
@@ -67,19 +72,23 @@ def test_lintian_finds_no_error_or_warning(debian_build):
 def test_package_ships_its_files(debian_build):
     listing = run(["dpkg-deb", "-c", debian_build.deb()])
     paths = {line.split()[5].lstrip(".").lstrip("/") for line in listing.splitlines()}
-    missing = [p for p in PACKAGE_FILES if p not in paths]
+    # dh_compress compresses a document over 4 KiB (README.Debian).
+    missing = [p for p in PACKAGE_FILES if p not in paths and p + ".gz" not in paths]
     assert missing == []
 
 
 def test_no_file_belongs_to_another_package(debian_build):
     """Unpacking must not overwrite another package's file (dpkg refuses it):
     none of ours may be one that an installed package owns already, like
-    python3-minimal's py3compile(1). The diversions of the front-ends are
-    made by the maintainer scripts, not by shipping over them."""
+    python3-minimal's py3compile(1) — except the tools the preinst diverts
+    first (dpkg then unpacks ours beside the renamed original)."""
     listing = run(["dpkg-deb", "-c", debian_build.deb()])
     paths = [line.split()[5].lstrip(".") for line in listing.splitlines() if not line.startswith("d")]
+    diverted = {"/usr/bin/" + name for name in DIVERTED}
     owned = []
     for path in paths:
+        if path in diverted:
+            continue
         p = subprocess.run(["dpkg-query", "-S", path], capture_output=True, text=True)
         if p.returncode == 0:
             owned.append(p.stdout.strip())
@@ -266,7 +275,7 @@ def script(unpacked, name):
 
 
 def test_maintainer_scripts_are_valid_sh(unpacked):
-    for name in ("postinst", "postrm", "prerm"):
+    for name in ("preinst", "postinst", "postrm", "prerm"):
         run(["sh", "-n", os.path.join(unpacked, "DEBIAN", name)])
 
 
@@ -300,3 +309,175 @@ def test_purge_removes_state_and_cache(unpacked):
     purge = postrm[postrm.index("purge)"):]
     assert "rm -rf /var/lib/pycqueue /var/cache/pycqueue" in purge[:purge.index(";;")]
     assert "deb-systemd-helper purge 'pycqueued.socket'" in postrm
+
+
+# --- diversions and triggers (issue 7, sections 2 and 3) -------------------------
+
+def test_frontends_shipped_in_place_of_debians(unpacked):
+    """/usr/bin/py3compile and py3clean are the front-ends, installed in
+    $(pkglibexecdir); pycompile is not taken over (bookworm ships none)."""
+    for name in DIVERTED:
+        link = os.path.join(unpacked, "usr/bin", name)
+        assert os.path.islink(link), name
+        assert os.path.normpath(os.path.join(os.path.dirname("/usr/bin/x"), os.readlink(link))) == \
+            "/usr/libexec/pycqueue/" + name
+        assert os.path.exists(os.path.join(unpacked, "usr/libexec/pycqueue", name))
+    assert not os.path.lexists(os.path.join(unpacked, "usr/bin/pycompile"))
+
+
+def test_divert_names_agree_with_the_frontend(unpacked):
+    """The preinst diverts NAME to NAME.real, the postrm removes exactly
+    that, and the front-end falls back on /usr/bin/NAME.real."""
+    preinst, postrm = script(unpacked, "preinst"), script(unpacked, "postrm")
+    add = 'dpkg-divert --package pycqueue --rename --divert "/usr/bin/$1.real" --add "/usr/bin/$1"'
+    remove = 'dpkg-divert --package pycqueue --rename --divert "/usr/bin/$1.real" --remove "/usr/bin/$1"'
+    assert add in preinst and remove in postrm
+    for name in DIVERTED:
+        assert "divert %s\n" % name in preinst
+        assert "undivert %s\n" % name in postrm
+    frontend = open(os.path.join(SRCDIR, "client", "frontend", "frontend.c")).read()
+    assert '"/usr/bin/%s.real"' in frontend
+
+
+def fake_root(tmp_path):
+    """A root for dpkg-divert ($DPKG_ROOT) with Debian's two tools in it."""
+    root = tmp_path / "root"
+    admin = root / "var/lib/dpkg"
+    (admin / "info").mkdir(parents=True)
+    (admin / "updates").mkdir()
+    (admin / "status").write_text("")
+    (admin / "diversions").write_text("")
+    (root / "usr/bin").mkdir(parents=True)
+    originals = {}
+    for name in DIVERTED:
+        data = ("#! /usr/bin/python3\n# Debian's %s\n" % name).encode() + bytes(range(256))
+        (root / "usr/bin" / name).write_bytes(data)
+        (root / "usr/bin" / name).chmod(0o755)
+        originals[name] = data
+    env = dict(os.environ, DPKG_ROOT=str(root), DPKG_ADMINDIR=str(admin), PATH=CLEAN_PATH)
+    return root, env, originals
+
+
+def run_script(name, args, env):
+    """The source tree's maintainer script (its #DEBHELPER# is a comment:
+    the debhelper parts are not run on the build machine)."""
+    return subprocess.run(["sh", "-e", os.path.join(SRCDIR, "debian", "pycqueue." + name), *args],
+                          capture_output=True, text=True, env=env)
+
+
+def test_diversion_round_trip_restores_the_originals(tmp_path):
+    """preinst install renames Debian's tools to NAME.real; postrm remove
+    (after dpkg removed our links) brings them back byte for byte, and no
+    diversion is left."""
+    root, env, originals = fake_root(tmp_path)
+    p = run_script("preinst", ["install"], env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    for name, data in originals.items():
+        assert not os.path.lexists(root / "usr/bin" / name)
+        assert (root / "usr/bin" / (name + ".real")).read_bytes() == data
+    listed = run(["dpkg-divert", "--list", "*"], env=env)
+    assert sorted(listed.splitlines()) == sorted(
+        "diversion of /usr/bin/%s to /usr/bin/%s.real by pycqueue" % (n, n) for n in DIVERTED)
+    # An upgrade adds nothing twice.
+    assert run_script("preinst", ["upgrade", "0.1.0"], env).returncode == 0
+    assert len(run(["dpkg-divert", "--list", "*"], env=env).splitlines()) == len(DIVERTED)
+    # An upgrade's postrm keeps them.
+    assert run_script("postrm", ["upgrade", "0.1.0"], env).returncode == 0
+    assert len(run(["dpkg-divert", "--list", "*"], env=env).splitlines()) == len(DIVERTED)
+
+    p = run_script("postrm", ["remove"], env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    for name, data in originals.items():
+        assert (root / "usr/bin" / name).read_bytes() == data
+        assert os.stat(root / "usr/bin" / name).st_mode & 0o777 == 0o755
+        assert not os.path.lexists(root / "usr/bin" / (name + ".real"))
+    assert run(["dpkg-divert", "--list", "*"], env=env) == ""
+
+
+def test_aborted_install_and_old_upgrade_undivert(tmp_path):
+    root, env, originals = fake_root(tmp_path)
+    for args in (["abort-install"], ["abort-upgrade", "0.0.9"]):
+        assert run_script("preinst", ["install"], env).returncode == 0
+        p = run_script("postrm", args, env)
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert run(["dpkg-divert", "--list", "*"], env=env) == "", args
+        for name, data in originals.items():
+            assert (root / "usr/bin" / name).read_bytes() == data
+    # Back to a version that diverts itself: the diversions stay.
+    assert run_script("preinst", ["install"], env).returncode == 0
+    assert run_script("postrm", ["abort-upgrade", "0.1.0"], env).returncode == 0
+    assert len(run(["dpkg-divert", "--list", "*"], env=env).splitlines()) == len(DIVERTED)
+
+
+def test_triggers_file(unpacked):
+    lines = [line.split("#")[0].strip() for line in script(unpacked, "triggers").splitlines()]
+    directives = [line for line in lines if line]
+    # Only noawait interests: no package ever waits for pycqueue's trigger.
+    assert all(d.startswith("interest-noawait ") for d in directives), directives
+    names = [d.split()[1] for d in directives]
+    assert names[0] == "pycqueue"
+    assert "/usr/lib/python3/dist-packages" in names and "/usr/lib/python3.11" in names
+    assert all(n == "pycqueue" or re.fullmatch(r"/usr/lib/python3(/dist-packages|\.\d+)", n) for n in names)
+
+
+FAKE_PYCQUEUE = """#!/bin/sh
+echo "$*" >> "$PYCQ_CALLS"
+case "$*" in
+*"wait --failures"*) echo "/srv/x.py:3: SyntaxError: bad" >&2; exit "${WAIT_EXIT:-0}" ;;
+*repair*) exit "${REPAIR_EXIT:-0}" ;;
+esac
+"""
+
+
+def triggered(tmp_path, names, **exits):
+    """Runs the source tree's postinst `triggered NAMES` with a fake pycqueue
+    that records its calls; returns (process, calls)."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir(exist_ok=True)
+    fake = bindir / "pycqueue"
+    fake.write_text(FAKE_PYCQUEUE)
+    fake.chmod(0o755)
+    calls = tmp_path / "calls"
+    if calls.exists():
+        calls.unlink()
+    env = dict(os.environ, PATH=str(bindir) + ":" + CLEAN_PATH, PYCQ_CALLS=str(calls))
+    env.update({k: str(v) for k, v in exits.items()})
+    p = subprocess.run(["sh", os.path.join(SRCDIR, "debian", "pycqueue.postinst"), "triggered", names],
+                       capture_output=True, text=True, env=env, timeout=60)
+    return p, calls.read_text().splitlines() if calls.exists() else []
+
+
+def test_triggered_flushes_and_reports(tmp_path):
+    p, calls = triggered(tmp_path, "pycqueue", WAIT_EXIT=1)
+    assert calls == ["wait --failures"]
+    assert p.returncode == 1
+    assert "/srv/x.py:3: SyntaxError: bad" in p.stderr
+    p, calls = triggered(tmp_path, "pycqueue", WAIT_EXIT=0)
+    assert p.returncode == 0 and calls == ["wait --failures"]
+
+
+def test_triggered_never_fails_for_an_unreachable_daemon(tmp_path):
+    p, _ = triggered(tmp_path, "pycqueue", WAIT_EXIT=3)
+    assert p.returncode == 0 and "cannot be reached or started" in p.stderr
+    p, _ = triggered(tmp_path, "/usr/lib/python3/dist-packages", REPAIR_EXIT=3)
+    assert p.returncode == 0 and "cannot be reached or started" in p.stderr
+    p, _ = triggered(tmp_path, "/usr/lib/python3/dist-packages", REPAIR_EXIT=1)
+    assert p.returncode == 0 and "could not be repaired" in p.stderr
+
+
+def test_triggered_repairs_the_directories(tmp_path):
+    existing = [d for d in ("/usr/lib/python3/dist-packages", "/usr/lib/python3.11") if os.path.isdir(d)]
+    names = " ".join(["pycqueue", *existing, "/usr/lib/python3.99"])
+    p, calls = triggered(tmp_path, names)
+    assert p.returncode == 0, p.stderr
+    # The flush first, then one repair of the directories that exist.
+    assert calls == ["wait --failures", "--quiet repair " + " ".join(existing)]
+    # A file trigger alone does not flush.
+    p, calls = triggered(tmp_path, existing[0])
+    assert calls == ["--quiet repair " + existing[0]]
+
+
+def test_configure_flushes_only_a_running_daemon(unpacked):
+    postinst = script(unpacked, "postinst")
+    configure = postinst[postinst.index("\nconfigure)"):]
+    assert "flush_queued --no-autostart" in configure[:configure.index(";;")]

@@ -72,14 +72,12 @@ static void check_spec(const MsgReader *msg, const SpecLimits *l, const Spec *s)
         size_t n_paths = 0, n_pythons = 0, n_excludes = 0, n_argv = 0, n_opt = 0;
         unsigned opt[3];
         InvalidationMode mode = INVALIDATION_TIMESTAMP;
-        bool force = false, report_all = false, no_wait = false, failed_only = false;
-        const MsgField *root = NULL, *package = NULL, *tool = NULL, *dpkg = NULL;
-        MsgField fields[4], f; /* where the pointers above keep the last of each */
+        bool force = false, report_all = false, no_wait = false, failed_only = false, collect = false;
+        const MsgField *root = NULL, *package = NULL, *tool = NULL, *dpkg = NULL, *script = NULL;
+        MsgField fields[5], f; /* where the pointers above keep the last of each */
         uint64_t since_usec = 0, limit = 0, v;
         MsgReader rd = *msg;
         int r;
-
-        fuzz_check(s->verb == verb_from_message_type(msg->type), "verb matches the message type");
 
         while ((r = msg_next(&rd, &f)) == 1) {
                 switch (f.tag) {
@@ -124,6 +122,7 @@ static void check_spec(const MsgReader *msg, const SpecLimits *l, const Spec *s)
                 case TAG_REPORT_ALL:
                 case TAG_NO_WAIT:
                 case TAG_FAILED_ONLY:
+                case TAG_COLLECT_FAILURES:
                         fuzz_check(field_u64(&f, &v) == 0, "accepted flag is a u64");
                         if (f.tag == TAG_FORCE)
                                 force = v != 0;
@@ -131,17 +130,22 @@ static void check_spec(const MsgReader *msg, const SpecLimits *l, const Spec *s)
                                 report_all = v != 0;
                         else if (f.tag == TAG_NO_WAIT)
                                 no_wait = v != 0;
+                        else if (f.tag == TAG_COLLECT_FAILURES)
+                                collect = v != 0;
                         else
                                 failed_only = v != 0;
                         break;
                 case TAG_PACKAGE:
                 case TAG_CTX_TOOL:
                 case TAG_CTX_DPKG_PACKAGE:
+                case TAG_CTX_DPKG_SCRIPT:
                         fuzz_check(f.size <= l->max_string, "string within its size");
                         if (f.tag == TAG_PACKAGE)
                                 fields[0] = f, package = &fields[0];
                         else if (f.tag == TAG_CTX_TOOL)
                                 fields[1] = f, tool = &fields[1];
+                        else if (f.tag == TAG_CTX_DPKG_SCRIPT)
+                                fields[4] = f, script = &fields[4];
                         else
                                 fields[2] = f, dpkg = &fields[2];
                         break;
@@ -162,6 +166,10 @@ static void check_spec(const MsgReader *msg, const SpecLimits *l, const Spec *s)
                 }
         }
         fuzz_check(r == 0, "an accepted frame walks to its end");
+        /* A wait that collects failures is a verb of its own. */
+        fuzz_check(s->verb == (msg->type == MSG_WAIT && collect ? VERB_COLLECT_FAILURES
+                                                                : verb_from_message_type(msg->type)),
+                   "verb matches the message type");
 
         fuzz_check(s->n_paths == n_paths && s->n_paths <= l->max_paths, "path count");
         fuzz_check(s->n_pythons == n_pythons && s->n_pythons <= l->max_pythons, "interpreter count");
@@ -202,6 +210,9 @@ static void check_spec(const MsgReader *msg, const SpecLimits *l, const Spec *s)
         fuzz_check((s->dpkg_package != NULL) == (dpkg != NULL), "dpkg package present");
         if (dpkg)
                 check_string_equal(s->dpkg_package, dpkg, "dpkg package kept verbatim");
+        fuzz_check((s->dpkg_script != NULL) == (script != NULL), "maintainer script present");
+        if (script)
+                check_string_equal(s->dpkg_script, script, "maintainer script kept verbatim");
 
         switch (s->verb) {
         case VERB_COMPILE:
@@ -300,6 +311,8 @@ static const uint16_t program_tags[] = {
         TAG_LIMIT,
         TAG_SINCE,
         TAG_FAILED_ONLY,
+        TAG_COLLECT_FAILURES,
+        TAG_CTX_DPKG_SCRIPT,
         TAG_STAT,
         TAG_COUNT_TOTAL,
         0,
@@ -567,6 +580,13 @@ static size_t build_seeds(FuzzSeed *seeds, size_t max) {
         msg_put_string(&w, TAG_PACKAGE, "python3-foo");
         seed_frame(seeds, &n, max, "wait", &w);
 
+        msg_writer_init(&w, MSG_WAIT);
+        msg_put_string(&w, TAG_CTX_TOOL, "pycqueue");
+        msg_put_string(&w, TAG_CTX_DPKG_PACKAGE, "pycqueue");
+        msg_put_string(&w, TAG_CTX_DPKG_SCRIPT, "postinst");
+        msg_put_u64(&w, TAG_COLLECT_FAILURES, 1);
+        seed_frame(seeds, &n, max, "wait-failures", &w);
+
         msg_writer_init(&w, MSG_WHY);
         put_context(&w, "why");
         msg_put_string(&w, TAG_PATH, "/usr/lib/python3/dist-packages/foo/__pycache__/a.cpython-311.pyc");
@@ -639,6 +659,12 @@ static size_t build_seeds(FuzzSeed *seeds, size_t max) {
         prog_type(&t, MSG_WAIT);
         prog_string(&t, TAG_PACKAGE, "python3-foo", false);
         fuzz_seed_add(seeds, &n, max, "prog-wait", t.buf, t.size);
+
+        t = (ProgramText){};
+        prog_type(&t, MSG_WAIT);
+        prog_string(&t, TAG_CTX_DPKG_SCRIPT, "postinst", false);
+        prog_u64(&t, TAG_COLLECT_FAILURES, 1);
+        fuzz_seed_add(seeds, &n, max, "prog-wait-failures", t.buf, t.size);
 
         t = (ProgramText){};
         prog_type(&t, MSG_WHY);

@@ -74,6 +74,10 @@ class Daemon:
         self.args = list(args)
         self.proc = None
         self.expected_exit = False  # the test stops or kills it on purpose
+        # The content cache of each test daemon is its own, never the
+        # machine's /var/cache/pycqueue.
+        if "cache_directory" not in config:
+            config = "cache_directory = %s\n%s" % (os.path.join(base, "cache-" + name), config)
         with open(self.config, "w") as f:
             f.write(config)
 

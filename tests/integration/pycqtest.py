@@ -1001,3 +1001,36 @@ def daemon_rss_kib(pid):
     except OSError:
         pass
     return 0
+
+
+# --- the front-ends (py3compile, py3clean, pycompile: one program) -------------
+
+FRONTEND = os.path.join(os.path.dirname(PYCQUEUE), "py3compile")
+
+
+def frontend_link(tmp_path, name="py3compile"):
+    """The front-end under @name in @tmp_path/bin (a symlink: it dispatches
+    on argv[0])."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir(exist_ok=True)
+    link = bindir / name
+    if not link.exists():
+        link.symlink_to(FRONTEND)
+    return str(link)
+
+
+def run_tool(cmd, env=None, cwd=None):
+    """Runs @cmd with no input; the result has .out and .err decoded."""
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=cwd,
+                       timeout=CLIENT_TIMEOUT, stdin=subprocess.DEVNULL)
+    p.out = p.stdout.decode("utf-8", "replace")
+    p.err = p.stderr.decode("utf-8", "replace")
+    return p
+
+
+def frontend_env(d, extra=None):
+    """A front-end's environment: daemon @d's socket, no autostart."""
+    env = clean_env({"PYCQUEUE_SOCKET": d.socket, "PYCQUEUE_NO_AUTOSTART": "1"})
+    if extra:
+        env.update(extra)
+    return env

@@ -155,7 +155,8 @@ def test_socket_activation(tmp_path, sockdir):
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(notify_path)
     conf = str(tmp_path / "act.conf")
-    open(conf, "w").close()
+    with open(conf, "w") as f:
+        f.write("cache_directory = %s\n" % (tmp_path / "cache"))
     log_path = str(tmp_path / "act.log")
     tree = small_tree(tmp_path / "tree")
 

@@ -68,7 +68,8 @@ def test_autostart_race(tmp_path, sockdir):
     # process is still pycqueued itself.
     wrapper = str(tmp_path / "pycqueued-wrapper")
     conf = str(tmp_path / "auto.conf")
-    open(conf, "w").close()
+    with open(conf, "w") as f:
+        f.write("cache_directory = %s\n" % (tmp_path / "cache"))
     with open(wrapper, "w") as f:
         f.write('#!/bin/sh\nexec "%s" --state-dir="%s" --config="%s" "$@"\n'
                 % (PYCQUEUED, str(tmp_path / "state-auto"), conf))

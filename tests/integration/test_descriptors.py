@@ -63,7 +63,7 @@ def start_with_nofile(tmp_path, sockdir, soft, hard):
     would be for good."""
     sock = os.path.join(sockdir, "lim.sock")
     log = open(tmp_path / "lim.log", "wb")
-    (tmp_path / "lim.conf").write_text("")
+    (tmp_path / "lim.conf").write_text("cache_directory = %s\n" % (tmp_path / "cache"))
     cmd = [PYCQUEUED, "--socket=" + sock, "--state-dir=" + str(tmp_path / "state-lim"),
            "--config=" + str(tmp_path / "lim.conf")]
     proc = subprocess.Popen(

@@ -10,16 +10,15 @@ front-end) whose file list is a real installed package's, relocated into
 the test's tree. The front-end reaches the test daemon through
 $PYCQUEUE_SOCKET and never autostarts one ($PYCQUEUE_NO_AUTOSTART=1)."""
 
-import json
 import os
 import shutil
-import subprocess
 
 import pytest
 
-from pycqtest import (CLIENT_TIMEOUT, PYCQUEUE, clean_env, copy_tree, run_client, write)
+from pycqtest import FRONTEND, clean_env, copy_tree, frontend_link, run_client, write
+from pycqtest import frontend_env as fe_env
+from pycqtest import run_tool as run
 
-FRONTEND = os.path.join(os.path.dirname(PYCQUEUE), "py3compile")
 DEBIAN_PY3COMPILE = "/usr/bin/py3compile"
 REAL_PACKAGE = "python3-packaging"  # pure Python, installed on the build machines
 
@@ -27,29 +26,7 @@ pytestmark = pytest.mark.skipif(not os.access(FRONTEND, os.X_OK) or not os.acces
                                 reason="front-end not built or Debian's py3compile missing")
 
 
-def frontend(tmp_path, name="py3compile"):
-    """The front-end under @name (a symlink: it dispatches on argv[0])."""
-    bindir = tmp_path / "bin"
-    bindir.mkdir(exist_ok=True)
-    link = bindir / name
-    if not link.exists():
-        link.symlink_to(FRONTEND)
-    return str(link)
-
-
-def run(cmd, env=None, cwd=None):
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=cwd,
-                       timeout=CLIENT_TIMEOUT, stdin=subprocess.DEVNULL)
-    p.out = p.stdout.decode("utf-8", "replace")
-    p.err = p.stderr.decode("utf-8", "replace")
-    return p
-
-
-def fe_env(d, extra=None):
-    env = clean_env({"PYCQUEUE_SOCKET": d.socket, "PYCQUEUE_NO_AUTOSTART": "1"})
-    if extra:
-        env.update(extra)
-    return env
+frontend = frontend_link
 
 
 def pycs(root):
@@ -167,13 +144,18 @@ def test_package_private_dir_same_as_debian(start_daemon, tmp_path):
 
 def test_context_recorded(start_daemon, tmp_path, tree):
     d = start_daemon()
-    env = fe_env(d, {"DPKG_MAINTSCRIPT_PACKAGE": "python3-foo", "DPKG_MAINTSCRIPT_NAME": "postinst"})
+    # Waiting for the files, not deferred to the trigger (test_maintscript.py
+    # covers that, with a fake dpkg-trigger: the real one would touch the
+    # machine's dpkg database).
+    env = fe_env(d, {"DPKG_MAINTSCRIPT_PACKAGE": "python3-foo", "DPKG_MAINTSCRIPT_NAME": "postinst",
+                     "PYCQUEUE_NO_DEFER": "1"})
     p = run([frontend(tmp_path), os.path.join(tree, "top.py")], env=env)
     assert p.returncode == 0, p.err
     h = run_client("--json", "why", os.path.join(tree, "top.py"), socket_path=d.socket)
     assert h.returncode == 0, h.err
     text = h.out
     assert '"py3compile"' in text and '"python3-foo"' in text, text
+    assert '"dpkg_script":"postinst"' in text, text
 
 
 def test_syntax_error_fails_with_path_line(start_daemon, tmp_path):

@@ -15,15 +15,16 @@ autostarts one."""
 import json
 import os
 import shutil
-import subprocess
 import threading
 import time
 
 import pytest
 
-from pycqtest import (CLIENT_TIMEOUT, PYCQUEUE, PYTHON, assert_tree_compiled, clean_env, copy_tree, write)
+from pycqtest import (CLIENT_TIMEOUT, FRONTEND, PYTHON, assert_tree_compiled, clean_env, copy_tree, frontend_link,
+                      write)
+from pycqtest import frontend_env as fe_env
+from pycqtest import run_tool as run
 
-FRONTEND = os.path.join(os.path.dirname(PYCQUEUE), "py3compile")
 DEBIAN_PY3CLEAN = "/usr/bin/py3clean"
 PACKAGE = "python3-fake-clean"
 
@@ -32,28 +33,7 @@ pytestmark = pytest.mark.skipif(not os.access(FRONTEND, os.X_OK) or not os.acces
 
 
 def frontend(tmp_path):
-    """The front-end as py3clean (it dispatches on argv[0])."""
-    bindir = tmp_path / "bin"
-    bindir.mkdir(exist_ok=True)
-    link = bindir / "py3clean"
-    if not link.exists():
-        link.symlink_to(FRONTEND)
-    return str(link)
-
-
-def run(cmd, env=None, cwd=None):
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=cwd,
-                       timeout=CLIENT_TIMEOUT, stdin=subprocess.DEVNULL)
-    p.out = p.stdout.decode("utf-8", "replace")
-    p.err = p.stderr.decode("utf-8", "replace")
-    return p
-
-
-def fe_env(d, extra=None):
-    env = clean_env({"PYCQUEUE_SOCKET": d.socket, "PYCQUEUE_NO_AUTOSTART": "1"})
-    if extra:
-        env.update(extra)
-    return env
+    return frontend_link(tmp_path, "py3clean")
 
 
 def compileall(root, *args):

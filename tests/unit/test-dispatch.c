@@ -29,6 +29,9 @@
 static const Verb mutating[] = { VERB_COMPILE, VERB_REPAIR, VERB_CLEAN };
 static const Verb read_only[] = { VERB_WHY, VERB_HISTORY, VERB_VERIFY, VERB_AUDIT };
 static const Verb open_to_all[] = { VERB_STATUS, VERB_WAIT };
+/* Changes no file, yet is root's: the failures of root's queued requests,
+ * cleared once read. */
+static const Verb privileged_only[] = { VERB_COLLECT_FAILURES };
 
 static void test_caller_class(void **state) {
         if (geteuid() != 0)
@@ -55,6 +58,8 @@ static void test_local_caller_of_root_daemon(void **state) {
                 assert_int_equal(dispatch_access(read_only[i], CALLER_LOCAL), ACCESS_AS_CALLER);
         for (size_t i = 0; i < ELEMENTSOF(open_to_all); i++)
                 assert_int_equal(dispatch_access(open_to_all[i], CALLER_LOCAL), ACCESS_ALLOWED);
+        for (size_t i = 0; i < ELEMENTSOF(privileged_only); i++)
+                assert_int_equal(dispatch_access(privileged_only[i], CALLER_LOCAL), ACCESS_DENIED);
 }
 
 /* The lists above cover every verb once, and the mutating ones are exactly
@@ -74,6 +79,10 @@ static void test_table_covers_every_verb(void **state) {
         for (size_t i = 0; i < ELEMENTSOF(open_to_all); i++) {
                 assert_false(verb_mutates(open_to_all[i]));
                 seen[open_to_all[i]]++;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(privileged_only); i++) {
+                assert_false(verb_mutates(privileged_only[i]));
+                seen[privileged_only[i]]++;
         }
         for (Verb v = 0; v < _VERB_MAX; v++)
                 assert_int_equal(seen[v], 1);

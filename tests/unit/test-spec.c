@@ -155,6 +155,7 @@ static void test_compile_fields(void **state) {
         parse_begin(&p, MSG_COMPILE);
         msg_put_string(&p.w, TAG_CTX_TOOL, "py3compile");
         msg_put_string(&p.w, TAG_CTX_DPKG_PACKAGE, "python3-foo");
+        msg_put_string(&p.w, TAG_CTX_DPKG_SCRIPT, "postinst");
         msg_put_string(&p.w, TAG_CTX_ARGV, "py3compile");
         msg_put_string(&p.w, TAG_CTX_ARGV, "-p");
         msg_put_bytes(&p.w, TAG_PATH, odd, sizeof(odd) - 1);
@@ -170,6 +171,7 @@ static void test_compile_fields(void **state) {
 
         assert_string_equal(p.spec->tool, "py3compile");
         assert_string_equal(p.spec->dpkg_package, "python3-foo");
+        assert_string_equal(p.spec->dpkg_script, "postinst");
         assert_int_equal(p.spec->n_argv, 2);
         assert_string_equal(p.spec->argv[1], "-p");
         assert_int_equal(p.spec->n_paths, 1);
@@ -181,6 +183,23 @@ static void test_compile_fields(void **state) {
         assert_int_equal(p.spec->mode, INVALIDATION_UNCHECKED_HASH);
         assert_true(p.spec->force && p.spec->report_all && p.spec->no_wait);
         assert_string_equal(p.spec->package, "python3-foo");
+}
+
+/* A wait with TAG_COLLECT_FAILURES is the verb the table authorises
+ * separately; TAG_COLLECT_FAILURES 0 is a plain wait. */
+static void test_wait_collect_failures(void **state) {
+        _cleanup_parse_ Parse p = {}, q = {};
+
+        parse_begin(&p, MSG_WAIT);
+        msg_put_u64(&p.w, TAG_COLLECT_FAILURES, 1);
+        assert_int_equal(parse_end(&p, NULL), 0);
+        assert_int_equal(p.spec->verb, VERB_COLLECT_FAILURES);
+        assert_false(verb_mutates(VERB_COLLECT_FAILURES));
+
+        parse_begin(&q, MSG_WAIT);
+        msg_put_u64(&q.w, TAG_COLLECT_FAILURES, 0);
+        assert_int_equal(parse_end(&q, NULL), 0);
+        assert_int_equal(q.spec->verb, VERB_WAIT);
 }
 
 static void test_why_takes_one_path(void **state) {
@@ -567,7 +586,7 @@ static void test_argv_truncated(void **state) {
 
 static void test_unknown_tags_ignored(void **state) {
         static const uint16_t tags[] = {
-                0, 4, 9, 29, 39, TAG_COUNT_TOTAL, TAG_RESULT_SOURCE, TAG_ERRNO, TAG_STAT, 0x7fff, 0xffff
+                0, 5, 9, 29, 39, TAG_COUNT_TOTAL, TAG_RESULT_SOURCE, TAG_ERRNO, TAG_STAT, 0x7fff, 0xffff
         };
         static const uint8_t junk[] = { 0, 1, 2, 0xff, 0 };
         _cleanup_parse_ Parse p = {};
@@ -678,6 +697,7 @@ int main(void) {
                 cmocka_unit_test(test_limit_excludes),
                 cmocka_unit_test(test_limit_strings),
                 cmocka_unit_test(test_argv_truncated),
+                cmocka_unit_test(test_wait_collect_failures),
                 cmocka_unit_test(test_unknown_tags_ignored),
                 cmocka_unit_test(test_spec_free_null),
         };
