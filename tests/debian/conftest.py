@@ -141,3 +141,22 @@ def unpacked(debian_build, tmp_path_factory):
     subprocess.run(["dpkg-deb", "-x", debian_build.deb(), root], check=True)
     subprocess.run(["dpkg-deb", "-e", debian_build.deb(), os.path.join(root, "DEBIAN")], check=True)
     return root
+
+
+@pytest.fixture(scope="session")
+def chroot_base():
+    """The cached bookworm base tarball of tests/debian/chroot.py, made on
+    first use (mmdebstrap and the archive). Skips when chroot tests are
+    turned off (PYCQUEUE_NO_CHROOT=1, scripts/run-tests --no-chroot), when
+    not root, or when no chroot can be made here (ChrootUnavailable says
+    why)."""
+    import chroot
+
+    if os.environ.get("PYCQUEUE_NO_CHROOT") == "1":
+        pytest.skip("chroot tests turned off (PYCQUEUE_NO_CHROOT=1, run-tests --no-chroot)")
+    if os.geteuid() != 0:
+        pytest.skip("chroot tests need root (mounts, chroot)")
+    try:
+        return chroot.ensure_base()
+    except chroot.ChrootUnavailable as e:
+        pytest.skip(str(e))
