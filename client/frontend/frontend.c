@@ -182,6 +182,18 @@ static int run_original(const Args *a, char **argv) {
 
 /* --- requests --------------------------------------------------------------------- */
 
+/* The package as provenance records it: its name without the ":ARCH"
+ * that dh_python3 adds for Architecture: any packages (dpkg-query needs it
+ * to list a multi-arch package's files; `pycqueue why`, history --package
+ * and clean --package name packages as dpkg's maintainer scripts do, by
+ * $DPKG_MAINTSCRIPT_PACKAGE). */
+static void put_package(MsgWriter *w, const char *package) {
+        const char *colon = strchr(package, ':');
+
+        msg_put_bytes(w, TAG_PACKAGE, package, colon ? (size_t)(colon - package) : strlen(package));
+}
+
+
 /* Inside a maintainer script (dpkg sets $DPKG_MAINTSCRIPT_NAME and
  * $DPKG_MAINTSCRIPT_PACKAGE) a compile is deferred: the request is queued
  * durably (TAG_NO_WAIT) and pycqueue's trigger activated, so that the
@@ -275,7 +287,7 @@ static int build_compile(MsgWriter *w, ClientOptions *o, const Args *a, const De
         if (a->force)
                 msg_put_u64(w, TAG_FORCE, 1);
         if (a->package)
-                msg_put_string(w, TAG_PACKAGE, a->package);
+                put_package(w, a->package);
         if (no_wait)
                 msg_put_u64(w, TAG_NO_WAIT, 1);
         if (a->verbose)
@@ -658,7 +670,7 @@ static int send_clean(ClientOptions *o, const Args *a, char **files, size_t n, c
         if (tag)
                 msg_put_string(&w, TAG_CLEAN_TAG, tag);
         if (a->package)
-                msg_put_string(&w, TAG_PACKAGE, a->package);
+                put_package(&w, a->package);
         if (w.error == -EMSGSIZE) {
                 output_error("request too large (over %u bytes)", PROTOCOL_MAX_FRAME);
                 return EXIT_OTHER;

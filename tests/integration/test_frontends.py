@@ -142,6 +142,22 @@ def test_package_private_dir_same_as_debian(start_daemon, tmp_path):
     assert expected and not any("markers" in p for p in expected)
 
 
+def test_package_recorded_without_its_architecture(start_daemon, tmp_path):
+    """dh_python3 calls `py3compile -p PKG:ARCH` for Architecture: any
+    packages; provenance names the package as dpkg's scripts do, PKG."""
+    d = start_daemon()
+    admin, root = fake_package(tmp_path)
+    sub = os.path.join(root, "usr/lib/python3/dist-packages/packaging")
+    env = fe_env(d, {"PYCQUEUE_DPKG_ADMINDIR": admin})
+    p = run([frontend(tmp_path), "-p", REAL_PACKAGE + ":all", sub], env=env)
+    assert p.returncode == 0, p.err
+    h = run_client("--json", "why", os.path.join(sub, "version.py"), socket_path=d.socket)
+    assert h.returncode == 0, h.err
+    assert '"package":"%s"' % REAL_PACKAGE in h.out, h.out
+    h = run_client("history", "--package=" + REAL_PACKAGE, socket_path=d.socket)
+    assert h.returncode == 0 and "version.cpython" in h.out, h.out + h.err
+
+
 def test_context_recorded(start_daemon, tmp_path, tree):
     d = start_daemon()
     # Waiting for the files, not deferred to the trigger (test_maintscript.py
