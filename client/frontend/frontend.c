@@ -24,9 +24,10 @@
  *
  * They never break dpkg: when pycqueued can neither be reached nor started,
  * they run the original tool (the file dpkg-divert --rename moved aside) and
- * say so on stderr. py3clean does the same when the daemon refuses it (a
- * user other than root): the original then removes what that user may. They are installed under
- * $(pkglibexecdir) and diverted over /usr/bin by the Debian package, never installed there directly.
+ * say so on stderr. They do the same when the daemon refuses the caller (a
+ * user other than root): the original then compiles or removes what that
+ * user may. They are installed under $(pkglibexecdir) and diverted over
+ * /usr/bin by the Debian package, never installed there directly.
  *
  * Inside a maintainer script a compile is queued and left to pycqueue's
  * dpkg trigger (maintscript_defer_to_trigger()).
@@ -139,8 +140,14 @@ static bool is_self(const char *path) {
                a.st_ino == b.st_ino;
 }
 
-/* Runs the original tool with our arguments; returns only on failure. */
-static int run_original(const Args *a, char **argv) {
+#define UNREACHABLE "pycqueued cannot be reached or started"
+/* A root daemon changes files for root alone (daemon/frontdesk/dispatch.c):
+ * another user's call runs the original, with that user's own rights. */
+#define REFUSED "pycqueued changes files for root only"
+
+/* Runs the original tool with our arguments, saying @why; returns only on
+ * failure. */
+static int run_original(const Args *a, const char *why, char **argv) {
         const char *env_names[] = {
                 [TOOL_PY3COMPILE] = "PYCQUEUE_ORIGINAL_PY3COMPILE",
                 [TOOL_PYCOMPILE] = "PYCQUEUE_ORIGINAL_PYCOMPILE",
@@ -167,16 +174,15 @@ static int run_original(const Args *a, char **argv) {
         for (size_t i = 0; i < n; i++) {
                 if (access(candidates[i], X_OK) < 0 || is_self(candidates[i]))
                         continue;
-                output_error("pycqueued cannot be reached or started; running %s instead", candidates[i]);
+                output_error("%s; running %s instead", why, candidates[i]);
                 fflush(stdout);
                 argv[0] = (char *)candidates[i];
                 execv(candidates[i], argv);
                 output_error("cannot execute %s: %m", candidates[i]);
                 return EXIT_UNREACHABLE;
         }
-        output_error("pycqueued cannot be reached or started, and no original %s to run instead "
-                     "(tried %s%s%s)",
-                     base[a->tool], candidates[0], n > 1 ? " and " : "", n > 1 ? candidates[1] : "");
+        output_error("%s, and no original %s to run instead (tried %s%s%s)", why, base[a->tool],
+                     candidates[0], n > 1 ? " and " : "", n > 1 ? candidates[1] : "");
         return EXIT_UNREACHABLE;
 }
 
@@ -192,7 +198,6 @@ static void put_package(MsgWriter *w, const char *package) {
 
         msg_put_bytes(w, TAG_PACKAGE, package, colon ? (size_t)(colon - package) : strlen(package));
 }
-
 
 /* Inside a maintainer script (dpkg sets $DPKG_MAINTSCRIPT_NAME and
  * $DPKG_MAINTSCRIPT_PACKAGE) a compile is deferred: the request is queued
@@ -478,9 +483,9 @@ static int run_compile(ClientOptions *o, Args *a, char **argv) {
                 if (seen)
                         continue;
                 r = send_compile(o, a, &d, &files, mask);
-                if (r == EXIT_UNREACHABLE && done == 0) {
+                if ((r == EXIT_UNREACHABLE || r == EXIT_PERMISSION) && done == 0) {
                         source_list_done(&files);
-                        return run_original(a, argv);
+                        return run_original(a, r == EXIT_PERMISSION ? REFUSED : UNREACHABLE, argv);
                 }
                 done |= mask;
                 if (r != EXIT_OK && (exit_code == EXIT_OK || exit_code == EXIT_FILES_FAILED))
@@ -750,7 +755,7 @@ static int run_clean(ClientOptions *o, Args *a, char **argv) {
                         /* Nothing done yet: the original does it all (with
                          * the caller's own rights, when the daemon refused). */
                         strlist_done(&files);
-                        return run_original(a, argv);
+                        return run_original(a, r == EXIT_PERMISSION ? REFUSED : UNREACHABLE, argv);
                 }
                 if (r != EXIT_OK && exit_code == EXIT_OK)
                         exit_code = r;

@@ -11,6 +11,7 @@ the test's tree. The front-end reaches the test daemon through
 $PYCQUEUE_SOCKET and never autostarts one ($PYCQUEUE_NO_AUTOSTART=1)."""
 
 import os
+import pwd
 import shutil
 
 import pytest
@@ -242,6 +243,34 @@ def test_unreachable_daemon_runs_the_original(tmp_path, tree):
     assert p.returncode == 0, p.err
     assert marker.read_text().split("\n")[:2] == ["-f", tree]
     assert "running %s instead" % fake in p.err, p.err
+
+
+def test_refused_caller_runs_the_original(start_daemon, public_tmp, sockdir):
+    """A root daemon compiles for root only: another user's py3compile runs
+    the original, with that user's own rights, and says why."""
+    if os.geteuid() != 0 or not shutil.which("setpriv", path="/usr/bin:/bin"):
+        pytest.skip("needs root and setpriv")
+    d = start_daemon()
+    root = os.path.join(public_tmp, "tree")
+    write(os.path.join(root, "mod.py"), b"M = 1\n")
+    exe = os.path.join(sockdir, "py3compile")
+    shutil.copy(FRONTEND, exe)
+    os.chmod(exe, 0o755)
+    marks = os.path.join(public_tmp, "marks")
+    os.mkdir(marks)
+    os.chmod(marks, 0o777)
+    original = os.path.join(sockdir, "original")
+    with open(original, "w") as f:
+        f.write("#!/bin/sh\nid -u > %s/ran\n" % marks)
+    os.chmod(original, 0o755)
+    env = fe_env(d, {"PYCQUEUE_ORIGINAL_PY3COMPILE": original})
+    p = run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--", exe, root],
+            env=env, cwd="/")
+    assert p.returncode == 0, p.err
+    assert "changes files for root only; running %s instead" % original in p.err, p.err
+    with open(os.path.join(marks, "ran")) as f:
+        assert f.read().strip() == str(pwd.getpwnam("nobody").pw_uid)
+    assert not os.path.exists(os.path.join(root, "__pycache__"))
 
 
 def test_unstartable_daemon_runs_the_original(tmp_path, tree):
