@@ -158,8 +158,9 @@ int admin_pyc_source(const char *pyc, char **ret_source, char **ret_tag, unsigne
 /* Canonical form of a request path: directories fully, files by their
  * directory. */
 int admin_canonical(const char *path, char **ret);
-/* Every .pyc inside __pycache__ directories under @dir. */
-int admin_collect_pycs(const char *dir, StrList *out, unsigned depth);
+/* Every .pyc inside __pycache__ directories under @dir; -ETIMEDOUT once
+ * @a's deadline (an unprivileged caller's request_time_limit) has passed. */
+int admin_collect_pycs(Admin *a, const char *dir, StrList *out, unsigned depth);
 /* The .pyc files of source @py: its __pycache__/STEM.*.pyc. */
 int admin_collect_pycs_of_source(const char *py, StrList *out);
 

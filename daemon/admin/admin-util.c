@@ -349,9 +349,13 @@ int admin_collect_selected(Admin *a, StrList *files, int (*missing_fn)(const cha
                                 a->error_message = NULL;
                         return r;
                 }
-                if (dir)
-                        r = admin_collect_pycs(p, files, 0);
-                else if (pycpath_is_source_name(p))
+                if (dir) {
+                        r = admin_collect_pycs(a, p, files, 0);
+                        if (r == -ETIMEDOUT && !a->error_message &&
+                            asprintf(&a->error_message, "%s: the walk ran out of time (request_time_limit)",
+                                     a->paths[i]) < 0)
+                                a->error_message = NULL;
+                } else if (pycpath_is_source_name(p))
                         r = admin_collect_pycs_of_source(p, files);
                 else
                         r = admin_strlist_add(files, p);
@@ -384,7 +388,7 @@ int admin_strlist_add_cb(const char *s, void *userdata) {
 }
 
 /* Collects every .pyc inside __pycache__ directories under @dir. */
-int admin_collect_pycs(const char *dir, StrList *out, unsigned depth) {
+int admin_collect_pycs(Admin *a, const char *dir, StrList *out, unsigned depth) {
         DIR *d;
         struct dirent *de;
         int r = 0;
@@ -400,6 +404,13 @@ int admin_collect_pycs(const char *dir, StrList *out, unsigned depth) {
 
                 if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
                         continue;
+                /* A walk of a huge tree (`verify /`) is bounded in time like
+                 * the rest of an unprivileged request: one clock read per
+                 * entry, next to an lstat. */
+                if (admin_past_deadline(a)) {
+                        r = -ETIMEDOUT;
+                        break;
+                }
                 full = path_join(dir, de->d_name);
                 if (!full) {
                         r = -ENOMEM;
@@ -420,7 +431,7 @@ int admin_collect_pycs(const char *dir, StrList *out, unsigned depth) {
                                 }
                         closedir(pd);
                 } else
-                        r = admin_collect_pycs(full, out, depth + 1);
+                        r = admin_collect_pycs(a, full, out, depth + 1);
         }
         closedir(d);
         return r;

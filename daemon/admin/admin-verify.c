@@ -455,6 +455,8 @@ void admin_verify_run(Admin *a) {
         admin_leave_caller(a);
         if (r == -ENOSPC)
                 r = 0; /* as many findings as the reply may carry; it says truncated */
+        if (r == -ETIMEDOUT && !a->error_message)
+                a->error_message = strdup("the request ran out of time (request_time_limit)");
         if (r < 0)
                 a->error = r;
         provdb_lookup_close(lookup);

@@ -287,6 +287,18 @@ def test_request_time_limit_frees_the_callers_slot(start_daemon, public_tmp, nob
         assert ok, "the slot was still taken long after request_time_limit"
 
 
+def test_request_time_limit_bounds_the_walk(start_daemon, nobody_client):
+    """`verify /` by a local user walks the whole file system with that
+    user's rights (several seconds here); the walk itself stops at
+    request_time_limit and says so, instead of walking on and then failing
+    with a bare timeout."""
+    d = start_daemon(config="request_time_limit = 1\n")
+    p = as_nobody(d, nobody_client, "verify", "/", timeout=120)
+    assert p.returncode != 0, describe(p)
+    assert "ran out of time (request_time_limit)" in p.err, describe(p)
+    assert as_nobody(d, nobody_client, "status").returncode == 0
+
+
 def test_unread_replies_do_not_grow_memory(start_daemon, public_tmp):
     """8 clients that ask for every record and never read: replies stream,
     so the daemon's memory stays bounded (it reached 770 MB with replies
