@@ -18,7 +18,6 @@ import signal
 import socket
 import stat
 import subprocess
-import sys
 import time
 
 PYTHON = "/usr/bin/python3"  # Debian's CPython 3.11; never the pyenv shim on PATH
@@ -1034,3 +1033,22 @@ def frontend_env(d, extra=None):
     if extra:
         env.update(extra)
     return env
+
+
+def frontend_for_another_user(sockdir, public_tmp, name, original_body):
+    """For a front-end run by another user: a copy of it named @name in
+    @sockdir (that user may not traverse the build directory), a directory
+    "marks" under @public_tmp anyone may write, and an original tool, a
+    shell script running @original_body with "{marks}" replaced. Returns
+    (exe, marks, original)."""
+    exe = os.path.join(sockdir, name)
+    shutil.copy(FRONTEND, exe)
+    os.chmod(exe, 0o755)
+    marks = os.path.join(public_tmp, "marks")
+    os.mkdir(marks)
+    os.chmod(marks, 0o777)
+    original = os.path.join(sockdir, "original")
+    with open(original, "w") as f:
+        f.write("#!/bin/sh\n" + original_body.replace("{marks}", marks) + "\n")
+    os.chmod(original, 0o755)
+    return exe, marks, original

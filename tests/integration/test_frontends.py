@@ -16,7 +16,7 @@ import shutil
 
 import pytest
 
-from pycqtest import FRONTEND, clean_env, copy_tree, frontend_link, run_client, write
+from pycqtest import FRONTEND, clean_env, copy_tree, frontend_for_another_user, frontend_link, run_client, write
 from pycqtest import frontend_env as fe_env
 from pycqtest import run_tool as run
 
@@ -253,16 +253,7 @@ def test_refused_caller_runs_the_original(start_daemon, public_tmp, sockdir):
     d = start_daemon()
     root = os.path.join(public_tmp, "tree")
     write(os.path.join(root, "mod.py"), b"M = 1\n")
-    exe = os.path.join(sockdir, "py3compile")
-    shutil.copy(FRONTEND, exe)
-    os.chmod(exe, 0o755)
-    marks = os.path.join(public_tmp, "marks")
-    os.mkdir(marks)
-    os.chmod(marks, 0o777)
-    original = os.path.join(sockdir, "original")
-    with open(original, "w") as f:
-        f.write("#!/bin/sh\nid -u > %s/ran\n" % marks)
-    os.chmod(original, 0o755)
+    exe, marks, original = frontend_for_another_user(sockdir, public_tmp, "py3compile", "id -u > {marks}/ran")
     env = fe_env(d, {"PYCQUEUE_ORIGINAL_PY3COMPILE": original})
     p = run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--", exe, root],
             env=env, cwd="/")

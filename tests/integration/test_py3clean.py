@@ -20,8 +20,8 @@ import time
 
 import pytest
 
-from pycqtest import (CLIENT_TIMEOUT, FRONTEND, PYTHON, assert_tree_compiled, clean_env, copy_tree, frontend_link,
-                      write)
+from pycqtest import (CLIENT_TIMEOUT, FRONTEND, PYTHON, assert_tree_compiled, clean_env, copy_tree,
+                      frontend_for_another_user, frontend_link, write)
 from pycqtest import frontend_env as fe_env
 from pycqtest import run_tool as run
 
@@ -222,16 +222,8 @@ def test_unprivileged_caller_removes_nothing_through_the_daemon(start_daemon, pu
     write(os.path.join(root, "mod.py"), b"M = 1\n")
     compileall(root)
     pyc = os.path.join(root, "__pycache__", "mod.cpython-311.pyc")
-    exe = os.path.join(sockdir, "py3clean")
-    shutil.copy(FRONTEND, exe)
-    os.chmod(exe, 0o755)
-    marks = os.path.join(public_tmp, "marks")
-    os.mkdir(marks)
-    os.chmod(marks, 0o777)
-    original = os.path.join(sockdir, "original")
-    with open(original, "w") as f:
-        f.write("#!/bin/sh\ntouch %s/ran\nexec %s \"$@\"\n" % (marks, DEBIAN_PY3CLEAN))
-    os.chmod(original, 0o755)
+    exe, marks, original = frontend_for_another_user(sockdir, public_tmp, "py3clean",
+                                                     "touch {marks}/ran\nexec %s \"$@\"" % DEBIAN_PY3CLEAN)
     env = fe_env(d, {"PYCQUEUE_ORIGINAL_PY3CLEAN": original})
     p = run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--", exe, root],
             env=env, cwd="/")
