@@ -78,6 +78,11 @@ int client_path_absolute(const char *path, char **ret);
  * 1, or -EXIT_USAGE / -EXIT_OTHER after printing why. */
 int client_paths_absolute(const char *verb, int n, char **args, char ***paths, size_t *n_paths);
 
+/* Reads the count fields of ACCEPTED, PROGRESS and DONE (@total, @done and
+ * @k may be NULL). */
+int client_parse_counts(MsgReader *m, uint64_t *total, uint64_t *done, CompileCounts *k);
+/* Reads one MSG_RESULT; its fields borrow @m's frame. -EBADMSG when malformed. */
+int client_parse_result(MsgReader *m, FileResult *ret);
 /* Reads a compile request's replies until DONE or ERROR, reporting through
  * @out; returns the exit code (EXIT_FILES_FAILED when any file failed). */
 int client_compile_replies(Connection *c, CompileOutput *out, bool no_wait);

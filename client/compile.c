@@ -336,8 +336,7 @@ static int build_request(const ClientOptions *o, const CompileArgs *a, MsgWriter
         return w->error;
 }
 
-/* Reads the count fields of ACCEPTED, PROGRESS and DONE. */
-static int parse_counts(MsgReader *m, uint64_t *total, uint64_t *done, CompileCounts *k) {
+int client_parse_counts(MsgReader *m, uint64_t *total, uint64_t *done, CompileCounts *k) {
         MsgField f;
         int r;
 
@@ -370,7 +369,7 @@ static int parse_counts(MsgReader *m, uint64_t *total, uint64_t *done, CompileCo
         return r;
 }
 
-static int parse_result(MsgReader *m, FileResult *ret) {
+int client_parse_result(MsgReader *m, FileResult *ret) {
         FileResult fr = { .outcome = _OUTCOME_MAX };
         uint64_t v;
         MsgField f;
@@ -447,19 +446,19 @@ int client_compile_replies(Connection *c, CompileOutput *out, bool no_wait) {
                 switch (m.type) {
                 case MSG_ACCEPTED:
                 case MSG_PROGRESS:
-                        r = parse_counts(&m, &total, &done, NULL);
+                        r = client_parse_counts(&m, &total, &done, NULL);
                         if (r >= 0 && !no_wait)
                                 compile_output_progress(out, done, total);
                         break;
                 case MSG_RESULT:
-                        r = parse_result(&m, &fr);
+                        r = client_parse_result(&m, &fr);
                         if (r >= 0) {
                                 saw_failure = saw_failure || fr.outcome == OUTCOME_FAILED;
                                 r = compile_output_result(out, &fr);
                         }
                         break;
                 case MSG_DONE:
-                        r = parse_counts(&m, &total, &done, &counts);
+                        r = client_parse_counts(&m, &total, &done, &counts);
                         if (r < 0)
                                 break;
                         if (no_wait)

@@ -199,28 +199,15 @@ static int wait_failures_replies(ClientOptions *o, Connection *c) {
                 return EXIT_OTHER;
         }
         for (;;) {
-                FileResult fr = {};
+                FileResult fr;
                 MsgReader m;
-                MsgField f;
 
                 r = connection_receive(c, &m);
                 if (r < 0)
                         return client_io_error(r);
                 switch (m.type) {
                 case MSG_RESULT:
-                        while ((r = msg_next(&m, &f)) > 0) {
-                                if (f.tag == TAG_RESULT_SOURCE) {
-                                        fr.source = f.data;
-                                        fr.source_size = f.size;
-                                } else if (f.tag == TAG_ERROR_TYPE) {
-                                        fr.type = f.data;
-                                        fr.type_size = f.size;
-                                } else if (f.tag == TAG_ERROR_MESSAGE) {
-                                        fr.message = f.data;
-                                        fr.message_size = f.size;
-                                } else if (f.tag == TAG_ERROR_LINE)
-                                        (void)field_u64(&f, &fr.line);
-                        }
+                        r = client_parse_result(&m, &fr);
                         if (r < 0 || !fr.source)
                                 return client_io_error(-EBADMSG);
                         fr.outcome = OUTCOME_FAILED;
@@ -233,9 +220,9 @@ static int wait_failures_replies(ClientOptions *o, Connection *c) {
                 case MSG_DONE: {
                         CompileCounts counts = {};
 
-                        while ((r = msg_next(&m, &f)) > 0)
-                                if (f.tag == TAG_COUNT_FAILED)
-                                        (void)field_u64(&f, &counts.failed);
+                        r = client_parse_counts(&m, NULL, NULL, &counts);
+                        if (r < 0)
+                                return client_io_error(-EBADMSG);
                         if (o->json)
                                 compile_output_summary(out, &counts);
                         return counts.failed > 0 || saw_failure ? EXIT_FILES_FAILED : EXIT_OK;
