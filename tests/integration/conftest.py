@@ -17,6 +17,7 @@ import pytest
 from pycqtest import (PYCQUEUE, PYCQUEUED, PYPY, PYPY_STDLIB, PYPY_SUBSET, STDLIB_SUBSET,
                       clean_env, copy_tree, fss, make_stdlib_pristine, proc_children, proc_cmdline,
                       restore_modes, run_client, terminate, traversable_for_all, wait_for_socket)
+from pycqtest import write_daemon_config
 
 import json
 
@@ -74,12 +75,7 @@ class Daemon:
         self.args = list(args)
         self.proc = None
         self.expected_exit = False  # the test stops or kills it on purpose
-        # The content cache of each test daemon is its own, never the
-        # machine's /var/cache/pycqueue.
-        if "cache_directory" not in config:
-            config = "cache_directory = %s\n%s" % (os.path.join(base, "cache-" + name), config)
-        with open(self.config, "w") as f:
-            f.write(config)
+        write_daemon_config(self.config, config)
 
     def command(self):
         cmd = [PYCQUEUED, "--socket=" + self.socket, "--state-dir=" + self.state_dir,

@@ -1002,6 +1002,16 @@ def daemon_rss_kib(pid):
     return 0
 
 
+def write_daemon_config(path, text=""):
+    """Writes a test daemon's configuration file @path: @text, with a
+    content cache of its own (PATH.cache) unless @text names one, so that
+    no test writes into the machine's /var/cache/pycqueue."""
+    if "cache_directory" not in text:
+        text = "cache_directory = %s.cache\n%s" % (path, text)
+    with open(path, "w") as f:
+        f.write(text)
+
+
 # --- the front-ends (py3compile, py3clean, pycompile: one program) -------------
 
 FRONTEND = os.path.join(os.path.dirname(PYCQUEUE), "py3compile")

@@ -15,6 +15,7 @@ import pytest
 
 from pycqtest import (PYCQUEUED, PYTHON, assert_tree_compiled, clean_env, describe, fss, pycache_files,
                       run_client, terminate, wait_until, write)
+from pycqtest import write_daemon_config
 
 
 def small_tree(root, n=5):
@@ -155,8 +156,7 @@ def test_socket_activation(tmp_path, sockdir):
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(notify_path)
     conf = str(tmp_path / "act.conf")
-    with open(conf, "w") as f:
-        f.write("cache_directory = %s\n" % (tmp_path / "cache"))
+    write_daemon_config(conf)
     log_path = str(tmp_path / "act.log")
     tree = small_tree(tmp_path / "tree")
 

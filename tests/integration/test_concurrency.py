@@ -8,6 +8,7 @@ import subprocess
 
 from pycqtest import (CLIENT_TIMEOUT, PYCQUEUE, PYCQUEUED, assert_tree_compiled, clean_env,
                       daemons_for_socket, expected_pycs, kill_pid, write)
+from pycqtest import write_daemon_config
 
 SUMMARY_RE = re.compile(r"(\d+) compiled, (\d+) up to date, (\d+) coalesced, (\d+) failed")
 
@@ -68,8 +69,7 @@ def test_autostart_race(tmp_path, sockdir):
     # process is still pycqueued itself.
     wrapper = str(tmp_path / "pycqueued-wrapper")
     conf = str(tmp_path / "auto.conf")
-    with open(conf, "w") as f:
-        f.write("cache_directory = %s\n" % (tmp_path / "cache"))
+    write_daemon_config(conf)
     with open(wrapper, "w") as f:
         f.write('#!/bin/sh\nexec "%s" --state-dir="%s" --config="%s" "$@"\n'
                 % (PYCQUEUED, str(tmp_path / "state-auto"), conf))

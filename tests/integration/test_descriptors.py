@@ -15,6 +15,7 @@ import pytest
 
 from pycqtest import (PYCQUEUED, assert_tree_compiled, clean_env, describe, terminate, wait_for_socket,
                       wait_until, write)
+from pycqtest import write_daemon_config
 
 NOFILE_MAX = 524288  # the daemon's own bound (daemon/main.c)
 
@@ -63,7 +64,7 @@ def start_with_nofile(tmp_path, sockdir, soft, hard):
     would be for good."""
     sock = os.path.join(sockdir, "lim.sock")
     log = open(tmp_path / "lim.log", "wb")
-    (tmp_path / "lim.conf").write_text("cache_directory = %s\n" % (tmp_path / "cache"))
+    write_daemon_config(str(tmp_path / "lim.conf"))
     cmd = [PYCQUEUED, "--socket=" + sock, "--state-dir=" + str(tmp_path / "state-lim"),
            "--config=" + str(tmp_path / "lim.conf")]
     proc = subprocess.Popen(
