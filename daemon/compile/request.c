@@ -260,6 +260,12 @@ int request_new_wait(Manager *m, Connection *c, Spec *spec, Request **ret) {
         /* The failures are every --no-wait request's: collecting waits for
          * the whole queue. */
         r->collect_failures = s->verb == VERB_COLLECT_FAILURES;
+        /* A client in a chroot (a target's dpkg) collects the failures of
+         * its own root's requests only. */
+        if (r->collect_failures && c && c->root && !(r->root = strdup(c->root))) {
+                request_free(r);
+                return -ENOMEM;
+        }
         if (!r->collect_failures)
                 r->package = TAKE_PTR(s->package);
         *ret = r;
@@ -808,8 +814,8 @@ static void request_send_failure(Request *r, const ProvFailure *f) {
 
         if (msg_writer_init(&w, MSG_RESULT) < 0)
                 return;
-        msg_put_string(&w, TAG_RESULT_SOURCE, f->source ? f->source : f->target);
-        msg_put_string(&w, TAG_RESULT_TARGET, f->target);
+        msg_put_string(&w, TAG_RESULT_SOURCE, rootpath_inside(r->root, f->source ? f->source : f->target));
+        msg_put_string(&w, TAG_RESULT_TARGET, rootpath_inside(r->root, f->target));
         msg_put_u64(&w, TAG_RESULT_OUTCOME, OUTCOME_FAILED);
         msg_put_string(&w, TAG_ERROR_TYPE, f->error_type ? f->error_type : "OSError");
         msg_put_u64(&w, TAG_ERROR_LINE, f->error_line);
@@ -837,7 +843,7 @@ static void request_on_failures(int error, const ProvFailure *failures, size_t n
         /* Cleared only once handed to a client that is still there; one
          * that went away leaves them for the next collector. */
         if (n > 0 && r->connection && !r->connection->closing)
-                recorder_failures_clear(m->recorder, failures[n - 1].id);
+                recorder_failures_clear(m->recorder, failures[n - 1].id, r->root);
         request_finish(r, 0, NULL);
 }
 
@@ -849,7 +855,7 @@ void request_check_wait(Request *r) {
                         return;
         if (r->collect_failures && r->manager->recorder) {
                 r->collecting = true;
-                recorder_failures_read(r->manager->recorder, PROVDB_MAX_FAILURES, request_on_failures, r);
+                recorder_failures_read(r->manager->recorder, PROVDB_MAX_FAILURES, r->root, request_on_failures, r);
                 return;
         }
         request_finish(r, 0, NULL);

@@ -327,3 +327,20 @@ def test_chroot_client_no_wait_survives_sigkill(daemon, pyroot, app, in_root):
     p = daemon.pycq("--json", "history", "--limit=1")
     rec = json_records(p)[0]
     assert rec.get("root") == pyroot, rec
+
+
+def test_failures_are_collected_in_their_root(daemon, pyroot, app, in_root):
+    """A target's dpkg collects the failures of its own queued requests
+    (`wait --failures` in the chroot), not the host's, and the host's
+    trigger does not take the target's."""
+    inside, host = app
+    write(host + "/bad.py", "def f(:\n")
+    p = in_root("compile", "--no-wait", inside)
+    assert p.returncode == EXIT_OK, describe(p)
+    p = daemon.pycq("wait", "--failures")
+    assert (p.returncode, p.out, p.err) == (EXIT_OK, "", ""), describe(p)
+    p = in_root("wait", "--failures")
+    assert p.returncode == EXIT_FAILED, describe(p)
+    assert p.err.startswith(inside + "/bad.py:1: SyntaxError"), describe(p)
+    p = in_root("wait", "--failures")
+    assert (p.returncode, p.out, p.err) == (EXIT_OK, "", ""), describe(p)
