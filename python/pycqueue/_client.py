@@ -242,8 +242,11 @@ def probe():
     open_connection().close()
 
 
-def mark_unavailable(reason):
-    _unavailable[0] = Unavailable(reason)
+def mark_unavailable(reason, refused=False):
+    """From now on this process compiles in-process (the daemon failed a
+    request, or refused it)."""
+    if _unavailable[0] is None:
+        _unavailable[0] = Unavailable(reason, refused)
 
 
 def _open_connection():

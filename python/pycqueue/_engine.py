@@ -64,7 +64,9 @@ def _canonical_named(path):
 def _prepare(unit):
     """Keys to find the unit's result by; the explicit target's directory
     made as py_compile makes it."""
-    if not unit.default_target:
+    # py_compile makes the directory once it has read and compiled the
+    # source: not for a source it cannot read (the daemon says why).
+    if not unit.default_target and os.path.isfile(unit.file):
         directory = os.path.dirname(unit.cfile)
         if directory:
             try:

@@ -47,14 +47,6 @@ class _Walk(object):
     def say(self, text):
         self.events.append(text)
 
-    def replay(self):
-        for event in self.events:
-            if isinstance(event, _File):
-                event.report()
-            else:
-                print(event)
-        self.events = []
-
 
 class _File(object):
     """One source compile_file() compiles: its units per level, in order."""
@@ -226,7 +218,7 @@ def _served(reason_holder):
 def _fallback(exc, func, args, kwargs):
     refused = getattr(exc, "refused", False) or getattr(exc, "errno", None) == 1
     reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or str(exc)
-    _client.mark_unavailable(reason)
+    _client.mark_unavailable(reason, refused)
     return _pyc._in_process(reason, refused, args, kwargs, func)
 
 

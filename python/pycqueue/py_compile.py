@@ -78,6 +78,7 @@ def compile(file, cfile=None, dfile=None, doraise=False, optimize=-1, invalidati
         invalidation_mode = _default_invalidation_mode()
     if cfile is None:
         cfile = _cfile_of(file, optimize)
+    given = cfile  # returned as given, a path-like object included
     cfile = os.fspath(cfile)
     if _refused_target(cfile):
         return std(*args)  # raises its FileExistsError; writes nothing
@@ -91,11 +92,11 @@ def compile(file, cfile=None, dfile=None, doraise=False, optimize=-1, invalidati
     except (_client.Unavailable, _client.DaemonError) as exc:
         refused = getattr(exc, "refused", False) or getattr(exc, "errno", None) == 1
         reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or str(exc)
-        _client.mark_unavailable(reason)
+        _client.mark_unavailable(reason, refused)
         return _in_process(reason, refused, args, {}, std)
     error = unit.error
     if error is None:
-        return cfile
+        return given
     if isinstance(error, PyCompileError):
         if quiet < 2:
             if doraise:
