@@ -194,19 +194,7 @@ static int parse_option(CompileArgs *a, int c, const char *arg) {
                 a->package = arg;
                 return 1;
         case OPT_ROOT:
-                if (!*arg) {
-                        output_usage_error(VERB, "empty --root directory");
-                        return -EXIT_USAGE;
-                }
-                free(a->root);
-                a->root = NULL;
-                r = client_path_absolute(arg, &a->root);
-                if (r < 0) {
-                        errno = -r;
-                        output_error("cannot make '%s' absolute: %m", arg);
-                        return -EXIT_OTHER;
-                }
-                return 1;
+                return client_parse_root(VERB, arg, &a->root);
         case OPT_NO_WAIT:
                 a->no_wait = true;
                 return 1;
