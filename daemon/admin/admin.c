@@ -191,6 +191,9 @@ static void admin_reply(Admin *a) {
                 recorder_add_job(m->recorder, &a->removed[i]);
         a->n_removed = 0;
 
+        /* The walks of a clean pinned directories of the tree it cleaned:
+         * let go of them before the answer (see request_finish()). */
+        safepath_forget_cached();
         if (a->connection) {
                 if (a->error < 0)
                         connection_send_error(a->connection, a->error,

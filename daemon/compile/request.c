@@ -352,6 +352,11 @@ static void request_finish(Request *r, int error, const char *message) {
         /* Done, one way or the other: nothing left to replay. */
         if (r->no_wait && r->spec_size > 0)
                 recorder_queue_remove(m->recorder, r->id);
+        /* Before the answer: its client may unmount the tree right after
+         * it, and the directories walked for it must not pin that tree.
+         * A job holds descriptors of its own only while it runs
+         * (job_release()). */
+        safepath_forget_cached();
         if (error < 0) {
                 if (r->connection)
                         connection_send_error(r->connection, error, message);
