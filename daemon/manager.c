@@ -308,15 +308,26 @@ static int manager_on_completion(sd_event_source *s, void *userdata) {
                 manager_order_changed(m);
         }
         manager_reclaim_pools_now(m);
+        /* Only now are the workers of a root whose last request ended
+         * gone (reaped, so their chroot no longer pins the target). */
+        manager_release_output(m);
         manager_status_changed(m);
         manager_check_idle(m);
         return 0;
+}
+
+void manager_release_output(Manager *m) {
+        for (Connection *c = m->connections; c; c = c->next)
+                connection_release_output(c);
 }
 
 static void manager_schedule_completion(Manager *m) {
         if (!m->completion_source &&
             sd_event_add_defer(m->event, &m->completion_source, manager_on_completion, m) < 0) {
                 m->completion_source = NULL;
+                /* No event to send held answers from: send them now
+                 * rather than never. */
+                manager_release_output(m);
                 return;
         }
         (void)sd_event_source_set_enabled(m->completion_source, SD_EVENT_ONESHOT);
@@ -572,7 +583,9 @@ void manager_check_idle(Manager *m) {
 
         if (m->stopping) {
                 if (idle) {
-                        /* Connections may still be open: they get EOF. */
+                        /* Connections may still be open: they get EOF,
+                         * after any answer still held. */
+                        manager_release_output(m);
                         sd_event_exit(m->event, m->exit_code);
                 }
                 return;

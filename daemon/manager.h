@@ -109,8 +109,13 @@ Pool *manager_find_pool(Manager *m, const char *path);
 bool manager_interpreter_known(Manager *m, const char *path);
 /* Requests (compile, wait, administration) being served for @uid. */
 unsigned manager_requests_of_uid(Manager *m, uid_t uid);
-/* Frees pools that were replaced or failed once nothing uses them. */
+/* Frees pools that were replaced or failed once nothing uses them, and the
+ * pools of roots (whose workers run inside the root) as soon as nothing
+ * uses them; then sends the answers held for that
+ * (connection_hold_output()). Deferred to the completion event. */
 void manager_reclaim_pools(Manager *m);
+/* Sends every answer held by connection_hold_output(). */
+void manager_release_output(Manager *m);
 /* @j is done and out of the queue: its waiters hear of it from the loop's
  * next iteration, and it is freed then. */
 void manager_job_finished(Manager *m, Job *j);

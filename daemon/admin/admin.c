@@ -89,6 +89,9 @@ Admin *admin_free(Admin *a) {
                 prov_job_done(&a->removed[i]);
         free(a->removed);
         free(a);
+        /* A pool it started for a root goes now that nothing uses it; the
+         * held answer follows (manager_reclaim_pools()). */
+        manager_reclaim_pools(m);
         manager_check_idle(m);
         return NULL;
 }
@@ -193,15 +196,24 @@ static void admin_reply(Admin *a) {
                 recorder_add_job(m->recorder, &a->removed[i]);
         a->n_removed = 0;
 
+        /* Nothing of the verb may pin the tree it named once its client
+         * has the answer (see request_finish()): the directories its walks
+         * kept go now, the pool of a root it started once admin_free()'s
+         * reclaim has run, and the final frame waits for that. */
+        safepath_forget_cached();
         if (a->connection) {
-                if (a->error < 0)
+                if (a->error < 0) {
+                        connection_hold_output(a->connection);
                         connection_send_error(a->connection, a->error,
                                               a->error_message ? a->error_message : strerror(-a->error));
-                else {
+                } else {
                         uint8_t *data;
                         size_t size;
 
+                        /* Streamed records go out as before (a held
+                         * stream would overrun the output bound). */
                         admin_pump(a, true);
+                        connection_hold_output(a->connection);
                         if (msg_writer_finish(&a->done, &data, &size) >= 0)
                                 connection_send(a->connection, data, size, false);
                 }

@@ -426,6 +426,15 @@ static void request_finish(Request *r, int error, const char *message) {
         /* Done, one way or the other: nothing left to replay. */
         if (r->no_wait && r->spec_size > 0)
                 recorder_queue_remove(m->recorder, r->id);
+        /* Its client may unmount the tree right after the answer: nothing
+         * of the request may pin it by then. The directories walked for it
+         * are let go of now; a job holds descriptors of its own only while
+         * it runs (job_release()); the workers of a root run chrooted in
+         * it and go only when the completion event frees their pool, so
+         * the answer is held until then (manager_reclaim_pools()). */
+        safepath_forget_cached();
+        if (r->connection)
+                connection_hold_output(r->connection);
         if (error < 0) {
                 if (r->connection)
                         connection_send_error(r->connection, error, message);

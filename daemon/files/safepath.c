@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -94,36 +96,104 @@ int safepath_open_dir(const char *path, int *ret_fd) {
         return open_dir_prefix(path, strlen(path), ret_fd);
 }
 
-/* A one-entry cache per thread of the last directory walked: the pools
- * prepare the files of one directory one after another, and a walk costs a
- * system call per component. A cached fd is reused only while the path
- * still names the same directory (device and inode), so a directory that
- * was replaced, or a path that now leads elsewhere, is walked again. */
-static __thread char cached_path[PATH_MAX];
-static __thread int cached_fd = -1;
+/* A small cache of the directories walked last: the pools prepare the
+ * files of one directory one after another, and a walk costs a system call
+ * per component. A cached fd is reused only while the path still names the
+ * same directory (device and inode), so a directory that was replaced, or a
+ * path that now leads elsewhere, is walked again.
+ *
+ * The cache is shared by all threads, not one entry per thread, so that the
+ * event loop can empty it: every fd kept here pins a directory, and with it
+ * the file system it is on. An installer unmounts its target as soon as its
+ * compile is answered, so the requests empty the cache before they answer
+ * (safepath_forget_cached()); a request running at the same time only walks
+ * its next directory again. The LRU keeps it bounded. */
+#define SAFEPATH_CACHE_SLOTS 16
+
+typedef struct CachedDir {
+        char *path; /* NULL: a free slot, and then @fd means nothing */
+        size_t len;
+        int fd;
+        uint64_t used;
+} CachedDir;
+
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static CachedDir cache[SAFEPATH_CACHE_SLOTS];
+static uint64_t cache_clock;
+
+/* A free slot (zeroed, path NULL) holds no fd: its fd field is not -1. */
+static void cached_dir_clear(CachedDir *c) {
+        if (!c->path)
+                return;
+        free(c->path);
+        safe_close(c->fd);
+        *c = (CachedDir){};
+}
 
 static int cached_lookup(const char *path, size_t len) {
         struct stat st, cst;
         char buf[PATH_MAX];
+        int fd = -1;
 
-        if (cached_fd < 0 || len >= sizeof(buf) || strlen(cached_path) != len ||
-            memcmp(cached_path, path, len) != 0)
+        if (len >= sizeof(buf))
                 return -1;
+        pthread_mutex_lock(&cache_lock);
+        for (size_t i = 0; i < ELEMENTSOF(cache); i++)
+                if (cache[i].path && cache[i].len == len && memcmp(cache[i].path, path, len) == 0) {
+                        fd = fcntl(cache[i].fd, F_DUPFD_CLOEXEC, 3);
+                        cache[i].used = ++cache_clock;
+                        break;
+                }
+        pthread_mutex_unlock(&cache_lock);
+        if (fd < 0)
+                return -1;
+        /* Checked on our own copy, outside the lock: the stat() walks the
+         * path and may be slow. */
         memcpy(buf, path, len);
         buf[len] = '\0';
-        if (stat(buf, &st) < 0 || fstat(cached_fd, &cst) < 0 || st.st_dev != cst.st_dev || st.st_ino != cst.st_ino ||
-            !S_ISDIR(st.st_mode))
+        if (stat(buf, &st) < 0 || fstat(fd, &cst) < 0 || st.st_dev != cst.st_dev ||
+            st.st_ino != cst.st_ino || !S_ISDIR(st.st_mode)) {
+                safe_close(fd);
                 return -1;
-        return fcntl(cached_fd, F_DUPFD_CLOEXEC, 3);
+        }
+        return fd;
 }
 
 static void cached_store(const char *path, size_t len, int fd) {
-        if (len >= sizeof(cached_path))
+        CachedDir *slot = NULL;
+        char *copy;
+        int dup_fd;
+
+        if (len >= PATH_MAX)
                 return;
-        cached_fd = safe_close(cached_fd);
-        cached_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-        memcpy(cached_path, path, len);
-        cached_path[len] = '\0';
+        copy = strndup(path, len);
+        if (!copy)
+                return;
+        dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (dup_fd < 0) {
+                free(copy);
+                return;
+        }
+        pthread_mutex_lock(&cache_lock);
+        for (size_t i = 0; i < ELEMENTSOF(cache); i++) {
+                CachedDir *c = &cache[i];
+                if (c->path && c->len == len && memcmp(c->path, path, len) == 0) {
+                        slot = c; /* another thread walked it meanwhile: replace */
+                        break;
+                }
+                if (!slot || (slot->path && (!c->path || c->used < slot->used)))
+                        slot = c;
+        }
+        cached_dir_clear(slot);
+        *slot = (CachedDir){ .path = copy, .len = len, .fd = dup_fd, .used = ++cache_clock };
+        pthread_mutex_unlock(&cache_lock);
+}
+
+void safepath_forget_cached(void) {
+        pthread_mutex_lock(&cache_lock);
+        for (size_t i = 0; i < ELEMENTSOF(cache); i++)
+                cached_dir_clear(&cache[i]);
+        pthread_mutex_unlock(&cache_lock);
 }
 
 int safepath_open_parent(const char *path, int *ret_dir_fd, const char **ret_name) {

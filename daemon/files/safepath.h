@@ -22,3 +22,8 @@ int safepath_open_dir(const char *path, int *ret_fd);
 /* Opens the parent directory of absolute @path without following symlinks;
  * @ret_name points into @path at the last component. */
 int safepath_open_parent(const char *path, int *ret_dir_fd, const char **ret_name);
+/* Closes the directory fds that safepath_open_parent() keeps for reuse.
+ * Each one pins its file system: call it before answering a request, so
+ * that a tree the request named can be unmounted as soon as the answer
+ * arrives. Thread-safe. */
+void safepath_forget_cached(void);

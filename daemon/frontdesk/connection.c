@@ -109,6 +109,8 @@ static void connection_arm_idle(Connection *c) {
 }
 
 static int connection_flush(Connection *c) {
+        if (c->output_held)
+                return sd_event_source_set_io_events(c->source, c->closing ? 0 : EPOLLIN);
         while (c->out_head) {
                 OutFrame *f = c->out_head;
                 ssize_t n = send(c->fd, f->data + f->pos, f->size - f->pos, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -149,6 +151,20 @@ static void connection_start_closing(Connection *c) {
                 return;
         }
         connection_arm_timer(c, true, CONNECTION_LINGER_USEC);
+}
+
+void connection_hold_output(Connection *c) {
+        c->output_held = true;
+}
+
+void connection_release_output(Connection *c) {
+        if (!c->output_held)
+                return;
+        c->output_held = false;
+        if (c->closing)
+                connection_start_closing(c); /* flushes, and goes when all is out */
+        else if (connection_flush(c) < 0)
+                connection_start_closing(c);
 }
 
 void connection_send(Connection *c, uint8_t *frame, size_t size, bool droppable) {

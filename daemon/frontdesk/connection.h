@@ -47,6 +47,7 @@ struct Connection {
         OutFrame *out_head, *out_tail;
         size_t out_bytes;
         bool closing;            /* close once the output is flushed */
+        bool output_held;        /* queued, not sent: see connection_hold_output() */
 
         const ConnectionUser *user; /* the request being served, if any */
         void *user_data;
@@ -64,6 +65,11 @@ DEFINE_CLEANUP(Connection *, connection_free);
 /* Queues a frame (ownership of @frame passes) for sending. Frames beyond the
  * output limit are dropped when @droppable, else the connection is closed. */
 void connection_send(Connection *c, uint8_t *frame, size_t size, bool droppable);
+/* Output queued from now on waits until connection_release_output(): a
+ * request's answer goes out only once the daemon let go of what the
+ * request used (manager_release_output()). */
+void connection_hold_output(Connection *c);
+void connection_release_output(Connection *c);
 /* Sends MSG_ERROR. */
 void connection_send_error(Connection *c, int error, const char *message);
 /* Sends MSG_ERROR, then closes the connection once it is flushed (or at once

@@ -13,6 +13,7 @@
  * ROOT itself is canonicalized first, so the only symlinks on any path are
  * the ones the test puts there. */
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -286,6 +287,66 @@ static void test_open_parent_dot_last_component(void **state) {
         assert_open_parent_fails(dot, -EINVAL, -EINVAL);
 }
 
+/* Open descriptors of this process. */
+static unsigned count_fds(void) {
+        DIR *d = opendir("/proc/self/fd");
+        unsigned n = 0;
+
+        assert_non_null(d);
+        while (readdir(d))
+                n++;
+        closedir(d);
+        return n;
+}
+
+/* safepath_open_parent() keeps directories for reuse; the daemon must be
+ * able to let go of all of them (so that a tree can be unmounted), and
+ * they must never grow without bound. */
+static void test_open_parent_cache_released(void **state) {
+        Tree *t = *state;
+        unsigned base, n;
+        const char *name;
+        int fd;
+
+        safepath_forget_cached();
+        base = count_fds();
+        for (unsigned i = 0; i < 100; i++) {
+                char rel[32];
+                _cleanup_free_ char *p = NULL;
+
+                snprintf(rel, sizeof(rel), "d%u", i);
+                tree_mkdir(t, rel);
+                snprintf(rel, sizeof(rel), "d%u/x.py", i);
+                p = tree_path(t, rel);
+                assert_int_equal(safepath_open_parent(p, &fd, &name), 0);
+                close(fd);
+        }
+        n = count_fds();
+        assert_true(n > base);       /* something is kept ... */
+        assert_true(n <= base + 16); /* ... within a bound */
+        safepath_forget_cached();
+        assert_int_equal(count_fds(), base);
+}
+
+/* A directory replaced under the same path is walked again, not served
+ * from the cache. */
+static void test_open_parent_cache_replaced_dir(void **state) {
+        Tree *t = *state;
+        _cleanup_free_ char *src = tree_path(t, "a/b/file.py"), *b = tree_path(t, "a/b");
+        _cleanup_free_ char *old = tree_path(t, "a/old-b");
+        const char *name;
+        int fd;
+
+        assert_int_equal(safepath_open_parent(src, &fd, &name), 0);
+        close(fd);
+        assert_int_equal(rename(b, old), 0);
+        tree_mkdir(t, "a/b");
+        assert_int_equal(safepath_open_parent(src, &fd, &name), 0);
+        assert_fd_is(fd, b);
+        close(fd);
+        safepath_forget_cached();
+}
+
 static void test_canonicalize(void **state) {
         Tree *t = *state;
         _cleanup_free_ char *via_link = tree_path(t, "link/blink/../b/./file.py");
@@ -311,6 +372,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_open_parent_errors, setup, teardown),
                 /* BUG: fails, see above */
                 cmocka_unit_test_setup_teardown(test_open_parent_dot_last_component, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_open_parent_cache_released, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_open_parent_cache_replaced_dir, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_canonicalize, setup, teardown),
         };
 
