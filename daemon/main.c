@@ -147,6 +147,16 @@ static int apply(Config *c, const char *key, const char *value, const char *opti
         return r;
 }
 
+/* @p, made absolute against the working directory we are about to leave. */
+static char *absolute_path(const char *p) {
+        _cleanup_free_ char *cwd = NULL;
+
+        if (p[0] == '/')
+                return strdup(p);
+        cwd = getcwd(NULL, 0);
+        return cwd ? path_join(cwd, p) : NULL;
+}
+
 static int run(int argc, char **argv) {
         _cleanup_free_ char *error = NULL;
         Args a = {};
@@ -173,12 +183,16 @@ static int run(int argc, char **argv) {
                 config_done(&config);
                 return EXIT_USAGE;
         }
-        config.socket_path = strdup(a.socket_path ? a.socket_path : CONFIG_DEFAULT_SOCKET);
-        config.state_dir = strdup(a.state_dir ? a.state_dir : CONFIG_DEFAULT_STATE_DIR);
+        config.socket_path = absolute_path(a.socket_path ? a.socket_path : CONFIG_DEFAULT_SOCKET);
+        config.state_dir = absolute_path(a.state_dir ? a.state_dir : CONFIG_DEFAULT_STATE_DIR);
         if (!config.socket_path || !config.state_dir) {
                 config_done(&config);
                 return EXIT_FAILURE;
         }
+        /* Started by hand from inside an installer's target, the daemon
+         * must not keep it busy as its working directory. */
+        if (chdir("/") < 0)
+                log_warning_errno(-errno, "Cannot change to /: %m");
         log_set_max_level(config.log_level);
 
         r = raise_nofile_limit();

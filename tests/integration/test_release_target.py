@@ -25,7 +25,8 @@ import subprocess
 
 import pytest
 
-from pycqtest import (PYCQUEUE, cache_path, clean_env, fsb, make_python_root, read, write)
+from pycqtest import (PYCQUEUE, PYCQUEUED, cache_path, clean_env, fsb, make_python_root, read, terminate,
+                      wait_for_socket, write, write_daemon_config)
 
 INSIDE_PKG = "/usr/lib/python3/dist-packages/pkg"
 
@@ -339,3 +340,19 @@ def test_target_unmounts_right_after(daemon, tmp_path, mounts, python_root_prist
     t.setup()
     flow(t)
     assert_unmounts(daemon, t.mnt)
+
+
+def test_daemon_started_inside_a_tree_leaves_it(tmp_path):
+    """A daemon started by hand from a directory (an installer's target, say)
+    does not keep it as its working directory: relative --socket and
+    --state-dir are taken against it, and then the daemon moves to /."""
+    write_daemon_config(str(tmp_path / "d.conf"))
+    proc = subprocess.Popen([PYCQUEUED, "--socket=d.sock", "--state-dir=state", "--config=d.conf"],
+                            cwd=str(tmp_path), env=clean_env(), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_socket(str(tmp_path / "d.sock"), proc, timeout=10)
+        assert os.readlink("/proc/%d/cwd" % proc.pid) == "/"
+        assert os.path.isdir(tmp_path / "state")
+    finally:
+        terminate(proc)
