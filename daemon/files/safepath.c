@@ -50,14 +50,16 @@ int safepath_canonicalize_named(const char *path, bool allow_missing, char **ret
         return 0;
 }
 
-/* Walks the first @len bytes of absolute @path. */
-static int open_dir_prefix(const char *path, size_t len, int *ret_fd) {
+/* Walks the first @len bytes of absolute @path; @mode is O_RDONLY, or
+ * O_PATH for a directory only looked up in (which needs search rights on
+ * the way, not read rights). */
+static int open_dir_prefix(const char *path, size_t len, int mode, int *ret_fd) {
         _cleanup_close_ int fd = -1;
         size_t i = 0;
 
         if (len == 0 || path[0] != '/')
                 return -EINVAL;
-        fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        fd = open("/", mode | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0)
                 return negative_errno();
 
@@ -82,7 +84,7 @@ static int open_dir_prefix(const char *path, size_t len, int *ret_fd) {
                  * rather than reason about them. */
                 if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
                         return -EINVAL;
-                nfd = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                nfd = openat(fd, name, mode | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                 if (nfd < 0)
                         return negative_errno();
                 safe_close(fd);
@@ -93,7 +95,11 @@ static int open_dir_prefix(const char *path, size_t len, int *ret_fd) {
 }
 
 int safepath_open_dir(const char *path, int *ret_fd) {
-        return open_dir_prefix(path, strlen(path), ret_fd);
+        return open_dir_prefix(path, strlen(path), O_RDONLY, ret_fd);
+}
+
+int safepath_open_dir_path(const char *path, int *ret_fd) {
+        return open_dir_prefix(path, strlen(path), O_PATH, ret_fd);
 }
 
 /* A small cache of the directories walked last: the pools prepare the
@@ -210,7 +216,7 @@ int safepath_open_parent(const char *path, int *ret_dir_fd, const char **ret_nam
         len = slash == path ? 1 : (size_t)(slash - path);
         fd = cached_lookup(path, len);
         if (fd < 0) {
-                r = open_dir_prefix(path, len, &fd);
+                r = open_dir_prefix(path, len, O_RDONLY, &fd);
                 if (r < 0)
                         return r;
                 cached_store(path, len, fd);

@@ -19,6 +19,10 @@ int safepath_canonicalize(const char *path, char **ret);
 int safepath_canonicalize_named(const char *path, bool allow_missing, char **ret);
 /* Opens the absolute directory @path without following any symlink. */
 int safepath_open_dir(const char *path, int *ret_fd);
+/* The same with O_PATH: for a directory only looked up in, by a caller
+ * whose rights may allow searching the directories on the way but not
+ * reading them. */
+int safepath_open_dir_path(const char *path, int *ret_fd);
 /* Opens the parent directory of absolute @path without following symlinks;
  * @ret_name points into @path at the last component. */
 int safepath_open_parent(const char *path, int *ret_dir_fd, const char **ret_name);
