@@ -22,6 +22,7 @@ void admin_args_done(AdminArgs *a) {
         free(a->paths);
         for (size_t i = 0; i < a->n_pythons; i++)
                 free(a->pythons[i]);
+        free(a->root);
 }
 
 static void verb_help(const AdminVerb *v) {
@@ -31,6 +32,9 @@ static void verb_help(const AdminVerb *v) {
         if (v->args & ARG_PYTHON)
                 printf("      --python=INTERP  only the .pyc files of INTERP (a name on PATH or a path);\n"
                        "                       repeatable (default: every interpreter)\n");
+        if (v->args & ARG_ROOT)
+                printf("      --root=DIR       PATH is inside DIR, an installer's target or a chroot:\n"
+                       "                       symlinks resolve inside it, paths print as seen inside\n");
         if (v->args & ARG_SINCE)
                 printf("      --since=TIME     only records at or after TIME, one of:\n"
                        "                         Unix seconds                  1700000000\n"
@@ -170,11 +174,15 @@ static int add_python(const char *verb, AdminArgs *a, const char *name) {
                 output_usage_error(verb, "too many --python options (at most %u)", ADMIN_MAX_PYTHONS);
                 return -EXIT_USAGE;
         }
-        r = find_executable(name, &p);
+        r = client_find_executable(a->root, name, &p);
         if (r < 0) {
                 errno = -r;
                 if (r == -ENOENT && !strchr(name, '/'))
-                        output_usage_error(verb, "interpreter '%s' not found on PATH", name);
+                        output_usage_error(verb, "interpreter '%s' not found on PATH%s", name,
+                                           a->root ? " inside the root" : "");
+                else if (r == -EINVAL)
+                        output_usage_error(verb, "--python with --root needs a name or an absolute path: %s",
+                                           name);
                 else
                         output_usage_error(verb, "interpreter '%s': %m", name);
                 return -EXIT_USAGE;
@@ -218,7 +226,31 @@ static int parse_option(const AdminVerb *v, AdminArgs *a, int c, const char *arg
                 }
                 return 1;
         case OPT_PYTHON:
-                return add_python(verb, a, arg);
+                /* Resolved after the options: --root may come later. */
+                if (a->n_python_names >= ADMIN_MAX_PYTHONS) {
+                        output_usage_error(verb, "too many --python options (at most %u)",
+                                           ADMIN_MAX_PYTHONS);
+                        return -EXIT_USAGE;
+                }
+                a->python_names[a->n_python_names++] = arg;
+                return 1;
+        case OPT_ROOT: {
+                int r;
+
+                if (!*arg) {
+                        output_usage_error(verb, "empty --root directory");
+                        return -EXIT_USAGE;
+                }
+                free(a->root);
+                a->root = NULL;
+                r = client_path_absolute(arg, &a->root);
+                if (r < 0) {
+                        errno = -r;
+                        output_error("cannot make '%s' absolute: %m", arg);
+                        return -EXIT_OTHER;
+                }
+                return 1;
+        }
         case 'h':
                 verb_help(v);
                 return 0;
@@ -239,7 +271,7 @@ static int parse_paths(const AdminVerb *v, AdminArgs *a, int n, char **args) {
         }
         if (n == 0)
                 return 1;
-        return client_paths_absolute(v->name, n, args, &a->paths, &a->n_paths);
+        return client_paths_absolute(v->name, a->root, n, args, &a->paths, &a->n_paths);
 }
 
 int admin_parse_args(ClientOptions *o, const AdminVerb *v, AdminArgs *a, int argc, char **argv) {
@@ -252,6 +284,7 @@ int admin_parse_args(ClientOptions *o, const AdminVerb *v, AdminArgs *a, int arg
                 { ARG_FAILED, { "failed", no_argument, NULL, OPT_FAILED } },
                 { ARG_LIMIT, { "limit", required_argument, NULL, OPT_LIMIT } },
                 { ARG_PYTHON, { "python", required_argument, NULL, OPT_PYTHON } },
+                { ARG_ROOT, { "root", required_argument, NULL, OPT_ROOT } },
         };
         static const struct option common[] = {
                 GLOBAL_LONG_OPTIONS,
@@ -276,6 +309,11 @@ int admin_parse_args(ClientOptions *o, const AdminVerb *v, AdminArgs *a, int arg
                 if (r <= 0)
                         return r;
         }
+        for (size_t i = 0; i < a->n_python_names; i++) {
+                r = add_python(v->name, a, a->python_names[i]);
+                if (r <= 0)
+                        return r;
+        }
         return parse_paths(v, a, argc - optind, argv + optind);
 }
 
@@ -290,6 +328,8 @@ int admin_build_request(const ClientOptions *o, const AdminVerb *v, const AdminA
                 msg_put_string(w, TAG_PACKAGE, a->package);
         for (size_t i = 0; i < a->n_pythons; i++)
                 msg_put_bytes(w, TAG_PYTHON, a->pythons[i], strlen(a->pythons[i]));
+        if (a->root)
+                msg_put_bytes(w, TAG_ROOT, a->root, strlen(a->root));
         if (a->have_since)
                 msg_put_u64(w, TAG_SINCE, a->since);
         if (a->failed_only)

@@ -24,6 +24,7 @@ enum {
         ARG_FAILED = 1u << 2,
         ARG_LIMIT = 1u << 3,
         ARG_PYTHON = 1u << 4,
+        ARG_ROOT = 1u << 5,
 };
 
 enum {
@@ -32,6 +33,7 @@ enum {
         OPT_FAILED,
         OPT_LIMIT,
         OPT_PYTHON,
+        OPT_ROOT,
 };
 
 typedef struct AdminArgs {
@@ -44,6 +46,9 @@ typedef struct AdminArgs {
         uint64_t since;
         bool have_since;
         bool failed_only;
+        char *root;                                  /* --root, absolute */
+        const char *python_names[ADMIN_MAX_PYTHONS]; /* as given, resolved once --root is known */
+        size_t n_python_names;
 } AdminArgs;
 
 typedef struct KeptFrame {

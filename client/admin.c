@@ -69,10 +69,10 @@ static const AdminVerb verb_table[] = {
         {
                 .name = "why",
                 .type = MSG_WHY,
-                .args = ARG_LIMIT,
+                .args = ARG_LIMIT | ARG_ROOT,
                 .min_paths = 1,
                 .max_paths = 1,
-                .usage = "why [--limit=N] PATH",
+                .usage = "why [--limit=N] [--root=DIR] PATH",
                 .description =
                         "Show who wrote a .pyc file, and when: every write recorded by pycqueued, newest\n"
                         "first, with the process, its command line and parent chain, the package, the\n"
@@ -101,9 +101,9 @@ static const AdminVerb verb_table[] = {
         {
                 .name = "verify",
                 .type = MSG_VERIFY,
-                .args = ARG_PACKAGE,
+                .args = ARG_PACKAGE | ARG_ROOT,
                 .max_paths = SIZE_MAX,
-                .usage = "verify [--package=NAME] [PATH]...",
+                .usage = "verify [--package=NAME] [--root=DIR] [PATH]...",
                 .description =
                         "Check the .pyc files and sources under PATH (files or directories), or those\n"
                         "of package NAME, and print one \"PATH: PROBLEM: DETAIL\" line per problem:\n"
@@ -123,9 +123,9 @@ static const AdminVerb verb_table[] = {
         {
                 .name = "repair",
                 .type = MSG_REPAIR,
-                .args = ARG_PACKAGE,
+                .args = ARG_PACKAGE | ARG_ROOT,
                 .max_paths = SIZE_MAX,
-                .usage = "repair [--package=NAME] [PATH]...",
+                .usage = "repair [--package=NAME] [--root=DIR] [PATH]...",
                 .description =
                         "Repair what verify finds under PATH, or for package NAME: recompile corrupt,\n"
                         "stale, foreign and missing .pyc files, remove orphans. One line per file,\n"
@@ -139,11 +139,11 @@ static const AdminVerb verb_table[] = {
         {
                 .name = "clean",
                 .type = MSG_CLEAN,
-                .args = ARG_PACKAGE | ARG_PYTHON,
+                .args = ARG_PACKAGE | ARG_PYTHON | ARG_ROOT,
                 .min_paths = 1,
                 .max_paths = SIZE_MAX,
                 .paths_or_package = true,
-                .usage = "clean [--package=NAME] [--python=INTERP]... PATH...",
+                .usage = "clean [--package=NAME] [--python=INTERP]... [--root=DIR] PATH...",
                 .description =
                         "Remove the .pyc files of the sources under PATH (files or directories), or of\n"
                         "package NAME, as py3clean does, through the daemon so that removals are\n"
@@ -230,7 +230,8 @@ static int read_replies(AdminRun *run, Connection *c) {
                                 return admin_failure(run, r);
                         json_finish(run);
                         if (record_equals(&run->summary, "truncated", "true"))
-                                output_error("the reply was cut at the daemon's max_reply_rows records; narrow "
+                                output_error(
+                                        "the reply was cut at the daemon's max_reply_rows records; narrow "
                                              "the request (paths, --package, --since, --limit)");
                         r = run->verb->done(run, &run->summary);
                         return r < 0 ? admin_failure(run, r) : r;

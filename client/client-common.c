@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -200,7 +201,49 @@ int client_path_absolute(const char *path, char **ret) {
         return *ret ? 0 : -ENOMEM;
 }
 
-int client_paths_absolute(const char *verb, int n, char **args, char ***paths, size_t *n_paths) {
+/* Looks @name up along PATH as seen inside @root; returns the path inside. */
+static int find_executable_in_root(const char *root, const char *name, char **ret) {
+        const char *path = getenv("PATH");
+
+        if (!path || !*path)
+                path = "/usr/local/bin:/usr/bin:/bin";
+        while (*path) {
+                size_t n = strcspn(path, ":");
+                _cleanup_free_ char *inside = NULL, *outside = NULL;
+                struct stat st;
+
+                if (n > 0 && path[0] == '/') {
+                        if (asprintf(&inside, "%.*s/%s", (int)n, path, name) < 0)
+                                return -ENOMEM;
+                        outside = path_join(root, inside);
+                        if (!outside)
+                                return -ENOMEM;
+                        if (stat(outside, &st) == 0 && S_ISREG(st.st_mode) && access(outside, X_OK) == 0) {
+                                *ret = TAKE_PTR(inside);
+                                return 0;
+                        }
+                }
+                path += n;
+                if (*path == ':')
+                        path++;
+        }
+        return -ENOENT;
+}
+
+int client_find_executable(const char *root, const char *name, char **ret) {
+        if (!root)
+                return find_executable(name, ret);
+        if (strchr(name, '/')) {
+                if (name[0] != '/')
+                        return -EINVAL; /* relative to what, inside the root? */
+                *ret = strdup(name);
+                return *ret ? 0 : -ENOMEM;
+        }
+        return find_executable_in_root(root, name, ret);
+}
+
+int client_paths_absolute(const char *verb, const char *root, int n, char **args, char ***paths,
+                          size_t *n_paths) {
         *paths = calloc((size_t)n, sizeof(char *));
         if (!*paths) {
                 output_error("out of memory");
@@ -211,6 +254,13 @@ int client_paths_absolute(const char *verb, int n, char **args, char ***paths, s
 
                 if (!*args[i]) {
                         output_usage_error(verb, "empty PATH");
+                        return -EXIT_USAGE;
+                }
+                if (root && args[i][0] != '/') {
+                        /* Our working directory is not one inside the root. */
+                        output_usage_error(
+                                verb, "with --root, PATH must be absolute (as seen inside the root): %s",
+                                args[i]);
                         return -EXIT_USAGE;
                 }
                 r = client_path_absolute(args[i], &(*paths)[*n_paths]);

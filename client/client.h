@@ -76,7 +76,12 @@ int client_path_absolute(const char *path, char **ret);
 /* Makes the @n operands absolute into @paths/@n_paths (the array holds @n
  * entries; @n_paths counts those filled, for the caller's cleanup). Returns
  * 1, or -EXIT_USAGE / -EXIT_OTHER after printing why. */
-int client_paths_absolute(const char *verb, int n, char **args, char ***paths, size_t *n_paths);
+int client_paths_absolute(const char *verb, const char *root, int n, char **args, char ***paths,
+                          size_t *n_paths);
+/* An interpreter name as --python takes it: a name looked up on PATH, or a
+ * path; with @root, both as seen inside that root (-EINVAL for a relative
+ * path there). The result is absolute, inside @root when given. */
+int client_find_executable(const char *root, const char *name, char **ret);
 
 /* Reads the count fields of ACCEPTED, PROGRESS and DONE (@total, @done and
  * @k may be NULL). */
@@ -89,8 +94,8 @@ int client_compile_replies(Connection *c, CompileOutput *out, bool no_wait);
 /* Connects (starting the daemon when @autostart), sends the compile request
  * @w and reads its replies, reported as @json/@quiet/@verbose say; returns
  * the exit code. */
-int client_compile_exchange(ClientOptions *o, bool autostart, MsgWriter *w, bool json, bool quiet, bool verbose,
-                            bool no_wait);
+int client_compile_exchange(ClientOptions *o, bool autostart, MsgWriter *w, bool json, bool quiet,
+                            bool verbose, bool no_wait);
 
 int verb_compile(ClientOptions *o, int argc, char **argv);
 int verb_status(ClientOptions *o, int argc, char **argv);

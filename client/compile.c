@@ -81,47 +81,6 @@ static void help(void) {
                "4 permission denied, 5 other error.\n");
 }
 
-/* Looks @name up along PATH as seen inside @root; returns the path inside. */
-static int find_executable_in_root(const char *root, const char *name, char **ret) {
-        const char *path = getenv("PATH");
-
-        if (!path || !*path)
-                path = "/usr/local/bin:/usr/bin:/bin";
-        while (*path) {
-                size_t n = strcspn(path, ":");
-                _cleanup_free_ char *inside = NULL, *outside = NULL;
-                struct stat st;
-
-                if (n > 0 && path[0] == '/') {
-                        if (asprintf(&inside, "%.*s/%s", (int)n, path, name) < 0)
-                                return -ENOMEM;
-                        outside = path_join(root, inside);
-                        if (!outside)
-                                return -ENOMEM;
-                        if (stat(outside, &st) == 0 && S_ISREG(st.st_mode) && access(outside, X_OK) == 0) {
-                                *ret = TAKE_PTR(inside);
-                                return 0;
-                        }
-                }
-                path += n;
-                if (*path == ':')
-                        path++;
-        }
-        return -ENOENT;
-}
-
-static int resolve_python(const CompileArgs *a, const char *name, char **ret) {
-        if (!a->root)
-                return find_executable(name, ret);
-        if (strchr(name, '/')) {
-                if (name[0] != '/')
-                        return -EINVAL; /* relative to what, inside the root? */
-                *ret = strdup(name);
-                return *ret ? 0 : -ENOMEM;
-        }
-        return find_executable_in_root(a->root, name, ret);
-}
-
 static int resolve_pythons(CompileArgs *a) {
         if (a->n_python_names == 0)
                 a->python_names[a->n_python_names++] = DEFAULT_PYTHON;
@@ -132,7 +91,7 @@ static int resolve_pythons(CompileArgs *a) {
                 bool seen = false;
                 int r;
 
-                r = resolve_python(a, name, &p);
+                r = client_find_executable(a->root, name, &p);
                 if (r < 0) {
                         errno = -r;
                         if (r == -ENOENT && !strchr(name, '/'))
@@ -264,7 +223,7 @@ static int parse_paths(CompileArgs *a, int n, char **args) {
                 output_usage_error(VERB, "no PATH given");
                 return -EXIT_USAGE;
         }
-        return client_paths_absolute(VERB, n, args, &a->paths, &a->n_paths);
+        return client_paths_absolute(VERB, a->root, n, args, &a->paths, &a->n_paths);
 }
 
 static int parse_args(ClientOptions *o, CompileArgs *a, int argc, char **argv) {
@@ -406,8 +365,8 @@ int client_parse_result(MsgReader *m, FileResult *ret) {
         return 0;
 }
 
-int client_compile_exchange(ClientOptions *o, bool autostart, MsgWriter *w, bool json, bool quiet, bool verbose,
-                            bool no_wait) {
+int client_compile_exchange(ClientOptions *o, bool autostart, MsgWriter *w, bool json, bool quiet,
+                            bool verbose, bool no_wait) {
         _cleanup_(connection_freep) Connection *c = NULL;
         _cleanup_(compile_output_freep) CompileOutput *out = NULL;
         int r;

@@ -157,6 +157,7 @@ static void why_print_record(const Record *r, const Record *summary) {
         fputc('\n', stdout);
         why_print_line(r, "package:", "package");
         why_print_tool(r);
+        why_print_line(r, "root:", "root");
         why_print_interpreter(r);
         /* Asked about a source, the records may be of several targets. */
         if (target && target->size > 0 &&

@@ -30,6 +30,7 @@
 #include "pool.h"
 #include "recorder.h"
 #include "request.h"
+#include "rootpath.h"
 #include "util.h"
 #include "workeruser.h"
 
@@ -108,7 +109,8 @@ int manager_new(Config *config, Manager **ret) {
                 else if (r == -ENOENT)
                         log_error("Worker user \"%s\" does not exist", user);
                 else if (r == -ERANGE)
-                        log_error("No user \"%s\", and this user namespace does not map the transient worker "
+                        log_error(
+                                "No user \"%s\", and this user namespace does not map the transient worker "
                                   "uids %u-%u: create the user",
                                   user, WORKER_UID_FIRST, WORKER_UID_LAST);
                 else if (r < 0)
@@ -254,6 +256,10 @@ static bool manager_pool_in_use(Manager *m, Pool *p) {
         return false;
 }
 
+static bool streq_ptr(const char *a, const char *b) {
+        return a == b || (a && b && strcmp(a, b) == 0);
+}
+
 static void manager_drop_pool(Manager *m, size_t i) {
         pool_free(m->pools[i]);
         m->pools[i] = m->pools[--m->n_pools];
@@ -263,12 +269,18 @@ static void manager_reclaim_pools_now(Manager *m) {
         for (size_t i = 0; i < m->n_pools;) {
                 Pool *p = m->pools[i];
 
-                bool idle = m->config->pool_idle_usec > 0 &&
-                            now_usec(CLOCK_MONOTONIC) - p->last_used_usec >= m->config->pool_idle_usec;
+                /* A root's workers run inside it and would keep its file
+                 * system busy: an installer must be able to unmount its
+                 * target once its requests are done, so they go at once. */
+                bool idle = p->root ||
+                            (m->config->pool_idle_usec > 0 &&
+                             now_usec(CLOCK_MONOTONIC) - p->last_used_usec >= m->config->pool_idle_usec);
 
                 if ((p->retired || p->state == POOL_FAILED || idle) && !manager_pool_in_use(m, p)) {
                         log_debug("Freeing the pool of %s (%s)", p->interpreter,
-                                  p->retired ? "replaced" : p->state == POOL_FAILED ? "failed" : "unused");
+                                  p->retired                ? "replaced"
+                                  : p->state == POOL_FAILED ? "failed"
+                                                            : "unused");
                         manager_drop_pool(m, i);
                 } else
                         i++;
@@ -326,7 +338,7 @@ void manager_reclaim_pools(Manager *m) {
 
 Pool *manager_find_pool(Manager *m, const char *path) {
         for (size_t i = 0; i < m->n_pools; i++)
-                if (!m->pools[i]->retired && m->pools[i]->state != POOL_FAILED &&
+                if (!m->pools[i]->retired && m->pools[i]->state != POOL_FAILED && !m->pools[i]->root &&
                     strcmp(m->pools[i]->interpreter, path) == 0)
                         return m->pools[i];
         return NULL;
@@ -364,13 +376,23 @@ unsigned manager_requests_of_uid(Manager *m, uid_t uid) {
         return n;
 }
 
-int manager_get_pool(Manager *m, const char *name, Pool **ret, char **ret_message) {
-        _cleanup_free_ char *real = NULL, *message = NULL;
+int manager_get_pool(Manager *m, const char *root, const char *name, Pool **ret, char **ret_message) {
+        _cleanup_free_ char *real = NULL, *message = NULL, *host = NULL;
         InterpreterId id;
         Pool *p, **np;
         int r;
 
-        r = interpreter_resolve(name, &real, &id, &message);
+        if (root) {
+                /* The root's own interpreter, found as the root would find
+                 * it; then held to the same trust rules on its host path
+                 * (the root's directories above it included). */
+                r = rootpath_canonicalize(root, name, &host);
+                if (r < 0)
+                        return error_message(ret_message, r, "interpreter %s: cannot be found inside %s: %s",
+                                             name, root,
+                                             r == -EXDEV ? "it leads out of the root" : strerror(-r));
+        }
+        r = interpreter_resolve(host ? host : name, &real, &id, &message);
         if (r < 0) {
                 if (ret_message)
                         *ret_message = TAKE_PTR(message);
@@ -378,7 +400,7 @@ int manager_get_pool(Manager *m, const char *name, Pool **ret, char **ret_messag
         }
         for (size_t i = 0; i < m->n_pools; i++) {
                 p = m->pools[i];
-                if (p->retired || strcmp(p->interpreter, real) != 0)
+                if (p->retired || strcmp(p->interpreter, real) != 0 || !streq_ptr(p->root, root))
                         continue;
                 if (!interpreter_id_equal(&p->id, &id)) {
                         /* Another file now (an upgrade): new work goes to a
@@ -398,7 +420,8 @@ int manager_get_pool(Manager *m, const char *name, Pool **ret, char **ret_messag
         }
         manager_reclaim_pools_now(m);
         if (m->n_pools >= MANAGER_MAX_POOLS) {
-                if (ret_message && asprintf(ret_message, "interpreter %s: this pycqueued already runs %d interpreters",
+                if (ret_message &&
+                    asprintf(ret_message, "interpreter %s: this pycqueued already runs %d interpreters",
                                             real, MANAGER_MAX_POOLS) < 0)
                         *ret_message = NULL;
                 return -EMFILE;
@@ -407,7 +430,7 @@ int manager_get_pool(Manager *m, const char *name, Pool **ret, char **ret_messag
         if (!np)
                 return -ENOMEM;
         m->pools = np;
-        r = pool_new(m, real, m->workers_per_pool, &p);
+        r = pool_new(m, root, real, m->workers_per_pool, &p);
         if (r < 0)
                 return r;
         p->id = id;
@@ -562,7 +585,8 @@ void manager_check_idle(Manager *m) {
                         (void)sd_event_source_set_enabled(m->idle_source, SD_EVENT_ONESHOT);
                 } else
                         (void)sd_event_add_time_relative(m->event, &m->idle_source, CLOCK_MONOTONIC,
-                                                         m->config->idle_exit_usec, 100000, manager_on_idle, m);
+                                                         m->config->idle_exit_usec, 100000, manager_on_idle,
+                                                         m);
         } else if (m->idle_source)
                 (void)sd_event_source_set_enabled(m->idle_source, SD_EVENT_OFF);
 }
@@ -595,7 +619,8 @@ static void manager_update_status(Manager *m) {
                 snprintf(buf, sizeof(buf), "Idle; %llu compiled, %llu failed since start",
                          (unsigned long long)m->totals.compiled, (unsigned long long)m->totals.failed);
         else
-                snprintf(buf, sizeof(buf), "%zu queued, %u in flight; %llu compiled, %llu failed since start",
+                snprintf(buf, sizeof(buf),
+                         "%zu queued, %u in flight; %llu compiled, %llu failed since start",
                          queued - MIN(queued, (size_t)manager_in_flight(m)), manager_in_flight(m),
                          (unsigned long long)m->totals.compiled, (unsigned long long)m->totals.failed);
         if (m->last_status && strcmp(m->last_status, buf) == 0)
@@ -670,7 +695,8 @@ int manager_status_reply(Manager *m, bool privileged, uint8_t **ret_frame, size_
         msg_put_stat(&w, "uptime_seconds", 'n', buf);
         msg_put_stat(&w, "state", 's', m->stopping ? "stopping" : "running");
         msg_put_stat(&w, "audit", 'b', m->audit ? "true" : "false");
-        msg_put_stat(&w, "socket_activated", 'b', m->listener && listener_is_activated(m->listener) ? "true" : "false");
+        msg_put_stat(&w, "socket_activated", 'b',
+                     m->listener && listener_is_activated(m->listener) ? "true" : "false");
         put_u64(&w, "queue_length", queue_size(m->queue));
         put_u64(&w, "in_flight", manager_in_flight(m));
         put_u64(&w, "connections", m->n_connections);
@@ -713,16 +739,19 @@ int manager_status_reply(Manager *m, bool privileged, uint8_t **ret_frame, size_
                 uint64_t size = 0;
 
                 msg_put_stat(&w, "database.path", 's', path);
-                msg_put_stat(&w, "database.recording", 'b', recorder_enabled(m->recorder) ? "true" : "false");
+                msg_put_stat(&w, "database.recording", 'b',
+                             recorder_enabled(m->recorder) ? "true" : "false");
                 if (stat(path, &st) == 0)
                         size += (uint64_t)st.st_size;
                 if (asprintf(&db, "%s-wal", path) >= 0 && stat(db, &st) == 0)
                         size += (uint64_t)st.st_size;
                 put_u64(&w, "database.size_bytes", size);
                 put_u64(&w, "database.rows", recorder_rows(m->recorder));
-                msg_put_stat(&w, "database.degraded", 'b', recorder_degraded(m->recorder) ? "true" : "false");
+                msg_put_stat(&w, "database.degraded", 'b',
+                             recorder_degraded(m->recorder) ? "true" : "false");
                 if (recorder_degraded_reason(m->recorder))
-                        msg_put_stat(&w, "database.degraded_reason", 's', recorder_degraded_reason(m->recorder));
+                        msg_put_stat(&w, "database.degraded_reason", 's',
+                                     recorder_degraded_reason(m->recorder));
                 put_u64(&w, "database.dropped_records", recorder_dropped(m->recorder));
         }
         manager_status_cache(m, &w);
@@ -732,7 +761,8 @@ int manager_status_reply(Manager *m, bool privileged, uint8_t **ret_frame, size_
                 put_u64(&w, "recent_errors_hidden", m->n_recent);
         for (unsigned i = 0; privileged && i < m->n_recent; i++) {
                 /* newest first */
-                RecentError *e = &m->recent[(m->recent_next + MANAGER_RECENT_ERRORS - 1 - i) % MANAGER_RECENT_ERRORS];
+                RecentError *e =
+                        &m->recent[(m->recent_next + MANAGER_RECENT_ERRORS - 1 - i) % MANAGER_RECENT_ERRORS];
 #define K(name) (snprintf(key, sizeof(key), "recent_errors.%u." name, i), key)
                 msg_put_stat(&w, K("source"), 's', e->source ? e->source : "");
                 msg_put_stat(&w, K("type"), 's', e->type ? e->type : "");
@@ -746,14 +776,13 @@ int manager_status_reply(Manager *m, bool privileged, uint8_t **ret_frame, size_
 
 static int manager_replay_one(const ProvQueued *q, void *userdata) {
         Manager *m = userdata;
-        int r = request_replay(m, q->request_id, q->uid, q->spec, q->spec_size);
+        int r = request_replay(m, q->request_id, q->uid, q->peer_root, q->spec, q->spec_size);
 
         if (r < 0) {
                 log_warning_errno(r, "Cannot resume queued request %llu, dropping it: %m",
                                   (unsigned long long)q->request_id);
                 recorder_queue_remove(m->recorder, q->request_id);
-        }
-        else
+        } else
                 log_info("Resuming queued request %llu", (unsigned long long)q->request_id);
         return 0;
 }
@@ -764,8 +793,8 @@ int manager_run(Manager *m) {
         r = listener_new(m, m->config->socket_path, &m->listener);
         if (r < 0)
                 return r;
-        r = sd_event_add_time_relative(m->event, &m->status_source, CLOCK_MONOTONIC, MANAGER_STATUS_INTERVAL_USEC,
-                                       100000, manager_on_status_timer, m);
+        r = sd_event_add_time_relative(m->event, &m->status_source, CLOCK_MONOTONIC,
+                                       MANAGER_STATUS_INTERVAL_USEC, 100000, manager_on_status_timer, m);
         if (r < 0)
                 return r;
         (void)sd_event_source_set_enabled(m->status_source, SD_EVENT_OFF);

@@ -17,7 +17,6 @@
 #include "queue.h"
 #include "forward.h"
 
-
 #define MANAGER_RECENT_ERRORS 10
 #define MANAGER_RATE_SLOTS 10
 
@@ -43,7 +42,10 @@ typedef struct Manager {
         Config *config;
         IoPool *iopool;            /* reads, walks, queries */
         IoPool *commitpool;
-        IoPool *querypool;         /* read-only verbs: never take the compile path's threads */        /* .pyc writes: they wait in fsync, so they get threads of their own */
+        IoPool *querypool;
+                /* read-only verbs: never take the compile path's threads */ /* .pyc writes: they wait in
+                                                                                fsync, so they get threads of
+                                                                                their own */
         Queue *queue;
         Listener *listener;
         Recorder *recorder;
@@ -97,7 +99,7 @@ void manager_stop(Manager *m);
 /* The pool for interpreter @name (canonicalized, and refused unless only a
  * trusted user can change it), started if new: for privileged requests and
  * configured interpreters only. @ret_message may be NULL. */
-int manager_get_pool(Manager *m, const char *name, Pool **ret, char **ret_message);
+int manager_get_pool(Manager *m, const char *root, const char *name, Pool **ret, char **ret_message);
 /* The running pool whose canonical path is exactly @path, or NULL. Looking
  * changes nothing: in particular it does not keep the pool from being
  * reclaimed (only privileged use, manager_get_pool(), does). */

@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "admin-private.h"
+#include "rootpath.h"
 #include "list.h"
 #include "macro.h"
 #include "pool.h"
@@ -135,7 +136,7 @@ static int clean_one(Admin *a, const char *pyc) {
         admin_note_removed(a, pyc, source, mode);
         if (admin_rec_begin(&w) < 0)
                 return -ENOMEM;
-        admin_rec_str(&w, "path", pyc);
+        admin_rec_path(a, &w, "path", pyc);
         return admin_rec_end(a, &w);
 }
 
@@ -201,7 +202,7 @@ static int remove_one(Admin *a, int dir_fd, const char *dir, const char *name, c
                 return 0;
         if (admin_rec_begin(&w) < 0)
                 return -ENOMEM;
-        admin_rec_str(&w, "path", path);
+        admin_rec_path(a, &w, "path", path);
         if (r < 0) {
                 a->n_failed++;
                 admin_rec_str(&w, "error", strerror(-r));
@@ -254,7 +255,7 @@ static int clean_source(Admin *a, const char *named) {
 
         /* Canonical as a compile names it: the directory resolved, the
          * file itself not (a symlinked module's .pyc is beside the link). */
-        r = safepath_canonicalize_named(named, true, &source);
+        r = rootpath_canonicalize_named(a->root, named, true, &source);
         if (r < 0)
                 return 0; /* its directory is gone: nothing compiled there either */
         slash = strrchr(source, '/');
@@ -278,7 +279,7 @@ static int clean_source(Admin *a, const char *named) {
                 a->n_failed++;
                 if (admin_rec_begin(&w) < 0)
                         return -ENOMEM;
-                admin_rec_str(&w, "path", source);
+                admin_rec_path(a, &w, "path", source);
                 admin_rec_str(&w, "error", "a writer keeps the source locked");
                 return admin_rec_end(a, &w);
         }
@@ -361,7 +362,7 @@ void admin_clean_cover_run(Admin *a) {
                 _cleanup_free_ char *p = NULL, *src = NULL;
                 unsigned opt;
 
-                if (safepath_canonicalize_named(a->paths[i], true, &p) < 0) {
+                if (rootpath_canonicalize_named(a->root, a->paths[i], true, &p) < 0) {
                         /* Whatever it is, it is named so. */
                         r = admin_strlist_add(&a->cover, a->paths[i]);
                         continue;
@@ -396,7 +397,7 @@ void admin_clean_run(Admin *a) {
         for (size_t i = 0; i < a->n_paths; i++) {
                 _cleanup_free_ char *p = NULL;
                 struct stat st;
-                if (admin_canonical(a->paths[i], &p) == 0 && stat(p, &st) == 0 && S_ISDIR(st.st_mode))
+                if (admin_canonical(a, a->paths[i], &p) == 0 && stat(p, &st) == 0 && S_ISDIR(st.st_mode))
                         remove_empty_cache_dirs(p, 0);
         }
         if (r < 0)

@@ -54,6 +54,7 @@ struct Admin {
         uint16_t type;        /* its message type */
         uid_t uid;            /* the caller's */
         bool privileged;      /* the caller may change files */
+        char *root;      /* paths are inside this root (rootpath.h); NULL: ours */
         bool as_caller;       /* file access with the caller's identity (below) */
         FsId fsid;
         uint64_t reply_rows_max;
@@ -113,6 +114,8 @@ struct Admin {
 
 int admin_rec_begin(MsgWriter *w);
 void admin_rec_str(MsgWriter *w, const char *key, const char *value);
+/* A path, as the caller sees it: inside its root. */
+void admin_rec_path(Admin *a, MsgWriter *w, const char *key, const char *path);
 void admin_rec_u64(MsgWriter *w, const char *key, uint64_t v);
 void admin_rec_bool(MsgWriter *w, const char *key, bool v);
 void admin_rec_time(MsgWriter *w, const char *key, uint64_t usec);
@@ -157,7 +160,7 @@ static inline uint64_t admin_max_pyc(const Admin *a) {
 int admin_pyc_source(const char *pyc, char **ret_source, char **ret_tag, unsigned *ret_opt);
 /* Canonical form of a request path: directories fully, files by their
  * directory. */
-int admin_canonical(const char *path, char **ret);
+int admin_canonical(Admin *a, const char *path, char **ret);
 /* Every .pyc inside __pycache__ directories under @dir; -ETIMEDOUT once
  * @a's deadline (an unprivileged caller's request_time_limit) has passed. */
 int admin_collect_pycs(Admin *a, const char *dir, StrList *out, unsigned depth);

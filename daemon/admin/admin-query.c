@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "admin-private.h"
+#include "rootpath.h"
 #include "macro.h"
 #include "provdb.h"
 #include "pycpath.h"
@@ -28,7 +29,7 @@ static int targets_of(Admin *a, const char *path, StrList *out) {
         r = admin_enter_caller(a);
         if (r < 0)
                 return r;
-        r = admin_canonical(path, &p);
+        r = admin_canonical(a, path, &p);
         admin_leave_caller(a);
         if (r < 0)
                 return r;
@@ -86,7 +87,9 @@ static int why_row(const ProvRow *row, void *userdata) {
                         matches = row->job->have_pyc_sha256 && memcmp(sha, row->job->pyc_sha256, 32) == 0;
                 if (ws->seen.n == 1) {
                         snprintf(ws->on_disk, sizeof(ws->on_disk), "%s",
-                                 !exists ? "missing" : matches ? "matches" : "differs");
+                                 !exists   ? "missing"
+                                 : matches ? "matches"
+                                           : "differs");
                         if (exists) {
                                 admin_hex(sha, 32, hexs);
                                 snprintf(ws->on_disk_sha, sizeof(ws->on_disk_sha), "%s", hexs);
@@ -110,12 +113,13 @@ void admin_why_run(Admin *a) {
         r = targets_of(a, a->paths[0], &targets);
         if (r < 0) {
                 a->error = r;
-                if (r == -EINVAL && asprintf(&a->error_message, "%s: not a .py or .pyc file", a->paths[0]) < 0)
+                if (r == -EINVAL &&
+                    asprintf(&a->error_message, "%s: not a .py or .pyc file", a->paths[0]) < 0)
                         a->error_message = NULL;
                 return;
         }
         if (targets.n == 0) {
-                msg_put_stat(&a->done, "target", 's', a->paths[0]);
+                msg_put_stat(&a->done, "target", 's', rootpath_inside(a->root, a->paths[0]));
                 msg_put_stat(&a->done, "on_disk", 's', "never-written");
                 return;
         }
@@ -125,7 +129,7 @@ void admin_why_run(Admin *a) {
         if (r < 0 && r != -ENOENT)
                 a->error = r;
         if (ws.seen.n > 0)
-                msg_put_stat(&a->done, "target", 's', ws.seen.v[0]);
+                msg_put_stat(&a->done, "target", 's', rootpath_inside(a->root, ws.seen.v[0]));
         else {
                 /* Never written: name the plain (unoptimized) target. */
                 const char *t = targets.v[0];
@@ -134,7 +138,7 @@ void admin_why_run(Admin *a) {
                                 t = targets.v[i];
                                 break;
                         }
-                msg_put_stat(&a->done, "target", 's', t);
+                msg_put_stat(&a->done, "target", 's', rootpath_inside(a->root, t));
         }
         msg_put_stat(&a->done, "on_disk", 's', ws.on_disk);
         if (ws.on_disk_sha[0])
@@ -147,7 +151,8 @@ static int history_row(const ProvRow *row, void *userdata) {
         Admin *a = userdata;
         MsgWriter w;
 
-        if (!admin_caller_may_see(a, row->job->target) || (row->job->source && !admin_caller_may_see(a, row->job->source)))
+        if (!admin_caller_may_see(a, row->job->target) ||
+            (row->job->source && !admin_caller_may_see(a, row->job->source)))
                 return 0;
         if (admin_rec_begin(&w) < 0)
                 return -ENOMEM;
@@ -177,14 +182,15 @@ void admin_history_run(Admin *a) {
                 }
                 dir = stat(a->paths[0], &st) == 0 && S_ISDIR(st.st_mode);
                 if (dir)
-                        r = admin_canonical(a->paths[0], &prefix);
+                        r = admin_canonical(a, a->paths[0], &prefix);
                 admin_leave_caller(a);
                 if (!dir)
                         r = targets_of(a, a->paths[0], &targets);
                 if (r < 0) {
                         a->error = r;
                         if (asprintf(&a->error_message, "%s: %s", a->paths[0],
-                                     r == -EINVAL ? "not a .py or .pyc file or a directory" : strerror(-r)) < 0)
+                                     r == -EINVAL ? "not a .py or .pyc file or a directory" : strerror(-r)) <
+                            0)
                                 a->error_message = NULL;
                         return;
                 }
@@ -211,7 +217,7 @@ static int audit_row(uint64_t time_usec, const char *path, pid_t pid, const char
         if (admin_rec_begin(&w) < 0)
                 return -ENOMEM;
         admin_rec_time(&w, "time", time_usec);
-        admin_rec_str(&w, "path", path);
+        admin_rec_path(a, &w, "path", path);
         admin_rec_u64(&w, "pid", (uint64_t)pid);
         if (a->privileged) {
                 admin_rec_str(&w, "exe", exe);
@@ -231,7 +237,8 @@ void admin_audit_run(Admin *a) {
                         a->error_message = NULL;
                 return;
         }
-        r = provdb_audit_query(a->db, a->since_usec, a->limit ? a->limit : ADMIN_DEFAULT_LIMIT, audit_row, a);
+        r = provdb_audit_query(a->db, a->since_usec, a->limit ? a->limit : ADMIN_DEFAULT_LIMIT, audit_row,
+                               a);
         if (r < 0)
                 a->error = r;
 }

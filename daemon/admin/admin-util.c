@@ -27,6 +27,7 @@
 #include "protocol.h"
 #include "provdb.h"
 #include "pycpath.h"
+#include "rootpath.h"
 #include "safepath.h"
 #include "util.h"
 
@@ -39,6 +40,10 @@ int admin_rec_begin(MsgWriter *w) {
 void admin_rec_str(MsgWriter *w, const char *key, const char *value) {
         if (value)
                 msg_put_stat(w, key, 's', value);
+}
+
+void admin_rec_path(Admin *a, MsgWriter *w, const char *key, const char *path) {
+        admin_rec_str(w, key, rootpath_inside(a->root, path));
 }
 
 void admin_rec_u64(MsgWriter *w, const char *key, uint64_t v) {
@@ -133,8 +138,9 @@ void admin_rec_row(Admin *a, MsgWriter *w, const ProvRow *row) {
 
         admin_rec_time(w, "time", j->end_usec ? j->end_usec : q->time_usec);
         admin_rec_str(w, "outcome", outcome_name(j->outcome));
-        admin_rec_str(w, "target", j->target);
-        admin_rec_str(w, "source", j->source);
+        admin_rec_path(a, w, "target", j->target);
+        admin_rec_path(a, w, "source", j->source);
+        admin_rec_str(w, "root", q->root);
         admin_rec_u64(w, "uid", q->uid);
         if (redact)
                 admin_rec_bool(w, "redacted", true);
@@ -312,8 +318,8 @@ static bool admin_caller_may_read(Admin *a, const char *path) {
         return admin_ask_as_caller(a, path, can_read);
 }
 
-int admin_canonical(const char *path, char **ret) {
-        return safepath_canonicalize_named(path, true, ret);
+int admin_canonical(Admin *a, const char *path, char **ret) {
+        return rootpath_canonicalize_named(a->root, path, true, ret);
 }
 
 int admin_collect_selected(Admin *a, StrList *files, int (*missing_fn)(const char *target, void *userdata)) {
@@ -329,7 +335,7 @@ int admin_collect_selected(Admin *a, StrList *files, int (*missing_fn)(const cha
                 r = admin_enter_caller(a);
                 if (r < 0)
                         return r;
-                r = admin_canonical(a->paths[i], &p);
+                r = admin_canonical(a, a->paths[i], &p);
                 if (r < 0) {
                         admin_leave_caller(a);
                         if (asprintf(&a->error_message, "%s: %s", a->paths[i], strerror(-r)) < 0)

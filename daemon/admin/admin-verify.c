@@ -23,6 +23,8 @@
 #include <unistd.h>
 
 #include "admin-private.h"
+#include "rootpath.h"
+#include "safepath.h"
 #include "spawn.h"
 #include "macro.h"
 #include "manager.h"
@@ -124,8 +126,10 @@ static int check_set_bad(Check *c, size_t i, const char *text) {
  * the same deadline. Returns 0 once @ret_bad is filled in, or a negative
  * errno with @ret_bad untouched. */
 static int unmarshal_check(Admin *a, const char *interpreter, char **files, size_t n, char **ret_bad) {
-        char *argv[] = { (char *)interpreter, (char *)"-I",         (char *)"-S",
-                         (char *)"-c",        (char *)checker_code, NULL };
+        /* A root's interpreter runs inside it, as its workers do. */
+        const char *exe = rootpath_inside(a->root, interpreter);
+        char *argv[] = { (char *)exe, (char *)"-I", (char *)"-S", (char *)"-c", (char *)checker_code, NULL };
+        _cleanup_close_ int root_fd = -1;
         char *envp[] = { (char *)"LC_ALL=C.UTF-8", NULL };
         const Config *config = a->manager->config;
         SandboxOptions so = {
@@ -141,6 +145,13 @@ static int unmarshal_check(Admin *a, const char *interpreter, char **files, size
 
         for (size_t i = 0; i < n; i++)
                 ret_bad[i] = NULL;
+        if (exe != interpreter) {
+                r = safepath_open_dir(a->root, &root_fd);
+                if (r < 0)
+                        return r;
+                so.chroot = true;
+                so.root_fd = root_fd;
+        }
 
         while (c.next_answer < n && r >= 0) {
                 uint64_t deadline = now_usec(CLOCK_MONOTONIC) + config->checker_timeout_usec;
@@ -152,7 +163,7 @@ static int unmarshal_check(Admin *a, const char *interpreter, char **files, size
 
                         c.run_start = c.next_feed = c.next_answer;
                         c.fed_all = false;
-                        r = sandbox_spawn(&so, interpreter, argv, envp, &child);
+                        r = sandbox_spawn(&so, exe, argv, envp, &child);
                         if (r < 0)
                                 break;
                         r = sandbox_exchange(&child, check_feed, check_on_frame, &c, CHECKER_MAX_REPLY,
@@ -189,7 +200,8 @@ static int unmarshal_check(Admin *a, const char *interpreter, char **files, size
 /* Classifies one .pyc; appends an item when there is a problem. Untrusted
  * files with a valid header go to @to_load for the marshal check. */
 static int classify(Admin *a, ProvLookup *lookup, const char *pyc, StrList *to_load) {
-        _cleanup_free_ char *source = NULL, *tag = NULL, *data = NULL;
+        _cleanup_free_ char *source = NULL, *tag = NULL, *data = NULL, *source_in_root = NULL;
+        const char *src;
         _cleanup_close_ int fd = -1;
         uint8_t sha[32], head[PYC_HEADER_SIZE];
         ProvLastWrite lw = {};
@@ -205,6 +217,14 @@ static int classify(Admin *a, ProvLookup *lookup, const char *pyc, StrList *to_l
         r = admin_pyc_source(pyc, &source, &tag, &opt);
         if (r < 0)
                 return 0; /* not a cache file name: not ours to judge */
+        if (a->root) {
+                /* A symlinked source of a root leads where it leads inside
+                 * the root; one that leads nowhere there (or out of it,
+                 * "" below) is no source. */
+                r = rootpath_canonicalize(a->root, rootpath_inside(a->root, source), &source_in_root);
+                src = r >= 0 ? source_in_root : "";
+        } else
+                src = source;
 
         /* A name from the database (a package's targets, the recorded
          * targets under a directory) the caller could not look up itself is
@@ -218,7 +238,7 @@ static int classify(Admin *a, ProvLookup *lookup, const char *pyc, StrList *to_l
         if (fd < 0 && errno == EACCES)
                 return 0; /* the caller may not read it: nothing to say */
         if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-                if (errno == ENOENT && lw.found && stat(source, &sst) == 0) {
+                if (errno == ENOENT && lw.found && stat(src, &sst) == 0) {
                         admin_fmt_time(lw.time_usec, when, sizeof(when));
                         snprintf(detail, sizeof(detail), "pycqueue wrote it at %s; it is gone", when);
                         r = admin_add_item(a, pyc, source, "missing", detail);
@@ -233,7 +253,7 @@ static int classify(Admin *a, ProvLookup *lookup, const char *pyc, StrList *to_l
                 return 0;
         }
 
-        if (stat(source, &sst) < 0) {
+        if (stat(src, &sst) < 0) {
                 if (errno != ENOENT && errno != ENOTDIR)
                         return 0; /* out of the caller's reach */
                 return admin_add_item(a, pyc, NULL, "orphan", "no source file beside it");
@@ -243,8 +263,8 @@ static int classify(Admin *a, ProvLookup *lookup, const char *pyc, StrList *to_l
 
         n = loop_read(fd, head, sizeof(head));
         if (n < (ssize_t)sizeof(head) || pyc_header_parse(head, sizeof(head), &h) < 0) {
-                snprintf(detail, sizeof(detail), n < (ssize_t)sizeof(head) ? "truncated: %zd bytes" : "invalid header",
-                         n);
+                snprintf(detail, sizeof(detail),
+                         n < (ssize_t)sizeof(head) ? "truncated: %zd bytes" : "invalid header", n);
                 r = admin_add_item(a, pyc, source, "corrupt", detail);
                 goto with_hint;
         }
@@ -255,9 +275,10 @@ static int classify(Admin *a, ProvLookup *lookup, const char *pyc, StrList *to_l
 
         /* The name says which interpreter wrote it; a magic number that is
          * not that interpreter's means the header is damaged. */
-        if (tag && admin_known_by_tag(a, tag) && memcmp(admin_known_by_tag(a, tag)->magic, h.magic, 4) != 0) {
-                snprintf(detail, sizeof(detail), "bad magic number %02x%02x%02x%02x for %s", h.magic[0], h.magic[1],
-                         h.magic[2], h.magic[3], tag);
+        if (tag && admin_known_by_tag(a, tag) &&
+            memcmp(admin_known_by_tag(a, tag)->magic, h.magic, 4) != 0) {
+                snprintf(detail, sizeof(detail), "bad magic number %02x%02x%02x%02x for %s", h.magic[0],
+                         h.magic[1], h.magic[2], h.magic[3], tag);
                 r = admin_add_item(a, pyc, source, "corrupt", detail);
                 goto with_hint;
         }
@@ -266,12 +287,13 @@ static int classify(Admin *a, ProvLookup *lookup, const char *pyc, StrList *to_l
         if (pyc_header_mode(&h) == INVALIDATION_TIMESTAMP) {
                 if (h.mtime != pyc_mtime_field(sst.st_mtim.tv_sec, sst.st_mtim.tv_nsec) ||
                     h.size != (uint32_t)((uint64_t)sst.st_size & 0xffffffffu)) {
-                        snprintf(detail, sizeof(detail), "the source changed since (mtime/size in the header differ)");
+                        snprintf(detail, sizeof(detail),
+                                 "the source changed since (mtime/size in the header differ)");
                         r = admin_add_item(a, pyc, source, "stale", detail);
                         goto with_hint;
                 }
         } else {
-                _cleanup_close_ int sfd = open(source, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+                _cleanup_close_ int sfd = open(src, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
                 uint8_t *sdata = NULL;
                 size_t ssize = 0;
                 bool current = false;
@@ -282,7 +304,8 @@ static int classify(Admin *a, ProvLookup *lookup, const char *pyc, StrList *to_l
                         free(sdata);
                 }
                 if (!current) {
-                        r = admin_add_item(a, pyc, source, "stale", "the source's hash differs from the one in the header");
+                        r = admin_add_item(a, pyc, source, "stale",
+                                           "the source's hash differs from the one in the header");
                         goto with_hint;
                 }
         }
@@ -300,8 +323,9 @@ static int classify(Admin *a, ProvLookup *lookup, const char *pyc, StrList *to_l
                 if (lookup && provdb_lookup_audit(lookup, pyc, &when_usec, &pid, exe, sizeof(exe)) > 0 &&
                     (!lw.found || when_usec > lw.time_usec)) {
                         admin_fmt_time(when_usec, when, sizeof(when));
-                        snprintf(detail, sizeof(detail), "written by pid %d (%s) at %s, not by pycqueue (audit)",
-                                 (int)pid, exe, when);
+                        snprintf(detail, sizeof(detail),
+                                 "written by pid %d (%s) at %s, not by pycqueue (audit)", (int)pid, exe,
+                                 when);
                         r = admin_add_item(a, pyc, source, "foreign", detail);
                         goto with_hint;
                 }
@@ -356,7 +380,8 @@ static int judge_untrusted(Admin *a, ProvLookup *lookup, StrList *files) {
                         return -ENOMEM;
                 for (size_t k = 0; k < files->n; k++) {
                         uint8_t head[4];
-                        _cleanup_close_ int fd = open(files->v[k], O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+                        _cleanup_close_ int fd =
+                                open(files->v[k], O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
                         if (fd < 0 || loop_read(fd, head, 4) != 4 || memcmp(head, a->known[i].magic, 4) != 0)
                                 continue;
                         index[group.n] = k;
@@ -364,7 +389,8 @@ static int judge_untrusted(Admin *a, ProvLookup *lookup, StrList *files) {
                                 break;
                 }
                 gbad = calloc(MAX(group.n, (size_t)1), sizeof(char *));
-                if (gbad && group.n > 0 && unmarshal_check(a, a->known[i].interpreter, group.v, group.n, gbad) == 0)
+                if (gbad && group.n > 0 &&
+                    unmarshal_check(a, a->known[i].interpreter, group.v, group.n, gbad) == 0)
                         for (size_t k = 0; k < group.n; k++)
                                 bad[index[k]] = gbad[k];
                 free(gbad);
@@ -390,7 +416,9 @@ static int judge_untrusted(Admin *a, ProvLookup *lookup, StrList *files) {
                 } else if (lw.found) {
                         admin_fmt_time(lw.time_usec, when, sizeof(when));
                         snprintf(detail, sizeof(detail),
-                                 "content differs from what pycqueue wrote at %s; another process replaced it", when);
+                                 "content differs from what pycqueue wrote at %s; another process replaced "
+                                 "it",
+                                 when);
                         r = admin_add_item(a, files->v[k], source, "foreign", detail);
                 } else if (lookup)
                         r = admin_add_item(a, files->v[k], source, "foreign", "not written by pycqueue");
@@ -401,7 +429,8 @@ static int judge_untrusted(Admin *a, ProvLookup *lookup, StrList *files) {
                 it = &a->items[a->n_items - 1];
                 it->opt_level = opt;
                 {
-                        _cleanup_close_ int fd = open(files->v[k], O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+                        _cleanup_close_ int fd =
+                                open(files->v[k], O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
                         if (fd >= 0 && loop_read(fd, head, sizeof(head)) == (ssize_t)sizeof(head) &&
                             pyc_header_parse(head, sizeof(head), &h) == 0)
                                 it->mode = pyc_header_mode(&h);
@@ -445,7 +474,8 @@ void admin_verify_run(Admin *a) {
         if (r >= 0) {
                 strlist_sort_unique(&files);
                 for (size_t i = 0; i < files.n && r >= 0; i++)
-                        r = admin_past_deadline(a) ? -ETIMEDOUT : classify(a, lookup, files.v[i], &untrusted);
+                        r = admin_past_deadline(a) ? -ETIMEDOUT
+                                                   : classify(a, lookup, files.v[i], &untrusted);
         }
         if (r >= 0 || r == -ENOSPC) {
                 int k = judge_untrusted(a, lookup, &untrusted);
@@ -493,7 +523,7 @@ void admin_items_to_records(Admin *a, bool repair) {
 
                 if (admin_rec_begin(&w) < 0)
                         return;
-                admin_rec_str(&w, "path", it->pyc);
+                admin_rec_path(a, &w, "path", it->pyc);
                 admin_rec_str(&w, "problem", it->problem);
                 admin_rec_str(&w, "detail", it->detail);
                 if (repair) {

@@ -31,6 +31,7 @@
 #include "pool.h"
 #include "recorder.h"
 #include "request.h"
+#include "rootpath.h"
 #include "safepath.h"
 #include "spec.h"
 #include "util.h"
@@ -56,6 +57,7 @@ Admin *admin_free(Admin *a) {
                 free(a->paths[i]);
         free(a->paths);
         free(a->package);
+        free(a->root);
         free(a->pools);
         for (size_t i = 0; i < a->n_clean_tags; i++)
                 free(a->clean_tags[i]);
@@ -280,9 +282,9 @@ static void repair_compile(Admin *a) {
                         }
                 }
                 strlist_sort_unique(&sources);
-                if (manager_get_pool(m, it->interpreter, &p, NULL) >= 0 &&
-                    request_new_internal(m, sources.v, sources.n, p, it->opt_level, it->mode, &repair_hooks,
-                                         a, &r) >= 0) {
+                if (manager_get_pool(m, a->root, rootpath_inside(a->root, it->interpreter), &p, NULL) >= 0 &&
+                    request_new_internal(m, a->root, sources.v, sources.n, p, it->opt_level, it->mode,
+                                         &repair_hooks, a, &r) >= 0) {
                         a->outstanding++;
                         /* The recompiles are the repair client's doing. */
                         request_set_origin(r, a->connection);
@@ -430,6 +432,35 @@ static const ConnectionUser admin_connection_user = {
         .drained = admin_on_drained,
 };
 
+/* The root the verb works in: the client's own (a chroot), with its --root
+ * inside; found with the caller's rights when the verb runs with them. */
+static int admin_take_root(Admin *a, Connection *c, const Spec *s, char **ret_message) {
+        const char *peer_root = c ? c->root : NULL;
+        int k;
+
+        if (c && c->root_error < 0 && a->verb != VERB_AUDIT && a->verb != VERB_HISTORY)
+                return error_message(ret_message, -EOPNOTSUPP,
+                                     "the client's root directory cannot be reached from pycqueued's file "
+                                     "system (another mount namespace?)");
+        if (!s->root) {
+                if (peer_root && !(a->root = strdup(peer_root)))
+                        return -ENOMEM;
+                return 0;
+        }
+        if (a->verb == VERB_AUDIT || a->verb == VERB_HISTORY)
+                return error_message(ret_message, -EINVAL, "--root applies to paths; %s takes none",
+                                     verb_to_string(a->verb));
+        k = admin_enter_caller(a);
+        if (k >= 0) {
+                k = rootpath_join(peer_root, s->root, &a->root);
+                admin_leave_caller(a);
+        }
+        if (k < 0)
+                return error_message(ret_message, k, "--root %s: %s", s->root,
+                                     k == -EXDEV ? "it leads out of the root" : strerror(-k));
+        return 0;
+}
+
 /* The pools of the interpreters a verify, repair or clean names. The
  * dispatcher has checked that a caller who may not mutate names only
  * interpreters that run already or are configured. */
@@ -444,11 +475,18 @@ static int admin_take_pythons(Admin *a, Connection *c, const Spec *s, char **ret
         for (size_t i = 0; i < s->n_pythons; i++) {
                 /* Another user's use neither starts a pool (unless it is
                  * configured: the dispatcher checked) nor keeps one alive. */
-                Pool *p = a->privileged ? NULL : manager_find_pool(m, s->pythons[i]);
+                Pool *p = a->privileged || a->root ? NULL : manager_find_pool(m, s->pythons[i]);
                 int k = 0;
 
+                if (!p && !a->privileged && a->root)
+                        /* Nobody but the privileged starts an interpreter
+                         * inside a root. */
+                        return error_message(
+                                ret_message, -EPERM,
+                                "interpreter %s: only root may run an interpreter inside a root",
+                                s->pythons[i]);
                 if (!p)
-                        k = manager_get_pool(m, s->pythons[i], &p, ret_message);
+                        k = manager_get_pool(m, a->root, s->pythons[i], &p, ret_message);
                 if (k < 0)
                         return k;
                 a->pools[a->n_pools++] = p;
@@ -476,7 +514,11 @@ static void admin_take_default_pythons(Admin *a) {
 
                 if (i == m->config->n_interpreters && !a->privileged)
                         break;
-                if (manager_get_pool(m, name, &p, NULL) >= 0 && p->state != POOL_FAILED)
+                /* In a root, its own python3 alone: the configured ones are
+                 * the host's, and only root starts one there. */
+                if (a->root && (i < m->config->n_interpreters || !a->privileged))
+                        continue;
+                if (manager_get_pool(m, a->root, name, &p, NULL) >= 0 && p->state != POOL_FAILED)
                         a->pools[a->n_pools++] = p;
         }
         a->optional_pools = true;
@@ -514,8 +556,8 @@ int admin_start(Manager *m, Connection *c, Spec *spec, char **ret_message) {
         if (k >= 0)
                 k = msg_writer_init(&a->done, MSG_DONE);
 
-        if (k >= 0 && s->root)
-                k = error_message(ret_message, -EOPNOTSUPP, "--root is not supported by this pycqueued yet");
+        if (k >= 0)
+                k = admin_take_root(a, c, s, ret_message);
         if (k >= 0 && s->n_paths > m->config->max_paths_per_request)
                 k = error_message(ret_message, -E2BIG, "the request names more than %u paths",
                                   m->config->max_paths_per_request);

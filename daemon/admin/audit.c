@@ -76,7 +76,9 @@ static bool under_roots(Audit *a, const char *path) {
 static size_t pyc_name_length(const char *path) {
         const char *p = strstr(path, ".pyc");
 
-        if (!strstr(path, "/" "__pycache__" "/"))
+        if (!strstr(path, "/"
+                          "__pycache__"
+                          "/"))
                 return 0;
         for (; p; p = strstr(p + 1, ".pyc")) {
                 const char *q = p + 4;
@@ -149,7 +151,8 @@ static int audit_on_io(sd_event_source *s, int fd, uint32_t revents, void *userd
 
                 if (n <= 0)
                         return 0;
-                for (ev = (struct fanotify_event_metadata *)buf; FAN_EVENT_OK(ev, n); ev = FAN_EVENT_NEXT(ev, n)) {
+                for (ev = (struct fanotify_event_metadata *)buf; FAN_EVENT_OK(ev, n);
+                     ev = FAN_EVENT_NEXT(ev, n)) {
                         if (ev->vers == FANOTIFY_METADATA_VERSION && !(ev->mask & FAN_Q_OVERFLOW))
                                 audit_event(a, ev);
                         if (ev->fd >= 0)
@@ -170,7 +173,8 @@ int audit_new(Manager *m, const char *roots, Audit **ret) {
         if (!a)
                 return -ENOMEM;
         a->manager = m;
-        a->fd = fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK, O_RDONLY | O_LARGEFILE | O_CLOEXEC);
+        a->fd = fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK,
+                              O_RDONLY | O_LARGEFILE | O_CLOEXEC);
         if (a->fd < 0) {
                 r = negative_errno();
                 free(a);
@@ -191,9 +195,10 @@ int audit_new(Manager *m, const char *roots, Audit **ret) {
                  * namespace (the unit's sandbox) a mount mark sees only
                  * writes made through our copy of the mount. Events outside
                  * the roots are filtered by under_roots(). */
-                if (fanotify_mark(a->fd, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, FAN_CLOSE_WRITE, AT_FDCWD, real) < 0 &&
-                    (errno != EINVAL ||
-                     fanotify_mark(a->fd, FAN_MARK_ADD | FAN_MARK_MOUNT, FAN_CLOSE_WRITE, AT_FDCWD, real) < 0)) {
+                if (fanotify_mark(a->fd, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, FAN_CLOSE_WRITE, AT_FDCWD,
+                                  real) < 0 &&
+                    (errno != EINVAL || fanotify_mark(a->fd, FAN_MARK_ADD | FAN_MARK_MOUNT, FAN_CLOSE_WRITE,
+                                                      AT_FDCWD, real) < 0)) {
                         r = negative_errno();
                         log_error_errno(r, "Cannot watch %s: %m", real);
                         free(real);

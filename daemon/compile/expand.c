@@ -27,12 +27,12 @@
 #include "list.h"
 #include "macro.h"
 #include "pycpath.h"
+#include "rootpath.h"
 #include "safepath.h"
 #include "util.h"
 #include "writer.h"
 
 #define EXPAND_MAX_DEPTH 256
-
 
 typedef struct Walk {
         const ExpandInput *in;
@@ -68,6 +68,20 @@ static bool excluded(Walk *w, const char *path) {
         return false;
 }
 
+/* stat(2) of the file a walked entry names, following a symlink as the
+ * root's own processes would: inside the root, never out of it. */
+static int stat_entry(Walk *w, int dir_fd, const char *full, const char *name, struct stat *ret) {
+        _cleanup_free_ char *real = NULL;
+        int r;
+
+        if (!w->in->root || fstatat(dir_fd, name, ret, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISLNK(ret->st_mode))
+                return fstatat(dir_fd, name, ret, 0) < 0 ? negative_errno() : 0;
+        r = rootpath_canonicalize(w->in->root, rootpath_inside(w->in->root, full), &real);
+        if (r < 0)
+                return r;
+        return stat(real, ret) < 0 ? negative_errno() : 0;
+}
+
 /* Reads the header of @name in @cache_fd and compares. */
 static bool target_is_current(Walk *w, int cache_fd, const char *name, const ExpandInterpreter *ip,
                               const struct stat *st, const uint8_t *data, size_t size) {
@@ -81,7 +95,8 @@ static bool target_is_current(Walk *w, int cache_fd, const char *name, const Exp
         fd = openat(cache_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
         if (fd < 0 || fstat(fd, &tst) < 0 || !S_ISREG(tst.st_mode) || tst.st_size <= (off_t)PYC_HEADER_SIZE)
                 return false;
-        if (loop_read(fd, buf, sizeof(buf)) != (ssize_t)sizeof(buf) || pyc_header_parse(buf, sizeof(buf), &h) < 0)
+        if (loop_read(fd, buf, sizeof(buf)) != (ssize_t)sizeof(buf) ||
+            pyc_header_parse(buf, sizeof(buf), &h) < 0)
                 return false;
         return pyc_header_is_current(&h, ip->magic, ip->hash_algo, w->in->mode,
                                      pyc_mtime_field(st->st_mtim.tv_sec, st->st_mtim.tv_nsec),
@@ -110,9 +125,10 @@ static int add_source(Walk *w, int dir_fd, int cache_fd, const char *path, const
         if (!e->source || !e->targets)
                 return -ENOMEM;
 
-        have_stat = fstatat(dir_fd, name, &st, 0) == 0 && S_ISREG(st.st_mode);
+        have_stat = stat_entry(w, dir_fd, path, name, &st) == 0 && S_ISREG(st.st_mode);
         if (have_stat && !in->force && in->mode != INVALIDATION_TIMESTAMP && cache_fd >= 0) {
-                _cleanup_close_ int fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+                _cleanup_close_ int fd =
+                        openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
                 if (fd < 0 || read_full_fd(fd, 64u << 20, &data, &size) < 0)
                         have_stat = false;
         }
@@ -123,11 +139,13 @@ static int add_source(Walk *w, int dir_fd, int cache_fd, const char *path, const
                         const char *base;
                         int r;
 
-                        r = pycpath_cache_path(path, in->interpreters[i].cache_tag, in->opt_levels[k], &t->path);
+                        r = pycpath_cache_path(path, in->interpreters[i].cache_tag, in->opt_levels[k],
+                                               &t->path);
                         if (r < 0)
                                 return r;
                         base = strrchr(t->path, '/') + 1;
-                        t->up_to_date = have_stat && !in->force &&
+                        t->up_to_date =
+                                have_stat && !in->force &&
                                         target_is_current(w, cache_fd, base, &in->interpreters[i], &st, data, size);
                 }
         return 0;
@@ -193,8 +211,8 @@ static int walk_dir(Walk *w, int dir_fd, const char *path, unsigned depth) {
                 if (fstatat(dir_fd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0)
                         continue; /* vanished meanwhile */
                 if (S_ISDIR(st.st_mode)) {
-                        _cleanup_close_ int sub = openat(dir_fd, names[i],
-                                                         O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                        _cleanup_close_ int sub =
+                                openat(dir_fd, names[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                         if (sub >= 0)
                                 r = walk_dir(w, sub, full, depth + 1);
                         continue;
@@ -208,7 +226,7 @@ static int walk_dir(Walk *w, int dir_fd, const char *path, unsigned depth) {
                          * link is; so do we, reading through the link. */
                         struct stat rst;
 
-                        if (fstatat(dir_fd, names[i], &rst, 0) == 0 && S_ISREG(rst.st_mode))
+                        if (stat_entry(w, dir_fd, full, names[i], &rst) == 0 && S_ISREG(rst.st_mode))
                                 r = add_source(w, dir_fd, cache_fd, full, names[i]);
                 }
         }
@@ -220,19 +238,35 @@ finish:
         return r;
 }
 
-static int expand_path(Walk *w, const char *requested) {
-        _cleanup_free_ char *real = NULL;
+static int expand_path(Walk *w, const char *named) {
+        _cleanup_free_ char *real = NULL, *host = NULL;
         _cleanup_close_ int fd = -1, cache_fd = -1;
-        const char *name;
+        const char *name, *requested = named;
         char msg[512];
         struct stat st;
         int r;
 
-        r = safepath_canonicalize_named(requested, false, &real);
-        if (r >= 0 && stat(real, &st) < 0)
+        if (w->in->root) {
+                /* Results name the path as the host sees it, like every
+                 * other; the request shows them inside its root. */
+                if (asprintf(&host, "%s%s", w->in->root, named) < 0)
+                        return -ENOMEM;
+                requested = host;
+        }
+        r = rootpath_canonicalize_named(w->in->root, named, false, &real);
+        if (r >= 0 && w->in->root && lstat(real, &st) == 0 && S_ISLNK(st.st_mode)) {
+                /* A symlinked module keeps its name; what it reads is found
+                 * inside the root. */
+                _cleanup_free_ char *to = NULL;
+
+                r = rootpath_canonicalize(w->in->root, named, &to);
+                if (r >= 0 && stat(to, &st) < 0)
+                        r = negative_errno();
+        } else if (r >= 0 && stat(real, &st) < 0)
                 r = negative_errno();
         if (r < 0) {
-                snprintf(msg, sizeof(msg), "cannot resolve path: %s", strerror(-r));
+                snprintf(msg, sizeof(msg), "cannot resolve path: %s",
+                         r == -EXDEV ? "it leads out of the root" : strerror(-r));
                 return add_error(w, requested, errno_to_exception(r), msg);
         }
         if (S_ISDIR(st.st_mode)) {
@@ -246,7 +280,8 @@ static int expand_path(Walk *w, const char *requested) {
         if (!S_ISREG(st.st_mode))
                 return add_error(w, requested, "OSError", "not a regular file or directory");
         if (!pycpath_is_source_name(real))
-                return add_error(w, requested, "ValueError", "not a Python source file (its name must end in .py)");
+                return add_error(w, requested, "ValueError",
+                                 "not a Python source file (its name must end in .py)");
         r = safepath_open_parent(real, &fd, &name);
         if (r < 0) {
                 snprintf(msg, sizeof(msg), "cannot open the source's directory: %s", strerror(-r));
@@ -285,7 +320,8 @@ ExpandResult *expand_run(const ExpandInput *in) {
         for (size_t i = 0; i < in->n_paths; i++) {
                 int r = expand_path(&w, in->paths[i]);
                 if (r == -E2BIG) {
-                        if (asprintf(&res->error_message, "the request names more than %zu files", in->max_files) < 0)
+                        if (asprintf(&res->error_message, "the request names more than %zu files",
+                                     in->max_files) < 0)
                                 res->error_message = NULL;
                         return res;
                 }

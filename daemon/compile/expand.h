@@ -33,6 +33,7 @@ typedef struct ExpandInput {
         InvalidationMode mode;
         bool force;
         size_t max_files;
+        const char *root; /* paths are inside this root (rootpath.h); NULL: ours */
 } ExpandInput;
 
 typedef struct ExpandTarget {

@@ -57,8 +57,8 @@
 #include "util.h"
 #include "writer.h"
 
-int job_new(uint64_t id, const char *source, const char *target, Pool *pool, unsigned opt_level,
-            InvalidationMode mode, Job **ret) {
+int job_new(uint64_t id, const char *source, const char *target, size_t root_len, Pool *pool,
+            unsigned opt_level, InvalidationMode mode, Job **ret) {
         Job *j = calloc(1, sizeof(*j));
         const char *slash;
 
@@ -71,6 +71,7 @@ int job_new(uint64_t id, const char *source, const char *target, Pool *pool, uns
                 job_free(j);
                 return -ENOMEM;
         }
+        j->display_offset = root_len < strlen(j->source) ? root_len : 0;
         slash = strrchr(j->target, '/');
         j->target_name = slash ? slash + 1 : j->target;
         j->pool = pool;
@@ -222,8 +223,13 @@ static bool trusted_link_owner(uid_t uid) {
  * same walk, and its fd returned: nobody can swap a link in between. At the
  * first link another user owns, the walk stops with -EPERM and that owner
  * in *@ret_uid: the caller then opens with that owner's rights. Other
- * errors are what the walk met. */
-static int open_trusted_chain(int dir_fd, const char *name, uid_t *ret_uid) {
+ * errors are what the walk met.
+ *
+ * In a root (a chroot client's, an installer's target), @root_fd is that
+ * root and @depth how many directories @dir_fd is below it: an absolute
+ * link starts again at the root, and a ".." that would climb above it ends
+ * the walk with -EXDEV, as rootpath.c resolves the paths of such requests. */
+static int open_trusted_chain(int dir_fd, const char *name, int root_fd, int depth, uid_t *ret_uid) {
         _cleanup_close_ int cur = fcntl(dir_fd, F_DUPFD_CLOEXEC, 3);
         char rest[PATH_MAX], link[PATH_MAX];
         unsigned hops = 0;
@@ -243,9 +249,11 @@ static int open_trusted_chain(int dir_fd, const char *name, uid_t *ret_uid) {
 
                 if (*p == '/') {
                         cur = safe_close(cur);
-                        cur = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+                        cur = root_fd >= 0 ? fcntl(root_fd, F_DUPFD_CLOEXEC, 3)
+                                           : open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
                         if (cur < 0)
                                 return negative_errno();
+                        depth = 0;
                         while (*p == '/')
                                 p++;
                 }
@@ -264,6 +272,11 @@ static int open_trusted_chain(int dir_fd, const char *name, uid_t *ret_uid) {
                                 return -EISDIR;
                         continue;
                 }
+                if (root_fd >= 0 && strcmp(comp, "..") == 0) {
+                        if (depth == 0)
+                                return -EXDEV;
+                        depth -= 2; /* the step below counts one down */
+                }
                 /* The last component is opened for reading at once, unless
                  * it is a link: nothing changes between looking and opening. */
                 fd = openat(cur, comp,
@@ -278,6 +291,7 @@ static int open_trusted_chain(int dir_fd, const char *name, uid_t *ret_uid) {
                                         return TAKE_FD(fd);
                                 safe_close(cur);
                                 cur = TAKE_FD(fd);
+                                depth++;
                                 continue;
                         }
                 } else {
@@ -318,16 +332,36 @@ static int open_trusted_chain(int dir_fd, const char *name, uid_t *ret_uid) {
  * it serves mutating requests for) and just follows. Returns the fd, or a
  * negative errno as the owner would have met it; -EAGAIN when @name is no
  * longer a symlink (the caller retries). */
-static int open_as_link_owner(int dir_fd, const char *name) {
+static int open_as_link_owner(int dir_fd, const char *name, const Job *j) {
+        _cleanup_close_ int root_fd = -1;
         uid_t owner = (uid_t)-1;
         FsId id;
         int fd, r;
 
+        if (j->display_offset > 0) {
+                /* In a root the kernel must not follow anything: it would
+                 * resolve an absolute link against the host's /. A link
+                 * another user owns is refused rather than opened with that
+                 * user's rights, for the same reason. */
+                _cleanup_free_ char *root = strndup(j->source, j->display_offset);
+                const char *d = job_display_path(j);
+                int depth = 0;
+
+                if (!root)
+                        return -ENOMEM;
+                r = safepath_open_dir(root, &root_fd);
+                if (r < 0)
+                        return r;
+                for (const char *s = strchr(d + 1, '/'); s; s = strchr(s + 1, '/'))
+                        depth++;
+                r = open_trusted_chain(dir_fd, name, root_fd, depth, &owner);
+                return r == -EPERM && owner != (uid_t)-1 ? -EPERM : r;
+        }
         if (geteuid() != 0) {
                 fd = openat(dir_fd, name, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
                 return fd < 0 ? negative_errno() : fd;
         }
-        r = open_trusted_chain(dir_fd, name, &owner);
+        r = open_trusted_chain(dir_fd, name, -1, 0, &owner);
         if (r != -EPERM || owner == (uid_t)-1)
                 return r;
         r = fsid_of_owner(owner, &id);
@@ -373,7 +407,9 @@ static bool is_pseudo_fs(const struct statfs *sfs) {
  * hand: its key, and on a hit the .pyc a worker would have returned, the
  * cached payload behind a header made for this source. The key's path is
  * the display path the worker would compile with (pool_schedule() sends
- * j->source). A forced compile does not look, but stores what it compiles. */
+ * job_display_path()), which is in the payload: a file of a chroot and the
+ * same file compiled from the host are two entries. A forced compile does
+ * not look, but stores what it compiles. */
 static void job_cache_lookup(Job *j) {
         uint8_t *pyc;
         size_t size;
@@ -386,8 +422,8 @@ static void job_cache_lookup(Job *j) {
                 sha256(j->data, j->data_size, j->source_sha256);
                 j->have_source_sha256 = true;
         }
-        content_cache_key(j->params.cache_interpreter, j->source, j->opt_level, j->mode, j->source_sha256,
-                          j->cache_key);
+        content_cache_key(j->params.cache_interpreter, job_display_path(j), j->opt_level, j->mode,
+                          j->source_sha256, j->cache_key);
         j->have_cache_key = true;
         if (j->params.force || content_cache_lookup(j->params.cache, j->cache_key, &pyc, &size) <= 0)
                 return;
@@ -417,7 +453,7 @@ void job_prepare_run(IoWork *w) {
         if (fd < 0 && errno == ELOOP) {
                 /* A symlinked source: its .pyc is still written beside the
                  * link, in the directory reached without following anything. */
-                fd = open_as_link_owner(dir_fd, name);
+                fd = open_as_link_owner(dir_fd, name, j);
                 if (fd < 0) {
                         r = fd;
                         goto fail;

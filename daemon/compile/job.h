@@ -15,7 +15,6 @@
 #include "forward.h"
 #include "macro.h"
 
-
 typedef enum JobState {
         JOB_QUEUED,      /* waiting in its pool's FIFO */
         JOB_PREPARING,   /* on an I/O thread: open, lock, read, up-to-date check */
@@ -48,6 +47,7 @@ typedef struct Job {
         uint64_t id;
         char *target;          /* absolute .pyc path: the queue key */
         char *source;          /* canonical absolute source path */
+        size_t display_offset;   /* source + this: the path compiled in, inside its root */
         const char *target_name; /* points into @target, after "__pycache__/" */
         Pool *pool;
         unsigned opt_level;
@@ -91,8 +91,15 @@ typedef struct Job {
         uint64_t start_usec, end_usec;
 } Job;
 
-int job_new(uint64_t id, const char *source, const char *target, Pool *pool, unsigned opt_level,
-            InvalidationMode mode, Job **ret);
+/* @root_len: the length of the root prefix of @source (rootpath.h), 0 for
+ * none; what follows it is the path compiled into the code objects. */
+int job_new(uint64_t id, const char *source, const char *target, size_t root_len, Pool *pool,
+            unsigned opt_level, InvalidationMode mode, Job **ret);
+/* The path the worker compiles with (co_filename): the source as seen from
+ * inside its root. */
+static inline const char *job_display_path(const Job *j) {
+        return j->source + j->display_offset;
+}
 Job *job_free(Job *j);
 DEFINE_CLEANUP(Job *, job_free);
 int job_add_waiter(Job *j, Request *r, bool coalesced);

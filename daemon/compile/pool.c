@@ -78,8 +78,8 @@ static void pool_finish_job(Pool *p, Job *j) {
         if (j->outcome == OUTCOME_COMPILED)
                 manager_count_compiled(m);
         else if (j->outcome == OUTCOME_FAILED)
-                manager_record_failure(m, j->source, j->error_type ? j->error_type : "OSError", j->error_line,
-                                       j->error_message ? j->error_message : "failed");
+                manager_record_failure(m, j->source, j->error_type ? j->error_type : "OSError",
+                                       j->error_line, j->error_message ? j->error_message : "failed");
         manager_job_finished(m, j);
 }
 
@@ -175,7 +175,8 @@ static void pool_on_reply(Worker *w, const WorkerReply *reply, void *userdata) {
                 return;
         }
         if (!pyc_matches_job(p, j, reply->pyc, reply->pyc_size)) {
-                pool_fail_job(p, j, "WorkerError", "the worker returned a .pyc whose header does not match the source");
+                pool_fail_job(p, j, "WorkerError",
+                              "the worker returned a .pyc whose header does not match the source");
                 pool_schedule(p);
                 return;
         }
@@ -212,7 +213,8 @@ static int pool_on_defer(sd_event_source *src, void *userdata) {
                         }
         if (p->state != POOL_FAILED && p->n_workers == 0 && p->failed_starts >= POOL_MAX_FAILED_STARTS &&
             (p->state == POOL_STARTING || p->n_queued + p->n_prepared > 0)) {
-                if (!p->error && asprintf(&p->error, "cannot start interpreter %s: it exited before its handshake",
+                if (!p->error &&
+                    asprintf(&p->error, "cannot start interpreter %s: it exited before its handshake",
                                           p->interpreter) < 0)
                         p->error = NULL;
                 p->state = POOL_FAILED;
@@ -280,7 +282,9 @@ static int pool_spawn_worker(Pool *p) {
                 .gid = m->worker_gid,
                 .memory_limit = m->config->worker_memory_limit,
                 .handshake_timeout_usec = POOL_HANDSHAKE_TIMEOUT_USEC,
-                .max_reply = (size_t)MIN(m->config->max_source_size * 16 + (64u << 20), (uint64_t)UINT32_MAX - 64),
+                .max_reply = (size_t)MIN(m->config->max_source_size * 16 + (64u << 20),
+                                         (uint64_t)UINT32_MAX - 64),
+                .root = p->root,
         };
         WorkerSlot *s;
         int r;
@@ -292,8 +296,8 @@ static int pool_spawn_worker(Pool *p) {
         r = worker_spawn(m->event, p->interpreter, &opts, &pool_worker_callbacks, s, &s->worker);
         if (r < 0) {
                 free(s);
-                if (!p->error && asprintf(&p->error, "cannot start interpreter %s: %s", p->interpreter,
-                                          strerror(-r)) < 0)
+                if (!p->error &&
+                    asprintf(&p->error, "cannot start interpreter %s: %s", p->interpreter, strerror(-r)) < 0)
                         p->error = NULL;
                 return r;
         }
@@ -346,9 +350,11 @@ static void pool_prepare_done(IoWork *w) {
                         snprintf(msg, sizeof(msg), "source is not a regular file");
                 else if (r == -EMEDIUMTYPE)
                         snprintf(msg, sizeof(msg),
-                                 "source is on /proc, /sys or another pseudo file system; refusing to read it");
+                                 "source is on /proc, /sys or another pseudo file system; refusing to read "
+                                 "it");
                 else if (r == -ELOOP || r == -ENOTDIR)
-                        snprintf(msg, sizeof(msg), "a symlink appeared in the source's path; refusing to follow it");
+                        snprintf(msg, sizeof(msg),
+                                 "a symlink appeared in the source's path; refusing to follow it");
                 else
                         snprintf(msg, sizeof(msg), "cannot read source: %s", strerror(-r));
                 pool_fail_job(p, j, errno_to_exception(r == -EBADFD ? -EINVAL : r), msg);
@@ -438,8 +444,8 @@ static void pool_schedule(Pool *p) {
                 j->state = JOB_COMPILING;
                 s->job = j;
                 p->n_compiling++;
-                r = worker_send_job(s->worker, j->id, j->source, j->mtime, j->size, j->opt_level, j->mode, j->data,
-                                    j->data_size, m->config->job_timeout_usec);
+                r = worker_send_job(s->worker, j->id, job_display_path(j), j->mtime, j->size, j->opt_level,
+                                    j->mode, j->data, j->data_size, m->config->job_timeout_usec);
                 if (r < 0 && s->job == j) {
                         s->job = NULL;
                         p->n_compiling--;
@@ -485,7 +491,7 @@ unsigned pool_busy_workers(const Pool *p) {
         return n;
 }
 
-int pool_new(Manager *m, const char *interpreter, unsigned n_workers, Pool **ret) {
+int pool_new(Manager *m, const char *root, const char *interpreter, unsigned n_workers, Pool **ret) {
         Pool *p;
         int r;
 
@@ -495,10 +501,11 @@ int pool_new(Manager *m, const char *interpreter, unsigned n_workers, Pool **ret
         p->manager = m;
         p->max_workers = n_workers;
         p->interpreter = strdup(interpreter);
+        p->root = root ? strdup(root) : NULL;
         /* room for every live worker plus the same number dying at once */
         p->workers = calloc(n_workers, sizeof(WorkerSlot *));
         p->dead = calloc((size_t)n_workers * 2 + POOL_MAX_FAILED_STARTS, sizeof(WorkerSlot *));
-        if (!p->interpreter || !p->workers || !p->dead) {
+        if (!p->interpreter || (root && !p->root) || !p->workers || !p->dead) {
                 pool_free(p);
                 return -ENOMEM;
         }
@@ -551,6 +558,7 @@ Pool *pool_free(Pool *p) {
         free(p->workers);
         free(p->dead);
         free(p->interpreter);
+        free(p->root);
         free(p->error);
         free(p);
         return NULL;

@@ -11,7 +11,6 @@
 #include "forward.h"
 #include "macro.h"
 
-
 typedef enum PoolState {
         POOL_STARTING,  /* no worker has completed its handshake yet */
         POOL_READY,
@@ -20,7 +19,8 @@ typedef enum PoolState {
 
 typedef struct Pool {
         Manager *manager;
-        char *interpreter;       /* canonical path */
+        char *interpreter;       /* canonical path, on the host */
+        char *root;              /* its workers run chrooted here (rootpath.h); NULL: ours */
         InterpreterId id;        /* the file when the pool started: its identity */
         bool retired;            /* the file was replaced: takes no new work */
         uint64_t last_used_usec; /* CLOCK_MONOTONIC of the last job or request */
@@ -42,7 +42,9 @@ typedef struct Pool {
         unsigned n_dead;
 } Pool;
 
-int pool_new(Manager *m, const char *interpreter, unsigned n_workers, Pool **ret);
+/* @root: the interpreter belongs to that root and runs chrooted into it;
+ * @interpreter is its host path (below @root). */
+int pool_new(Manager *m, const char *root, const char *interpreter, unsigned n_workers, Pool **ret);
 Pool *pool_free(Pool *p);
 DEFINE_CLEANUP(Pool *, pool_free);
 

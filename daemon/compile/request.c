@@ -37,6 +37,7 @@
 #include "pool.h"
 #include "recorder.h"
 #include "request.h"
+#include "rootpath.h"
 #include "safepath.h"
 #include "spec.h"
 #include "util.h"
@@ -76,6 +77,8 @@ Request *request_free(Request *r) {
         free(r->tool);
         free(r->dpkg_package);
         free(r->dpkg_script);
+        free(r->root);
+        free(r->peer_root);
         free(r->spec);
         expand_result_free(r->expanded);
         free(r);
@@ -96,7 +99,8 @@ static int request_take_excludes(Request *r, const Spec *s, char **ret_message) 
                 if (k != 0) {
                         char err[256];
                         regerror(k, &r->excludes[i], err, sizeof(err));
-                        if (asprintf(ret_message, "invalid exclude pattern \"%s\": %s", s->excludes[i], err) < 0)
+                        if (asprintf(ret_message, "invalid exclude pattern \"%s\": %s", s->excludes[i],
+                                     err) < 0)
                                 *ret_message = NULL;
                         return -EINVAL;
                 }
@@ -118,7 +122,7 @@ static int request_take_pythons(Request *r, const Spec *s, char **ret_message) {
         for (size_t i = 0; i < n; i++) {
                 Pool *p;
                 bool dup = false;
-                int k = manager_get_pool(r->manager, names[i], &p, ret_message);
+                int k = manager_get_pool(r->manager, r->root, names[i], &p, ret_message);
 
                 if (k < 0)
                         return k;
@@ -130,20 +134,37 @@ static int request_take_pythons(Request *r, const Spec *s, char **ret_message) {
         return 0;
 }
 
-int request_new_compile(Manager *m, Connection *c, Spec *spec, const MsgReader *msg, Request **ret,
-                        char **ret_message) {
+/* The root the request works in: its client's, with its --root inside. */
+static int request_take_root(Request *r, const char *peer_root, const char *requested, char **ret_message) {
+        int k;
+
+        if (peer_root) {
+                r->peer_root = strdup(peer_root);
+                if (!r->peer_root)
+                        return -ENOMEM;
+        }
+        k = rootpath_join(peer_root, requested, &r->root);
+        if (k < 0)
+                return error_message(ret_message, k, "--root %s: %s", requested, strerror(-k));
+        return 0;
+}
+
+static int request_new_compile_in(Manager *m, Connection *c, const char *peer_root, Spec *spec,
+                                  const MsgReader *msg, Request **ret, char **ret_message) {
         _cleanup_(spec_freep) Spec *s = spec;
         _cleanup_(request_freep) Request *r = NULL;
         int k;
 
         *ret_message = NULL;
         assert(s->verb == VERB_COMPILE);
-        if (s->root) {
-                if (asprintf(ret_message, "--root is not supported by this pycqueued yet") < 0)
-                        *ret_message = NULL;
-                return -EOPNOTSUPP;
-        }
+        if (c && c->root_error < 0)
+                return error_message(ret_message, -EOPNOTSUPP,
+                                     "the client's root directory cannot be reached from pycqueued's file "
+                                     "system (another mount namespace?)");
         k = request_alloc(m, c, REQUEST_COMPILE, &r);
+        if (k < 0)
+                return k;
+        k = request_take_root(r, peer_root, s->root, ret_message);
         if (k < 0)
                 return k;
         r->paths = TAKE_PTR(s->paths);
@@ -160,7 +181,8 @@ int request_new_compile(Manager *m, Connection *c, Spec *spec, const MsgReader *
         r->dpkg_package = TAKE_PTR(s->dpkg_package);
         r->dpkg_script = TAKE_PTR(s->dpkg_script);
         if (r->n_paths > m->config->max_paths_per_request) {
-                if (asprintf(ret_message, "the request names more than %u paths", m->config->max_paths_per_request) < 0)
+                if (asprintf(ret_message, "the request names more than %u paths",
+                             m->config->max_paths_per_request) < 0)
                         *ret_message = NULL;
                 k = -E2BIG;
         }
@@ -187,8 +209,14 @@ int request_new_compile(Manager *m, Connection *c, Spec *spec, const MsgReader *
         return 0;
 }
 
-int request_new_internal(Manager *m, char **paths, size_t n_paths, Pool *pool, unsigned opt_level,
-                         InvalidationMode mode, const RequestHooks *hooks, void *userdata, Request **ret) {
+int request_new_compile(Manager *m, Connection *c, Spec *spec, const MsgReader *msg, Request **ret,
+                        char **ret_message) {
+        return request_new_compile_in(m, c, c ? c->root : NULL, spec, msg, ret, ret_message);
+}
+
+int request_new_internal(Manager *m, const char *root, char **paths, size_t n_paths, Pool *pool,
+                         unsigned opt_level, InvalidationMode mode, const RequestHooks *hooks,
+                         void *userdata, Request **ret) {
         Request *r;
         int k;
 
@@ -198,12 +226,13 @@ int request_new_internal(Manager *m, char **paths, size_t n_paths, Pool *pool, u
         r->paths = calloc(MAX(n_paths, (size_t)1), sizeof(char *));
         r->pools = calloc(1, sizeof(Pool *));
         r->tool = strdup("pycqueued (repair)");
-        if (!r->paths || !r->pools || !r->tool) {
+        r->root = root ? strdup(root) : NULL;
+        if (!r->paths || !r->pools || !r->tool || (root && !r->root)) {
                 request_free(r);
                 return -ENOMEM;
         }
         for (size_t i = 0; i < n_paths; i++) {
-                r->paths[i] = strdup(paths[i]);
+                r->paths[i] = strdup(rootpath_inside(root, paths[i]));
                 if (!r->paths[i]) {
                         request_free(r);
                         return -ENOMEM;
@@ -274,9 +303,10 @@ static void request_send_result(Request *r, const char *source, const char *targ
                 return;
         if (msg_writer_init(&w, MSG_RESULT) < 0)
                 return;
-        msg_put_string(&w, TAG_RESULT_SOURCE, source);
+        /* As the client sees them: inside its root. */
+        msg_put_string(&w, TAG_RESULT_SOURCE, rootpath_inside(r->root, source));
         if (target)
-                msg_put_string(&w, TAG_RESULT_TARGET, target);
+                msg_put_string(&w, TAG_RESULT_TARGET, rootpath_inside(r->root, target));
         msg_put_u64(&w, TAG_RESULT_OUTCOME, outcome);
         if (outcome == OUTCOME_FAILED) {
                 msg_put_string(&w, TAG_ERROR_TYPE, type ? type : "OSError");
@@ -448,7 +478,10 @@ static void request_add_target(Request *r, const char *source, const char *targe
         int err = 0;
 
         if (j) {
-                bool fits = j->mode == r->mode && (!r->force || j->params.force);
+                /* A job of another root compiles the same file under
+                 * another name (co_filename): not this request's. */
+                bool fits = j->mode == r->mode && (!r->force || j->params.force) &&
+                            j->display_offset == rootpath_prefix_len(r->root);
                 /* The job is from before a clean this request comes after:
                  * its .pyc is about to be removed, so take the target again. */
                 bool after_clean = queue_barrier_between(m->queue, j->source, j->seq, r->seq);
@@ -481,7 +514,8 @@ static void request_add_target(Request *r, const char *source, const char *targe
                 return;
         }
         if (err == 0)
-                err = job_new(++m->next_job_id, source, target, p, opt, r->mode, &j);
+                err = job_new(++m->next_job_id, source, target, rootpath_prefix_len(r->root), p, opt,
+                              r->mode, &j);
         if (err == 0) {
                 j->params.force = r->force;
                 j->seq = r->seq;
@@ -542,6 +576,7 @@ static void request_expand_run(IoWork *w) {
                 .mode = r->mode,
                 .force = r->force,
                 .max_files = r->manager->config->max_files_per_request,
+                .root = r->root,
         };
 
         /* Pool info is immutable once the pool is ready. */
@@ -561,7 +596,8 @@ static void request_expand_done(IoWork *w) {
 
         if (!res || res->error < 0) {
                 request_finish(r, res && res->error < 0 ? res->error : -ENOMEM,
-                               res && res->error_message ? res->error_message : "cannot expand the request's paths");
+                               res && res->error_message ? res->error_message
+                                                         : "cannot expand the request's paths");
                 return;
         }
 
@@ -585,7 +621,8 @@ static void request_expand_done(IoWork *w) {
                         request_record(r, NULL, e->source, NULL, NULL, 0, OUTCOME_FAILED, e->error_type, 0,
                                        e->error_message);
                         manager_record_failure(m, e->source, e->error_type, 0, e->error_message);
-                        request_send_result(r, e->source, NULL, OUTCOME_FAILED, e->error_type, 0, e->error_message);
+                        request_send_result(r, e->source, NULL, OUTCOME_FAILED, e->error_type, 0,
+                                            e->error_message);
                         continue;
                 }
                 for (size_t k = 0; k < per; k++)
@@ -632,6 +669,7 @@ static void request_describe(Request *r, ProvRequest *pr) {
         pr->dpkg_package = strdup_or_null(r->dpkg_package);
         pr->dpkg_script = strdup_or_null(r->dpkg_script);
         pr->package = strdup_or_null(r->package);
+        pr->root = strdup_or_null(r->root);
 }
 
 static void request_on_queued(int error, const char *message, void *userdata) {
@@ -674,7 +712,7 @@ void request_start(Request *r) {
                         /* The record is committed with the queue entry;
                          * the request waits for that commit. */
                         r->state = REQUEST_EXPANDING;
-                        recorder_queue_add(m->recorder, &pr, r->uid, r->spec, r->spec_size,
+                        recorder_queue_add(m->recorder, &pr, r->uid, r->peer_root, r->spec, r->spec_size,
                                            request_on_queued, r);
                         return;
                 }
@@ -727,7 +765,8 @@ static void request_record_lost(Manager *m, uint64_t id, const MsgReader *msg, c
         }
 }
 
-int request_replay(Manager *m, uint64_t id, uid_t uid, const uint8_t *spec, size_t size) {
+int request_replay(Manager *m, uint64_t id, uid_t uid, const char *peer_root, const uint8_t *spec,
+                   size_t size) {
         _cleanup_free_ char *message = NULL;
         Spec *s = NULL;
         MsgReader msg;
@@ -740,7 +779,7 @@ int request_replay(Manager *m, uint64_t id, uid_t uid, const uint8_t *spec, size
         k = spec_parse(&msg, &m->spec_limits, &s, &message);
         if (k < 0)
                 return k;
-        k = request_new_compile(m, NULL, s, &msg, &r, &message);
+        k = request_new_compile_in(m, NULL, peer_root, s, &msg, &r, &message);
         if (k < 0) {
                 request_record_lost(m, id, &msg, message ? message : strerror(-k));
                 return k;

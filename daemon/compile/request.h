@@ -14,12 +14,11 @@
 #include "forward.h"
 #include "macro.h"
 
-
 /* For requests the daemon makes itself (repair): per-file results and the
  * end go to these instead of a client. */
 typedef struct RequestHooks {
-        void (*on_file)(Request *r, const char *source, const char *target, Outcome outcome, const char *error_type,
-                        const char *error_message, void *userdata);
+        void (*on_file)(Request *r, const char *source, const char *target, Outcome outcome,
+                        const char *error_type, const char *error_message, void *userdata);
         void (*on_finish)(Request *r, int error, const char *message, void *userdata);
 } RequestHooks;
 
@@ -58,6 +57,8 @@ typedef struct Request {
         char *tool;
         char *dpkg_package;
         char *dpkg_script;       /* $DPKG_MAINTSCRIPT_NAME of the client */
+        char *root;        /* the root it works in (rootpath.h); NULL: ours */
+        char *peer_root;   /* the client's own root, kept to replay in it */
         uid_t uid;
         gid_t gid;
         pid_t pid;
@@ -89,9 +90,11 @@ typedef struct Request {
  * explanation in @ret_message for the client. */
 int request_new_compile(Manager *m, Connection *c, Spec *spec, const MsgReader *msg, Request **ret,
                         char **ret_message);
-/* A compile request made by the daemon itself, with no client. */
-int request_new_internal(Manager *m, char **paths, size_t n_paths, Pool *pool, unsigned opt_level,
-                         InvalidationMode mode, const RequestHooks *hooks, void *userdata, Request **ret);
+/* A compile request made by the daemon itself, with no client; @paths are
+ * host paths, inside @root when it is not NULL. */
+int request_new_internal(Manager *m, const char *root, char **paths, size_t n_paths, Pool *pool,
+                         unsigned opt_level, InvalidationMode mode, const RequestHooks *hooks,
+                         void *userdata, Request **ret);
 /* A wait request (or, for VERB_COLLECT_FAILURES, a wait that then sends
  * and clears the stored failures of --no-wait requests); @spec is consumed. */
 int request_new_wait(Manager *m, Connection *c, Spec *spec, Request **ret);
@@ -99,8 +102,10 @@ int request_new_wait(Manager *m, Connection *c, Spec *spec, Request **ret);
 void request_start(Request *r);
 /* Attributes an internal request to @c's peer (provenance); @c may be NULL. */
 void request_set_origin(Request *r, Connection *c);
-/* Resumes a request from the durable queue (at startup). */
-int request_replay(Manager *m, uint64_t id, uid_t uid, const uint8_t *spec, size_t size);
+/* Resumes a request from the durable queue (at startup); @peer_root is the
+ * root of the client that queued it (NULL: ours). */
+int request_replay(Manager *m, uint64_t id, uid_t uid, const char *peer_root, const uint8_t *spec,
+                   size_t size);
 /* A pool this request uses became ready or failed. */
 void request_pools_changed(Request *r);
 /* One job this request waits for is done. */

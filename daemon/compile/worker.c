@@ -19,6 +19,8 @@
 #include <unistd.h>
 
 #include "macro.h"
+#include "rootpath.h"
+#include "safepath.h"
 #include "util.h"
 #include "spawn.h"
 #include "worker.h"
@@ -267,14 +269,23 @@ int worker_spawn(sd_event *event, const char *interpreter, const WorkerOptions *
                  const WorkerCallbacks *callbacks, void *userdata, Worker **ret) {
         static char *envp[] = { (char *)"PATH=/usr/local/bin:/usr/bin:/bin", (char *)"LC_ALL=C.UTF-8",
                                 NULL };
-        char *argv[] = { (char *)interpreter, (char *)"-I",        (char *)"-S",
-                         (char *)"-c",        (char *)worker_code, NULL };
+        /* Inside its root, the interpreter is named as the root sees it. */
+        const char *exe = rootpath_inside(opts->root, interpreter);
+        char *argv[] = { (char *)exe, (char *)"-I", (char *)"-S", (char *)"-c", (char *)worker_code, NULL };
         SandboxOptions so = { .uid = opts->uid, .gid = opts->gid, .memory_limit = opts->memory_limit };
+        _cleanup_close_ int root_fd = -1;
         SandboxChild child;
         Worker *w;
         int r;
 
-        r = sandbox_spawn(&so, interpreter, argv, envp, &child);
+        if (opts->root) {
+                r = safepath_open_dir(opts->root, &root_fd);
+                if (r < 0)
+                        return r;
+                so.chroot = true;
+                so.root_fd = root_fd;
+        }
+        r = sandbox_spawn(&so, exe, argv, envp, &child);
         if (r < 0)
                 return r;
 
@@ -288,6 +299,7 @@ int worker_spawn(sd_event *event, const char *interpreter, const WorkerOptions *
         w->in_fd = child.in_fd;
         w->out_fd = child.out_fd;
         w->opts = *opts;
+        w->opts.root = NULL; /* the caller's string; only needed above */
         w->cb = callbacks;
         w->userdata = userdata;
         w->state = WORKER_STARTING;

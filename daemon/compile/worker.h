@@ -32,6 +32,7 @@ typedef struct WorkerOptions {
         uint64_t memory_limit;    /* RLIMIT_AS, bytes; 0 = none */
         uint64_t handshake_timeout_usec;
         size_t max_reply;
+        const char *root; /* run chrooted here (rootpath.h); @interpreter is below it */
 } WorkerOptions;
 
 int worker_spawn(sd_event *event, const char *interpreter, const WorkerOptions *opts,

@@ -389,10 +389,14 @@ int connection_new(Manager *m, int fd, const struct ucred *cred, Connection **re
         /* The pidfd pins the peer's identity now; /proc is read only when a
          * request needs it (connection_peer()), off the accept path. */
         c->pidfd = peer_pidfd_open(c->pid);
+        /* A client in a chroot names paths of its own tree; which tree
+         * is decided now, against the pinned peer. */
+        c->root_error = peer_root_read(c->pid, c->pidfd, &c->root);
         r = sd_event_add_io(m->event, &c->source, fd, EPOLLIN, connection_on_io, c);
         if (r < 0) {
                 safe_close(c->pidfd);
                 safe_close(fd);
+                free(c->root);
                 free(c);
                 return r;
         }
@@ -430,6 +434,7 @@ Connection *connection_free(Connection *c) {
         safe_close(c->fd);
         peer_info_done(&c->peer);
         safe_close(c->pidfd);
+        free(c->root);
         free(c->rbuf);
         free(c);
         manager_check_idle(m);

@@ -52,6 +52,8 @@ struct Connection {
         void *user_data;
         int pidfd;               /* the peer, pinned at accept */
         PeerInfo peer;           /* read from /proc when a request first needs it */
+        char *root;     /* the peer's root when not ours: a chroot (rootpath.h) */
+        int root_error; /* negative: the peer's root cannot be resolved from here */
         bool have_peer;
 };
 

@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -39,6 +41,33 @@ static bool pidfd_alive(int pidfd) {
 #else
         return true;
 #endif
+}
+
+int peer_root_read(pid_t pid, int pidfd, char **ret) {
+        char path[64], buf[PATH_MAX];
+        _cleanup_close_ int fd = -1;
+        struct stat st, own, at;
+        ssize_t n;
+
+        *ret = NULL;
+        snprintf(path, sizeof(path), "/proc/%d/root", (int)pid);
+        fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0 || fstat(fd, &st) < 0 || stat("/", &own) < 0)
+                return 0;
+        if (st.st_dev == own.st_dev && st.st_ino == own.st_ino)
+                return 0;
+        n = readlink(path, buf, sizeof(buf) - 1);
+        if (n <= 0)
+                return 0;
+        buf[n] = '\0';
+        if (pidfd >= 0 && !pidfd_alive(pidfd))
+                return 0; /* the pid may name another process by now */
+        /* The path is the kernel's name for the directory; it counts only if
+         * it still leads there from our side. */
+        if (buf[0] != '/' || stat(buf, &at) < 0 || at.st_dev != st.st_dev || at.st_ino != st.st_ino)
+                return -EREMOTE;
+        *ret = strdup(buf);
+        return *ret ? 0 : -ENOMEM;
 }
 
 static char *read_cmdline(pid_t pid) {

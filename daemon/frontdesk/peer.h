@@ -33,6 +33,15 @@ void peer_info_read(pid_t pid, uid_t uid, gid_t gid, PeerInfo *ret);
  * read is kept only if that very process still runs. @pidfd is not
  * consumed; -1 means none. */
 void peer_info_read_pidfd(pid_t pid, int pidfd, uid_t uid, gid_t gid, PeerInfo *ret);
+/* The peer's root directory, read from /proc/PID/root at accept: NULL in
+ * @ret when it is the daemon's own, else its canonical host path (a chroot
+ * the client runs in). -EREMOTE when the root exists but is not where its
+ * path says from the daemon's side (another mount namespace, a deleted
+ * directory): paths of such a peer cannot be resolved. A root that cannot
+ * be read at all (the peer is gone, or a daemon that is not root may not
+ * look) counts as the daemon's own: such a peer's requests are resolved
+ * with its own rights or not served at all. */
+int peer_root_read(pid_t pid, int pidfd, char **ret);
 /* pidfd_open(2); -1 where unsupported. */
 int peer_pidfd_open(pid_t pid);
 void peer_info_done(PeerInfo *info);

@@ -96,7 +96,7 @@ int provdb_query(const char *path, const ProvQuery *q, provdb_row_fn fn, void *u
               " j.opt_level, j.mode, j.outcome, j.error_type, j.error_line, j.error_message, j.start, j.end,"
               " i.path, i.cache_tag, i.magic,"
               " r.id, r.time, r.uid, r.gid, r.pid, r.exe, r.cmdline, r.parents, r.tool, r.dpkg_package, "
-              "r.package, r.dpkg_script"
+              "r.package, r.dpkg_script, r.root"
               " FROM jobs j LEFT JOIN requests r ON r.id = j.request_id"
               " LEFT JOIN interpreters i ON i.id = j.interpreter_id WHERE 1",
               f);
@@ -209,6 +209,7 @@ int provdb_query(const char *path, const ProvQuery *q, provdb_row_fn fn, void *u
                 rq.dpkg_package = (char *)sqlite3_column_text(st, 26);
                 rq.package = (char *)sqlite3_column_text(st, 27);
                 rq.dpkg_script = (char *)sqlite3_column_text(st, 28);
+                rq.root = (char *)sqlite3_column_text(st, 29);
                 r = fn(&row, userdata);
         }
         sqlite3_finalize(st);

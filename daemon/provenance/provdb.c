@@ -80,6 +80,11 @@ static const char *const migrations[] = {
         "  id INTEGER PRIMARY KEY, request_id INTEGER NOT NULL, time INTEGER NOT NULL,"
         "  target TEXT NOT NULL, source TEXT, error_type TEXT, error_line INTEGER, error_message TEXT,"
         "  UNIQUE (request_id, target));",
+        /* 2 → 3: the root a request worked in (a chroot client's, or an
+         * installer's --root target), recorded and, for a queued request
+         * of a client in a chroot, needed to replay it in that root. */
+        "ALTER TABLE requests ADD COLUMN root TEXT;"
+        "ALTER TABLE queue ADD COLUMN peer_root TEXT;",
 };
 
 static int set_error(char **ret_error, sqlite3 *db, const char *what) {
@@ -396,7 +401,7 @@ static int64_t interpreter_id(sqlite3 *db, const ProvJob *j) {
 
 #define INSERT_REQUEST_SQL                                                                                  \
         "INSERT OR REPLACE INTO requests (id, time, uid, gid, pid, exe, cmdline, parents, tool,"            \
-        " dpkg_package, package, dpkg_script) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);"
+        " dpkg_package, package, dpkg_script, root) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);"
 
 static int insert_request(ProvDb *p, sqlite3_stmt *rq, const ProvRequest *q) {
         sqlite3_reset(rq);
@@ -412,6 +417,7 @@ static int insert_request(ProvDb *p, sqlite3_stmt *rq, const ProvRequest *q) {
         provdb_bind_text(rq, 10, q->dpkg_package);
         provdb_bind_text(rq, 11, q->package);
         provdb_bind_text(rq, 12, q->dpkg_script);
+        provdb_bind_text(rq, 13, q->root);
         if (sqlite3_step(rq) != SQLITE_DONE)
                 return -EIO;
         if (q->id > p->max_request_id)
@@ -619,9 +625,10 @@ int provdb_queue_add(ProvDb *p, const ProvQueued *q, const ProvRequest *request,
                 r = -EBUSY;
                 goto finish;
         }
-        if (sqlite3_prepare_v2(p->db,
-                               "INSERT OR REPLACE INTO queue (request_id, uid, spec) VALUES (?, ?, ?);", -1,
-                               &st, NULL) != SQLITE_OK ||
+        if (sqlite3_prepare_v2(
+                    p->db,
+                    "INSERT OR REPLACE INTO queue (request_id, uid, spec, peer_root) VALUES (?, ?, ?, ?);",
+                    -1, &st, NULL) != SQLITE_OK ||
             sqlite3_prepare_v2(p->db, INSERT_REQUEST_SQL, -1, &rq, NULL) != SQLITE_OK) {
                 r = set_error(ret_error, p->db, "database");
                 goto rollback;
@@ -633,6 +640,7 @@ int provdb_queue_add(ProvDb *p, const ProvQueued *q, const ProvRequest *request,
         sqlite3_bind_int64(st, 1, (int64_t)q->request_id);
         sqlite3_bind_int64(st, 2, q->uid);
         sqlite3_bind_blob(st, 3, q->spec, (int)q->spec_size, SQLITE_STATIC);
+        provdb_bind_text(st, 4, q->peer_root);
         if (sqlite3_step(st) != SQLITE_DONE) {
                 r = set_error(ret_error, p->db, "cannot queue the request");
                 goto rollback;
@@ -741,7 +749,8 @@ int provdb_queue_load(ProvDb *p, int (*fn)(const ProvQueued *q, void *userdata),
         int r = 0;
 
         pthread_mutex_lock(&p->lock);
-        if (sqlite3_prepare_v2(p->db, "SELECT request_id, uid, spec FROM queue ORDER BY request_id;", -1,
+        if (sqlite3_prepare_v2(p->db,
+                               "SELECT request_id, uid, spec, peer_root FROM queue ORDER BY request_id;", -1,
                                &st, NULL) != SQLITE_OK) {
                 pthread_mutex_unlock(&p->lock);
                 return -EIO;
@@ -752,6 +761,7 @@ int provdb_queue_load(ProvDb *p, int (*fn)(const ProvQueued *q, void *userdata),
                         .uid = (uid_t)sqlite3_column_int64(st, 1),
                         .spec = sqlite3_column_blob(st, 2),
                         .spec_size = (size_t)sqlite3_column_bytes(st, 2),
+                        .peer_root = (const char *)sqlite3_column_text(st, 3),
                 };
                 r = fn(&q, userdata);
         }
@@ -811,6 +821,7 @@ void prov_failure_done(ProvFailure *f) {
 
 void prov_request_done(ProvRequest *r) {
         free(r->dpkg_script);
+        free(r->root);
         free(r->exe);
         free(r->cmdline);
         free(r->parents);

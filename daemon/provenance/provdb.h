@@ -12,7 +12,7 @@
 
 #include "protocol.h"
 
-#define PROVDB_SCHEMA_VERSION 2
+#define PROVDB_SCHEMA_VERSION 3
 #define PROVDB_FILE "provenance.db"
 /* At most this many failures of --no-wait requests wait to be collected;
  * past it the oldest are dropped. */
@@ -34,6 +34,7 @@ typedef struct ProvRequest {
         char *dpkg_package;
         char *package;
         char *dpkg_script; /* $DPKG_MAINTSCRIPT_NAME: "postinst", ... */
+        char *root;        /* the root it worked in (a chroot, --root); NULL: the host's */
 } ProvRequest;
 
 typedef struct ProvJob {
@@ -87,6 +88,7 @@ typedef struct ProvQueued {
         const uint8_t *spec; /* the original MSG_COMPILE frame */
         size_t spec_size;
         uid_t uid;
+        const char *peer_root; /* the client's own root (a chroot), NULL for ours */
 } ProvQueued;
 
 typedef struct ProvDb ProvDb;

@@ -66,6 +66,7 @@ typedef struct QueueOp {
         uint64_t request_id;
         ProvRequest request; /* recorded with the queue entry */
         uid_t uid;
+        char *peer_root;
         uint8_t *spec;
         size_t spec_size;
         recorder_done_fn done;
@@ -383,6 +384,7 @@ static void queue_op_run(IoWork *w) {
                 .uid = op->uid,
                 .spec = op->spec,
                 .spec_size = op->spec_size,
+                .peer_root = op->peer_root,
         };
 
         op->result = recorder_ensure_open(r, &op->error);
@@ -397,13 +399,14 @@ static void queue_op_done(IoWork *w) {
         op->done(op->result, op->error, op->userdata);
         prov_request_done(&op->request);
         free(op->spec);
+        free(op->peer_root);
         free(op->error);
         free(op);
         manager_check_idle(m);
 }
 
-void recorder_queue_add(Recorder *r, ProvRequest *request, uid_t uid, const uint8_t *spec, size_t size,
-                        recorder_done_fn done, void *userdata) {
+void recorder_queue_add(Recorder *r, ProvRequest *request, uid_t uid, const char *peer_root,
+                        const uint8_t *spec, size_t size, recorder_done_fn done, void *userdata) {
         QueueOp *op;
 
         if (!r->enabled) {
@@ -413,7 +416,10 @@ void recorder_queue_add(Recorder *r, ProvRequest *request, uid_t uid, const uint
                 return;
         }
         op = calloc(1, sizeof(*op));
-        if (!op || (size > 0 && !(op->spec = malloc(size)))) {
+        if (!op || (size > 0 && !(op->spec = malloc(size))) ||
+            (peer_root && !(op->peer_root = strdup(peer_root)))) {
+                if (op)
+                        free(op->spec);
                 free(op);
                 prov_request_done(request);
                 done(-ENOMEM, "out of memory", userdata);

@@ -11,7 +11,6 @@
 #include "provdb.h"
 #include "forward.h"
 
-
 typedef void (*recorder_done_fn)(int error, const char *message, void *userdata);
 
 /* With @enabled false nothing is recorded and durable queueing fails. */
@@ -29,8 +28,8 @@ void recorder_add_job(Recorder *r, ProvJob *job);
  * (@error 0) or could not be (@error < 0, @message says why). The
  * request's own record (@request, whose strings are taken; its id is the
  * queue entry's) is committed with it. */
-void recorder_queue_add(Recorder *r, ProvRequest *request, uid_t uid, const uint8_t *spec, size_t size,
-                        recorder_done_fn done, void *userdata);
+void recorder_queue_add(Recorder *r, ProvRequest *request, uid_t uid, const char *peer_root,
+                        const uint8_t *spec, size_t size, recorder_done_fn done, void *userdata);
 /* A finished request leaves the queue with the next batch, in the same
  * transaction as its last records. */
 void recorder_queue_remove(Recorder *r, uint64_t request_id);

@@ -41,6 +41,11 @@ void sandbox_exec(pid_t parent, int in_fd, int out_fd, const SandboxOptions *o, 
 
         if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
                 _exit(126);
+        /* An interpreter of another root runs in it, as a process of that
+         * root would: its own libraries and standard library, its paths.
+         * While we are still root, and before the root's fd is closed. */
+        if (o->chroot && (fchdir(o->root_fd) < 0 || chroot(".") < 0 || chdir("/") < 0))
+                _exit(126);
         if (dup2(in_fd, STDIN_FILENO) < 0 || dup2(out_fd, STDOUT_FILENO) < 0)
                 _exit(126);
         close_all_from(3);

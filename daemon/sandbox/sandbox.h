@@ -4,6 +4,7 @@
 /* The child side of every interpreter the daemon starts (see sandbox.c).
  * The parent side, fork and the framed pipes, is spawn.h. */
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -14,6 +15,8 @@ typedef struct SandboxOptions {
         gid_t gid;
         uint64_t memory_limit; /* RLIMIT_AS, bytes; 0 = none */
         uint64_t cpu_limit;    /* RLIMIT_CPU, seconds; 0 = none */
+        bool chroot;           /* run chrooted into @root_fd (an installer's target) */
+        int root_fd;
 } SandboxOptions;
 
 /* In a freshly forked child of @parent (the daemon's pid, taken before the

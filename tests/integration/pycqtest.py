@@ -1062,3 +1062,42 @@ def frontend_for_another_user(sockdir, public_tmp, name, original_body):
         f.write("#!/bin/sh\n" + original_body.replace("{marks}", marks) + "\n")
     os.chmod(original, 0o755)
     return exe, marks, original
+
+
+PYTHON_ROOT_SKIP = {"test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3", "pydoc_data",
+                    "distutils", "__pycache__", "site-packages", "dist-packages"}
+
+
+def make_python_root(dest, interpreter="/usr/bin/python3.11"):
+    """A minimal root directory that runs @interpreter chrooted: the binary,
+    the shared libraries ldd names, and its standard library without tests
+    and tools. For --root targets and chroot clients. Returns @dest.
+
+    The layout is Debian 12's merged /usr (/lib and /lib64 are links into
+    usr/), so that paths in the binary and in ld.so's cache hold."""
+    dest = os.fspath(dest)
+    real = os.path.realpath(interpreter)
+    version = os.path.basename(real)  # python3.11
+    for d in ("usr/bin", "usr/lib", "usr/lib64", "tmp", "run"):
+        os.makedirs(os.path.join(dest, d), exist_ok=True)
+    os.chmod(os.path.join(dest, "tmp"), 0o1777)
+    for name, target in (("lib", "usr/lib"), ("lib64", "usr/lib64"), ("bin", "usr/bin")):
+        if not os.path.lexists(os.path.join(dest, name)):
+            os.symlink(target, os.path.join(dest, name))
+    shutil.copy2(real, os.path.join(dest, "usr/bin", version))
+    os.symlink(version, os.path.join(dest, "usr/bin/python3"))
+    ldd = subprocess.run(["ldd", real], capture_output=True, text=True, check=True, timeout=30).stdout
+    for lib in re.findall(r"(/\S+)\s+\(0x", ldd):
+        where = os.path.realpath(lib)
+        inside = os.path.join(dest, where.lstrip("/"))
+        os.makedirs(os.path.dirname(inside), exist_ok=True)
+        shutil.copy2(where, inside)
+        named = os.path.join(dest, lib.lstrip("/"))
+        if not os.path.lexists(named):
+            os.makedirs(os.path.dirname(named), exist_ok=True)
+            os.symlink(where, named)
+    stdlib = os.path.join("/usr/lib", version)
+    shutil.copytree(stdlib, os.path.join(dest, stdlib.lstrip("/")), symlinks=True,
+                    ignore=lambda d, names: [n for n in names
+                                             if n in PYTHON_ROOT_SKIP or n.startswith("config-")])
+    return dest

@@ -30,7 +30,7 @@ static char request_storage[8];
 static Job *new_job(uint64_t id, const char *target) {
         Job *j = NULL;
 
-        assert_int_equal(job_new(id, "/src/foo.py", target, NULL, 0, INVALIDATION_TIMESTAMP, &j), 0);
+        assert_int_equal(job_new(id, "/src/foo.py", target, 0, NULL, 0, INVALIDATION_TIMESTAMP, &j), 0);
         assert_non_null(j);
         return j;
 }
@@ -38,8 +38,8 @@ static Job *new_job(uint64_t id, const char *target) {
 static void test_job_new(void **state) {
         _cleanup_(job_freep) Job *j = NULL;
 
-        assert_int_equal(job_new(7, "/srv/app/m.py", "/srv/app/__pycache__/m.cpython-311.opt-1.pyc", NULL, 1,
-                                 INVALIDATION_CHECKED_HASH, &j),
+        assert_int_equal(job_new(7, "/srv/app/m.py", "/srv/app/__pycache__/m.cpython-311.opt-1.pyc", 0, NULL,
+                                 1, INVALIDATION_CHECKED_HASH, &j),
                          0);
         assert_int_equal(j->id, 7);
         assert_string_equal(j->source, "/srv/app/m.py");
@@ -65,7 +65,7 @@ static void test_job_new_copies_strings(void **state) {
         _cleanup_(job_freep) Job *j = NULL;
         char source[] = "/a/x.py", target[] = "x.cpython-311.pyc";
 
-        assert_int_equal(job_new(1, source, target, NULL, 0, INVALIDATION_TIMESTAMP, &j), 0);
+        assert_int_equal(job_new(1, source, target, 0, NULL, 0, INVALIDATION_TIMESTAMP, &j), 0);
         source[1] = target[0] = 'Z';
         assert_string_equal(j->source, "/a/x.py");
         assert_string_equal(j->target, "x.cpython-311.pyc");
