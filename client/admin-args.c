@@ -234,23 +234,8 @@ static int parse_option(const AdminVerb *v, AdminArgs *a, int c, const char *arg
                 }
                 a->python_names[a->n_python_names++] = arg;
                 return 1;
-        case OPT_ROOT: {
-                int r;
-
-                if (!*arg) {
-                        output_usage_error(verb, "empty --root directory");
-                        return -EXIT_USAGE;
-                }
-                free(a->root);
-                a->root = NULL;
-                r = client_path_absolute(arg, &a->root);
-                if (r < 0) {
-                        errno = -r;
-                        output_error("cannot make '%s' absolute: %m", arg);
-                        return -EXIT_OTHER;
-                }
-                return 1;
-        }
+        case OPT_ROOT:
+                return client_parse_root(verb, arg, &a->root);
         case 'h':
                 verb_help(v);
                 return 0;

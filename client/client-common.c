@@ -230,6 +230,24 @@ static int find_executable_in_root(const char *root, const char *name, char **re
         return -ENOENT;
 }
 
+int client_parse_root(const char *verb, const char *arg, char **root) {
+        int r;
+
+        if (!*arg) {
+                output_usage_error(verb, "empty --root directory");
+                return -EXIT_USAGE;
+        }
+        free(*root);
+        *root = NULL;
+        r = client_path_absolute(arg, root);
+        if (r < 0) {
+                errno = -r;
+                output_error("cannot make '%s' absolute: %m", arg);
+                return -EXIT_OTHER;
+        }
+        return 1;
+}
+
 int client_find_executable(const char *root, const char *name, char **ret) {
         if (!root)
                 return find_executable(name, ret);

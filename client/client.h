@@ -82,6 +82,10 @@ int client_paths_absolute(const char *verb, const char *root, int n, char **args
  * path; with @root, both as seen inside that root (-EINVAL for a relative
  * path there). The result is absolute, inside @root when given. */
 int client_find_executable(const char *root, const char *name, char **ret);
+/* --root=DIR: made absolute (it is a directory of ours, not of the root)
+ * into *@root, replacing an earlier one. Returns 1, or -EXIT_* after
+ * reporting. */
+int client_parse_root(const char *verb, const char *arg, char **root);
 
 /* Reads the count fields of ACCEPTED, PROGRESS and DONE (@total, @done and
  * @k may be NULL). */

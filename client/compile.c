@@ -8,8 +8,8 @@
  * daemon uses), interpreters (resolved along PATH to an absolute path). Paths
  * are bytes and are only made absolute by prefixing the current directory;
  * they are never resolved here, because the daemon canonicalizes them under
- * its own rules. Options the daemon may not support (--root) are sent all
- * the same, and the daemon's answer decides. With --no-wait the daemon
+ * its own rules; with --root they are paths inside the root, so they must be
+ * absolute. With --no-wait the daemon
  * replies once the jobs are durably queued, and "N queued" replaces the
  * summary. */
 
@@ -70,8 +70,8 @@ static void help(void) {
                "(default " DEFAULT_PYTHON ");\n"
                "                                repeatable, compiles for each\n"
                "      --package=NAME            record NAME as the package asking\n"
-               "      --root=DIR                compile for an installer target at DIR (if the daemon\n"
-               "                                supports it)\n"
+               "      --root=DIR                compile an installer's target at DIR: PATHs are\n"
+               "                                absolute inside DIR, DIR's python3 compiles\n"
                "      --no-wait                 return once the jobs are durably queued, printing\n"
                "                                \"N queued\" instead of the summary\n"
                "  -h, --help                    show this help and exit\n"
@@ -194,19 +194,7 @@ static int parse_option(CompileArgs *a, int c, const char *arg) {
                 a->package = arg;
                 return 1;
         case OPT_ROOT:
-                if (!*arg) {
-                        output_usage_error(VERB, "empty --root directory");
-                        return -EXIT_USAGE;
-                }
-                free(a->root);
-                a->root = NULL;
-                r = client_path_absolute(arg, &a->root);
-                if (r < 0) {
-                        errno = -r;
-                        output_error("cannot make '%s' absolute: %m", arg);
-                        return -EXIT_OTHER;
-                }
-                return 1;
+                return client_parse_root(VERB, arg, &a->root);
         case OPT_NO_WAIT:
                 a->no_wait = true;
                 return 1;

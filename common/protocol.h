@@ -80,6 +80,11 @@ typedef enum Tag {
                                     * "" = only the legacy NAME.pyc/NAME.pyo beside the source */
         TAG_COLLECT_FAILURES = 25, /* u64: 1 = MSG_WAIT collects and clears the failures of
                                     * --no-wait requests once drained (26 is reserved for it) */
+        TAG_PATH_TARGET = 27,      /* bytes, repeated: MSG_COMPILE, none or one per TAG_PATH, in order:
+                                    * that path's .pyc at an explicit absolute path; "" = the PEP 3147
+                                    * target. Needs a source file, one interpreter, one level */
+        TAG_PATH_DISPLAY = 28,     /* bytes, repeated: MSG_COMPILE, none or one per TAG_PATH, in order:
+                                    * the name recorded as co_filename; "" = the canonical source path */
 
         /* counts */
         TAG_COUNT_TOTAL = 30,
@@ -97,6 +102,8 @@ typedef enum Tag {
         TAG_ERROR_LINE = 44,       /* u64: 0 when not applicable */
         TAG_ERROR_MESSAGE = 45,    /* string */
         TAG_ERRNO = 46,            /* u64: positive errno, in MSG_ERROR */
+        TAG_ERROR_DETAIL = 47,   /* string: of a compile error, the text py_compile's PyCompileError
+                                  * carries as its msg (the compiling interpreter's own wording) */
 
         /* status: "key\0" then one kind byte ('n' JSON number text, 's' string,
          * 'b' "true"/"false") then the value. Keys are dotted paths; a numeric

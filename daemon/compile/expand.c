@@ -11,7 +11,13 @@
  * reads the header of the existing .pyc and records whether it is current;
  * the pool re-checks that under the source's lock before skipping a job, so
  * the hint only saves work and never decides correctness. Stale temporary
- * files of a killed daemon are removed from each __pycache__ passed. */
+ * files of a killed daemon are removed from each __pycache__ passed.
+ *
+ * A path may come with an explicit target and display name (the Python
+ * module's cfile and dfile). Such a path must be a file, of any name; the
+ * target's directory is canonicalized here as a source's is, and the job
+ * opens it again without following symlinks when it writes (job.c), so an
+ * explicit target has exactly the safety of a PEP 3147 one. */
 
 #include <dirent.h>
 #include <errno.h>
@@ -238,8 +244,16 @@ finish:
         return r;
 }
 
-static int expand_path(Walk *w, const char *named) {
-        _cleanup_free_ char *real = NULL, *host = NULL;
+/* Makes @e's single target the explicit @target, its directory canonical. */
+static int set_explicit_target(ExpandEntry *e, char *canonical_target) {
+        free(e->targets[0].path);
+        e->targets[0] = (ExpandTarget){ .path = canonical_target, .up_to_date = false };
+        e->explicit_target = true;
+        return 0;
+}
+
+static int expand_path(Walk *w, const char *named, const char *target, const char *display) {
+        _cleanup_free_ char *real = NULL, *host = NULL, *real_target = NULL;
         _cleanup_close_ int fd = -1, cache_fd = -1;
         const char *name, *requested = named;
         char msg[512];
@@ -269,6 +283,9 @@ static int expand_path(Walk *w, const char *named) {
                          r == -EXDEV ? "it leads out of the root" : strerror(-r));
                 return add_error(w, requested, errno_to_exception(r), msg);
         }
+        if (S_ISDIR(st.st_mode) && (target || display))
+                return add_error(w, requested, "IsADirectoryError",
+                                 "an explicit target or display name needs a source file, not a directory");
         if (S_ISDIR(st.st_mode)) {
                 r = safepath_open_dir(real, &fd);
                 if (r < 0) {
@@ -279,16 +296,50 @@ static int expand_path(Walk *w, const char *named) {
         }
         if (!S_ISREG(st.st_mode))
                 return add_error(w, requested, "OSError", "not a regular file or directory");
-        if (!pycpath_is_source_name(real))
+        /* An explicit target names its .pyc: the source may have any name. */
+        if (!target && !pycpath_is_source_name(real))
                 return add_error(w, requested, "ValueError",
                                  "not a Python source file (its name must end in .py)");
+        if (target) {
+                /* In the request's root, like the source. */
+                r = rootpath_canonicalize_named(w->in->root, target, false, &real_target);
+                if (r < 0) {
+                        snprintf(msg, sizeof(msg), "cannot resolve the target's directory: %s",
+                                 r == -EXDEV ? "it leads out of the root" : strerror(-r));
+                        return add_error(w, requested, errno_to_exception(r), msg);
+                }
+        }
         r = safepath_open_parent(real, &fd, &name);
         if (r < 0) {
                 snprintf(msg, sizeof(msg), "cannot open the source's directory: %s", strerror(-r));
                 return add_error(w, requested, errno_to_exception(r), msg);
         }
         (void)writer_open_cache_dir(fd, false, &cache_fd);
-        return add_source(w, fd, cache_fd, real, name);
+        r = add_source(w, fd, cache_fd, real, name);
+        if (r < 0 || (!target && !display))
+                return r;
+        {
+                ExpandEntry *e = &w->res->entries[w->res->n_entries - 1];
+
+                if (display) {
+                        e->display = strdup(display);
+                        if (!e->display)
+                                return -ENOMEM;
+                }
+                if (target)
+                        return set_explicit_target(e, TAKE_PTR(real_target));
+        }
+        return 0;
+}
+
+static bool streq_null(const char *a, const char *b) {
+        return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* Two entries of one source ask for the same files and names. */
+static bool same_request(const ExpandEntry *a, const ExpandEntry *b) {
+        return a->explicit_target == b->explicit_target && streq_null(a->display, b->display) &&
+               (!a->explicit_target || strcmp(a->targets[0].path, b->targets[0].path) == 0);
 }
 
 static int cmp_entries(const void *a, const void *b) {
@@ -305,6 +356,7 @@ static void entry_done(ExpandEntry *e, size_t n_targets) {
                         free(e->targets[i].path);
         free(e->targets);
         free(e->source);
+        free(e->display);
         free(e->error_type);
         free(e->error_message);
 }
@@ -318,7 +370,10 @@ ExpandResult *expand_run(const ExpandInput *in) {
                 return NULL;
         res->n_targets_per_entry = in->n_interpreters * in->n_opt_levels;
         for (size_t i = 0; i < in->n_paths; i++) {
-                int r = expand_path(&w, in->paths[i]);
+                const char *target = in->path_targets && in->path_targets[i][0] ? in->path_targets[i] : NULL;
+                const char *display =
+                        in->path_displays && in->path_displays[i][0] ? in->path_displays[i] : NULL;
+                int r = expand_path(&w, in->paths[i], target, display);
                 if (r == -E2BIG) {
                         if (asprintf(&res->error_message, "the request names more than %zu files",
                                      in->max_files) < 0)
@@ -332,12 +387,14 @@ ExpandResult *expand_run(const ExpandInput *in) {
         }
 
         /* The same source named twice (directly, through a symlink, or in two
-         * overlapping directories) is one entry. Keep the first. */
+         * overlapping directories) is one entry. Keep the first. Named with
+         * other explicit targets or display names, it stays twice. */
         if (res->n_entries > 0)
                 qsort(res->entries, res->n_entries, sizeof(ExpandEntry), cmp_entries);
         for (size_t i = 0; i < res->n_entries; i++) {
                 if (kept > 0 && !res->entries[i].error_type && !res->entries[kept - 1].error_type &&
-                    strcmp(res->entries[kept - 1].source, res->entries[i].source) == 0) {
+                    strcmp(res->entries[kept - 1].source, res->entries[i].source) == 0 &&
+                    same_request(&res->entries[kept - 1], &res->entries[i])) {
                         entry_done(&res->entries[i], res->n_targets_per_entry);
                         continue;
                 }

@@ -24,6 +24,8 @@ typedef struct ExpandInterpreter {
 typedef struct ExpandInput {
         char **paths;
         size_t n_paths;
+        char *const *path_targets;  /* NULL, or one per path: explicit .pyc, "" = default */
+        char *const *path_displays; /* NULL, or one per path: co_filename, "" = default */
         const regex_t *excludes;
         size_t n_excludes;
         ExpandInterpreter *interpreters;
@@ -42,9 +44,13 @@ typedef struct ExpandTarget {
 } ExpandTarget;
 
 /* One source, or one requested path that failed (@error_type set). Targets
- * are ordered interpreter-major: targets[i * n_opt_levels + k]. */
+ * are ordered interpreter-major: targets[i * n_opt_levels + k]. With an
+ * explicit target there is one interpreter and one level, and targets[0]
+ * is that path, its directory canonicalized. */
 typedef struct ExpandEntry {
         char *source;
+        char *display; /* co_filename; NULL = @source */
+        bool explicit_target;
         char *error_type;
         char *error_message;
         ExpandTarget *targets;

@@ -12,7 +12,11 @@
  *
  * Commit (I/O thread): create __pycache__ if needed (never through a
  * symlink; again if a clean removed it meanwhile) and write the .pyc
- * atomically (writer.c).
+ * atomically (writer.c). An explicit target (the Python module's cfile) is
+ * written in its own directory instead, which exists already (the client
+ * creates it, as py_compile does) and is walked from / without following
+ * symlinks at each use, like a source's; the walk holds no descriptor
+ * between the stages.
  *
  * Sources read on behalf of others. Debian links some stdlib modules into
  * /etc, so a source may be a symlink, read through its link as the importer
@@ -100,6 +104,8 @@ Job *job_free(Job *j) {
         free(j->waiters);
         free(j->error_type);
         free(j->error_message);
+        free(j->error_detail);
+        free(j->display);
         free(j);
         return NULL;
 }
@@ -108,6 +114,40 @@ int job_add_waiter(Job *j, Request *r, bool coalesced) {
         if (GREEDY_REALLOC(j->waiters, j->allocated_waiters, j->n_waiters + 1) < 0)
                 return -ENOMEM;
         j->waiters[j->n_waiters++] = (JobWaiter){ .request = r, .coalesced = coalesced, .requeue = false };
+        return 0;
+}
+
+int job_set_explicit(Job *j, const char *display, bool explicit_target) {
+        char *d = NULL;
+
+        if (display) {
+                d = strdup(display);
+                if (!d)
+                        return -ENOMEM;
+        }
+        free(j->display);
+        j->display = d;
+        j->explicit_target = explicit_target;
+        return 0;
+}
+
+bool job_writes_as(const Job *j, const char *source, size_t root_len, const char *display, bool explicit_target) {
+        const char *want = display ? display : source + root_len;
+
+        return j->explicit_target == explicit_target && strcmp(j->source, source) == 0 &&
+               strcmp(job_display(j), want) == 0;
+}
+
+int job_set_error_detail(Job *j, const char *detail) {
+        char *d = NULL;
+
+        if (detail) {
+                d = strdup(detail);
+                if (!d)
+                        return -ENOMEM;
+        }
+        free(j->error_detail);
+        j->error_detail = d;
         return 0;
 }
 
@@ -121,6 +161,8 @@ int job_set_error(Job *j, const char *type, uint32_t line, const char *message) 
         }
         free(j->error_type);
         free(j->error_message);
+        free(j->error_detail);
+        j->error_detail = NULL;
         j->error_type = t;
         j->error_message = m;
         j->error_line = line;
@@ -172,7 +214,12 @@ static int check_current(Job *j) {
         struct stat st;
         ssize_t n;
 
-        if (writer_open_cache_dir(j->dir_fd, false, &cache_fd) < 0)
+        if (j->explicit_target) {
+                const char *name;
+
+                if (safepath_open_parent(j->target, &cache_fd, &name) < 0)
+                        return 0;
+        } else if (writer_open_cache_dir(j->dir_fd, false, &cache_fd) < 0)
                 return 0;
         fd = openat(cache_fd, j->target_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
         if (fd < 0)
@@ -344,7 +391,7 @@ static int open_as_link_owner(int dir_fd, const char *name, const Job *j) {
                  * another user owns is refused rather than opened with that
                  * user's rights, for the same reason. */
                 _cleanup_free_ char *root = strndup(j->source, j->display_offset);
-                const char *d = job_display_path(j);
+                const char *d = j->source + j->display_offset;
                 int depth = 0;
 
                 if (!root)
@@ -407,9 +454,9 @@ static bool is_pseudo_fs(const struct statfs *sfs) {
  * hand: its key, and on a hit the .pyc a worker would have returned, the
  * cached payload behind a header made for this source. The key's path is
  * the display path the worker would compile with (pool_schedule() sends
- * job_display_path()), which is in the payload: a file of a chroot and the
- * same file compiled from the host are two entries. A forced compile does
- * not look, but stores what it compiles. */
+ * job_display()), which is in the payload: a file of a chroot and the same
+ * file compiled from the host are two entries. A forced compile does not
+ * look, but stores what it compiles. */
 static void job_cache_lookup(Job *j) {
         uint8_t *pyc;
         size_t size;
@@ -422,7 +469,7 @@ static void job_cache_lookup(Job *j) {
                 sha256(j->data, j->data_size, j->source_sha256);
                 j->have_source_sha256 = true;
         }
-        content_cache_key(j->params.cache_interpreter, job_display_path(j), j->opt_level, j->mode,
+        content_cache_key(j->params.cache_interpreter, job_display(j), j->opt_level, j->mode,
                           j->source_sha256, j->cache_key);
         j->have_cache_key = true;
         if (j->params.force || content_cache_lookup(j->params.cache, j->cache_key, &pyc, &size) <= 0)
@@ -522,6 +569,20 @@ fail:
         j->io_result = r;
 }
 
+/* An explicit target: its directory (canonicalized by the walk) reached
+ * again without following symlinks, then the same atomic write, which
+ * refuses a symlink, FIFO, device or directory at the name. */
+static int job_write_explicit(Job *j) {
+        _cleanup_close_ int dir_fd = -1;
+        const char *name;
+        int r;
+
+        r = safepath_open_parent(j->target, &dir_fd, &name);
+        if (r < 0)
+                return r;
+        return writer_replace_at(dir_fd, name, j->data, j->data_size, j->pyc_mode, j->params.durable);
+}
+
 void job_commit_run(IoWork *w) {
         Job *j = job_from_io(w);
 
@@ -529,9 +590,12 @@ void job_commit_run(IoWork *w) {
                 sha256(j->data, j->data_size, j->pyc_sha256);
                 j->have_pyc_sha256 = true;
         }
-        /* __pycache__ created if needed, again if a clean removed it under us. */
-        j->io_result = writer_replace_in_cache(j->dir_fd, j->target_name, j->data, j->data_size, j->pyc_mode,
-                                               j->params.durable);
+        if (j->explicit_target)
+                j->io_result = job_write_explicit(j);
+        else
+                /* __pycache__ created if needed, again if a clean removed it under us. */
+                j->io_result = writer_replace_in_cache(j->dir_fd, j->target_name, j->data, j->data_size,
+                                                       j->pyc_mode, j->params.durable);
         /* A fresh compile, written: its payload goes to the content cache.
          * A failure to store costs only a later compile. */
         if (j->io_result == 0 && j->have_cache_key && !j->cache_hit && j->data_size > PYC_HEADER_SIZE)

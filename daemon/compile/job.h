@@ -47,8 +47,10 @@ typedef struct Job {
         uint64_t id;
         char *target;          /* absolute .pyc path: the queue key */
         char *source;          /* canonical absolute source path */
-        size_t display_offset;   /* source + this: the path compiled in, inside its root */
-        const char *target_name; /* points into @target, after "__pycache__/" */
+        size_t display_offset;   /* source + this: the source inside its root (rootpath.h) */
+        const char *target_name; /* points into @target, after its last '/' */
+        char *display;           /* co_filename when not the source (TAG_PATH_DISPLAY); NULL: the source */
+        bool explicit_target;    /* @target is a client's explicit path, not PEP 3147's (TAG_PATH_TARGET) */
         Pool *pool;
         unsigned opt_level;
         InvalidationMode mode;
@@ -87,6 +89,7 @@ typedef struct Job {
         Outcome outcome;
         char *error_type;
         char *error_message;
+        char *error_detail; /* a compile error's py_compile text, from the worker; else NULL */
         uint32_t error_line;
         uint64_t start_usec, end_usec;
 } Job;
@@ -95,14 +98,22 @@ typedef struct Job {
  * none; what follows it is the path compiled into the code objects. */
 int job_new(uint64_t id, const char *source, const char *target, size_t root_len, Pool *pool,
             unsigned opt_level, InvalidationMode mode, Job **ret);
-/* The path the worker compiles with (co_filename): the source as seen from
- * inside its root. */
-static inline const char *job_display_path(const Job *j) {
-        return j->source + j->display_offset;
-}
 Job *job_free(Job *j);
 DEFINE_CLEANUP(Job *, job_free);
 int job_add_waiter(Job *j, Request *r, bool coalesced);
+/* Gives @j a display name (NULL: its source) and marks its target as an
+ * explicit path, written in that path's own directory instead of the
+ * source's __pycache__. */
+int job_set_explicit(Job *j, const char *display, bool explicit_target);
+/* True when @j compiles @source into its target under the name @display
+ * (NULL = the source as seen inside the root whose prefix is @root_len
+ * bytes of it) the way a request for it asks. */
+bool job_writes_as(const Job *j, const char *source, size_t root_len, const char *display, bool explicit_target);
+/* The name a job's code is compiled with, co_filename: the explicit display
+ * name, else the source as seen from inside its root. */
+static inline const char *job_display(const Job *j) {
+        return j->display ? j->display : j->source + j->display_offset;
+}
 
 /* Thread-side stages; set @io_result, never touch loop state. */
 void job_prepare_run(IoWork *w);
@@ -114,6 +125,8 @@ void job_release(Job *j);
 int job_set_error(Job *j, const char *type, uint32_t line, const char *message);
 /* Records a failure from a negative errno, with a Python-style name for it. */
 int job_set_errno(Job *j, int error, const char *what);
+/* Records the py_compile text of a compile error (after job_set_error()). */
+int job_set_error_detail(Job *j, const char *detail);
 const char *errno_to_exception(int error);
 
 static inline Job *job_from_io(IoWork *w) {

@@ -169,6 +169,7 @@ static void pool_on_reply(Worker *w, const WorkerReply *reply, void *userdata) {
 
         if (!reply->ok) {
                 (void)job_set_error(j, reply->error_type, reply->error_line, reply->error_message);
+                (void)job_set_error_detail(j, reply->error_detail);
                 j->outcome = OUTCOME_FAILED;
                 pool_finish_job(p, j);
                 pool_schedule(p);
@@ -444,8 +445,8 @@ static void pool_schedule(Pool *p) {
                 j->state = JOB_COMPILING;
                 s->job = j;
                 p->n_compiling++;
-                r = worker_send_job(s->worker, j->id, job_display_path(j), j->mtime, j->size, j->opt_level,
-                                    j->mode, j->data, j->data_size, m->config->job_timeout_usec);
+                r = worker_send_job(s->worker, j->id, job_display(j), j->mtime, j->size, j->opt_level, j->mode,
+                                    j->data, j->data_size, m->config->job_timeout_usec);
                 if (r < 0 && s->job == j) {
                         s->job = NULL;
                         p->n_compiling--;

@@ -63,12 +63,35 @@ static int request_alloc(Manager *m, Connection *c, RequestKind kind, Request **
         return 0;
 }
 
+static void request_free_per_path(Request *r) {
+        for (size_t i = 0; r->path_targets && i < r->n_paths; i++)
+                free(r->path_targets[i]);
+        free(r->path_targets);
+        for (size_t i = 0; r->path_displays && i < r->n_paths; i++)
+                free(r->path_displays[i]);
+        free(r->path_displays);
+}
+
+/* The explicit targets and display names of the paths (spec.c checked that
+ * each list is empty or has one entry per path). */
+static void request_take_per_path(Request *r, Spec *s) {
+        if (s->n_path_targets == r->n_paths) {
+                r->path_targets = TAKE_PTR(s->path_targets);
+                s->n_path_targets = 0;
+        }
+        if (s->n_path_displays == r->n_paths) {
+                r->path_displays = TAKE_PTR(s->path_displays);
+                s->n_path_displays = 0;
+        }
+}
+
 Request *request_free(Request *r) {
         if (!r)
                 return NULL;
         for (size_t i = 0; i < r->n_paths; i++)
                 free(r->paths[i]);
         free(r->paths);
+        request_free_per_path(r);
         for (size_t i = 0; i < r->n_excludes; i++)
                 regfree(&r->excludes[i]);
         free(r->excludes);
@@ -170,6 +193,7 @@ static int request_new_compile_in(Manager *m, Connection *c, const char *peer_ro
         r->paths = TAKE_PTR(s->paths);
         r->n_paths = s->n_paths;
         s->n_paths = 0;
+        request_take_per_path(r, s);
         memcpy(r->opt_levels, s->opt_levels, sizeof(r->opt_levels));
         r->n_opt_levels = s->n_opt_levels;
         r->mode = s->mode;
@@ -260,6 +284,12 @@ int request_new_wait(Manager *m, Connection *c, Spec *spec, Request **ret) {
         /* The failures are every --no-wait request's: collecting waits for
          * the whole queue. */
         r->collect_failures = s->verb == VERB_COLLECT_FAILURES;
+        /* A client in a chroot (a target's dpkg) collects the failures of
+         * its own root's requests only. */
+        if (r->collect_failures && c && c->root && !(r->root = strdup(c->root))) {
+                request_free(r);
+                return -ENOMEM;
+        }
         if (!r->collect_failures)
                 r->package = TAKE_PTR(s->package);
         *ret = r;
@@ -293,8 +323,20 @@ static void request_send_counts(Request *r, uint16_t type) {
         request_send(r, &w, type == MSG_PROGRESS);
 }
 
+static void request_send_result_detail(Request *r, const char *source, const char *target, Outcome outcome,
+                                       const char *type, uint32_t line, const char *message,
+                                       const char *detail);
+
 static void request_send_result(Request *r, const char *source, const char *target, Outcome outcome,
                                 const char *type, uint32_t line, const char *message) {
+        request_send_result_detail(r, source, target, outcome, type, line, message, NULL);
+}
+
+/* As request_send_result(), with the text the compile error would carry in
+ * py_compile's PyCompileError (TAG_ERROR_DETAIL), when the worker gave it. */
+static void request_send_result_detail(Request *r, const char *source, const char *target, Outcome outcome,
+                                       const char *type, uint32_t line, const char *message,
+                                       const char *detail) {
         MsgWriter w;
 
         if (r->hooks && r->hooks->on_file)
@@ -312,6 +354,8 @@ static void request_send_result(Request *r, const char *source, const char *targ
                 msg_put_string(&w, TAG_ERROR_TYPE, type ? type : "OSError");
                 msg_put_u64(&w, TAG_ERROR_LINE, line);
                 msg_put_string(&w, TAG_ERROR_MESSAGE, message ? message : "failed");
+                if (detail)
+                        msg_put_string(&w, TAG_ERROR_DETAIL, detail);
         }
         request_send(r, &w, false);
 }
@@ -433,7 +477,7 @@ static void request_count(Request *r, Outcome o) {
 }
 
 static void request_add_target(Request *r, const char *source, const char *target, Pool *p, unsigned opt,
-                               bool up_to_date_hint);
+                               bool up_to_date_hint, const char *display, bool explicit_target);
 
 void request_job_done(Request *r, Job *j, const JobWaiter *waiter) {
         Outcome o = j->outcome;
@@ -442,7 +486,8 @@ void request_job_done(Request *r, Job *j, const JobWaiter *waiter) {
                 /* The job was not the kind this request asked for: take the
                  * target again now that it is free. */
                 r->outstanding--;
-                request_add_target(r, j->source, j->target, j->pool, j->opt_level, false);
+                request_add_target(r, j->source, j->target, j->pool, j->opt_level, false, j->display,
+                                   j->explicit_target);
                 if (r->state == REQUEST_RUNNING && r->outstanding == 0)
                         request_finish(r, 0, NULL);
                 return;
@@ -453,7 +498,8 @@ void request_job_done(Request *r, Job *j, const JobWaiter *waiter) {
         request_count(r, o);
         request_record(r, j, j->source, j->target, j->pool, j->opt_level, o, j->error_type, j->error_line,
                        j->error_message);
-        request_send_result(r, j->source, j->target, o, j->error_type, j->error_line, j->error_message);
+        request_send_result_detail(r, j->source, j->target, o, j->error_type, j->error_line,
+                                   j->error_message, j->error_detail);
         r->outstanding--;
         if (r->state != REQUEST_RUNNING)
                 return; /* still being set up; it checks at the end */
@@ -472,16 +518,17 @@ void request_job_done(Request *r, Job *j, const JobWaiter *waiter) {
  * source between the job and this request is the same case: the order of
  * arrival decides on which side of the clean each compile lands (queue.c). */
 static void request_add_target(Request *r, const char *source, const char *target, Pool *p, unsigned opt,
-                               bool up_to_date_hint) {
+                               bool up_to_date_hint, const char *display, bool explicit_target) {
         Manager *m = r->manager;
         Job *j = queue_lookup(m->queue, target);
         int err = 0;
 
         if (j) {
-                /* A job of another root compiles the same file under
-                 * another name (co_filename): not this request's. */
+                /* A job of another root, or with another display name,
+                 * compiles the file under another co_filename: not this
+                 * request's. */
                 bool fits = j->mode == r->mode && (!r->force || j->params.force) &&
-                            j->display_offset == rootpath_prefix_len(r->root);
+                            job_writes_as(j, source, rootpath_prefix_len(r->root), display, explicit_target);
                 /* The job is from before a clean this request comes after:
                  * its .pyc is about to be removed, so take the target again. */
                 bool after_clean = queue_barrier_between(m->queue, j->source, j->seq, r->seq);
@@ -516,6 +563,11 @@ static void request_add_target(Request *r, const char *source, const char *targe
         if (err == 0)
                 err = job_new(++m->next_job_id, source, target, rootpath_prefix_len(r->root), p, opt,
                               r->mode, &j);
+        if (err == 0 && (display || explicit_target)) {
+                err = job_set_explicit(j, display, explicit_target);
+                if (err < 0)
+                        j = job_free(j);
+        }
         if (err == 0) {
                 j->params.force = r->force;
                 j->seq = r->seq;
@@ -567,6 +619,8 @@ static void request_expand_run(IoWork *w) {
         ExpandInput in = {
                 .paths = r->paths,
                 .n_paths = r->n_paths,
+                .path_targets = r->path_targets,
+                .path_displays = r->path_displays,
                 .excludes = r->excludes,
                 .n_excludes = r->n_excludes,
                 .interpreters = ips,
@@ -627,7 +681,8 @@ static void request_expand_done(IoWork *w) {
                 }
                 for (size_t k = 0; k < per; k++)
                         request_add_target(r, e->source, e->targets[k].path, r->pools[k / r->n_opt_levels],
-                                           r->opt_levels[k % r->n_opt_levels], e->targets[k].up_to_date);
+                                           r->opt_levels[k % r->n_opt_levels], e->targets[k].up_to_date,
+                                           e->display, e->explicit_target);
         }
         r->expanded = expand_result_free(r->expanded);
         r->state = REQUEST_RUNNING;
@@ -808,8 +863,8 @@ static void request_send_failure(Request *r, const ProvFailure *f) {
 
         if (msg_writer_init(&w, MSG_RESULT) < 0)
                 return;
-        msg_put_string(&w, TAG_RESULT_SOURCE, f->source ? f->source : f->target);
-        msg_put_string(&w, TAG_RESULT_TARGET, f->target);
+        msg_put_string(&w, TAG_RESULT_SOURCE, rootpath_inside(r->root, f->source ? f->source : f->target));
+        msg_put_string(&w, TAG_RESULT_TARGET, rootpath_inside(r->root, f->target));
         msg_put_u64(&w, TAG_RESULT_OUTCOME, OUTCOME_FAILED);
         msg_put_string(&w, TAG_ERROR_TYPE, f->error_type ? f->error_type : "OSError");
         msg_put_u64(&w, TAG_ERROR_LINE, f->error_line);
@@ -837,7 +892,7 @@ static void request_on_failures(int error, const ProvFailure *failures, size_t n
         /* Cleared only once handed to a client that is still there; one
          * that went away leaves them for the next collector. */
         if (n > 0 && r->connection && !r->connection->closing)
-                recorder_failures_clear(m->recorder, failures[n - 1].id);
+                recorder_failures_clear(m->recorder, failures[n - 1].id, r->root);
         request_finish(r, 0, NULL);
 }
 
@@ -849,7 +904,7 @@ void request_check_wait(Request *r) {
                         return;
         if (r->collect_failures && r->manager->recorder) {
                 r->collecting = true;
-                recorder_failures_read(r->manager->recorder, PROVDB_MAX_FAILURES, request_on_failures, r);
+                recorder_failures_read(r->manager->recorder, PROVDB_MAX_FAILURES, r->root, request_on_failures, r);
                 return;
         }
         request_finish(r, 0, NULL);

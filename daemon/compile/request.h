@@ -44,6 +44,8 @@ typedef struct Request {
         /* what was asked */
         char **paths;
         size_t n_paths;
+        char **path_targets;  /* NULL, or one per path: explicit .pyc, "" = default */
+        char **path_displays; /* NULL, or one per path: co_filename, "" = default */
         regex_t *excludes;
         size_t n_excludes;
         Pool **pools;

@@ -8,7 +8,9 @@
  *
  *   hello:  'H' magic(4) probe-hash(8) cache_tag NUL version NUL implementation
  *   reply:  'R' job-id(8) 0 pyc-bytes
- *           'R' job-id(8) 1 line(4) type NUL message
+ *           'R' job-id(8) 1 line(4) type NUL message [NUL detail]
+ *
+ * (detail: the text py_compile's PyCompileError carries, TAG_ERROR_DETAIL)
  *
  * A name in the hello must be printable, at most WORKER_MAX_NAME bytes and
  * free of '/': the cache tag ends up in file names. A magic number must end
@@ -33,6 +35,7 @@ void worker_message_done(WorkerMessage *m) {
         worker_info_done(&m->info);
         free(m->error_type_buf);
         free(m->error_message_buf);
+        free(m->error_detail_buf);
         *m = (WorkerMessage){};
 }
 
@@ -97,9 +100,9 @@ static int parse_hello(const uint8_t *p, size_t n, WorkerMessage *ret) {
 }
 
 static int parse_reply(const uint8_t *p, size_t n, uint64_t job_id, WorkerMessage *ret) {
-        _cleanup_free_ char *type = NULL, *message = NULL;
+        _cleanup_free_ char *type = NULL, *message = NULL, *detail = NULL;
         WorkerReply reply = {};
-        const uint8_t *nul;
+        const uint8_t *nul, *nul2;
 
         if (n < 10 || p[0] != 'R')
                 return -EBADMSG;
@@ -122,15 +125,21 @@ static int parse_reply(const uint8_t *p, size_t n, uint64_t job_id, WorkerMessag
                         return -EBADMSG;
                 type = strndup((const char *)p + 14,
                                MIN((size_t)(nul - (p + 14)), (size_t)WORKER_MAX_ERROR_TYPE));
-                message = strndup((const char *)nul + 1,
-                                  MIN((size_t)(p + n - nul - 1), (size_t)WORKER_MAX_ERROR_MESSAGE));
-                if (!type || !message)
+                nul2 = memchr(nul + 1, 0, (size_t)(p + n - nul - 1));
+                message = strndup((const char *)nul + 1, MIN((size_t)((nul2 ? nul2 : p + n) - nul - 1),
+                                                             (size_t)WORKER_MAX_ERROR_MESSAGE));
+                if (nul2)
+                        detail = strndup((const char *)nul2 + 1,
+                                         MIN((size_t)(p + n - nul2 - 1), (size_t)WORKER_MAX_ERROR_DETAIL));
+                if (!type || !message || (nul2 && !detail))
                         return -ENOMEM;
                 reply.error_type = type;
                 reply.error_message = message;
+                reply.error_detail = detail;
                 *ret = (WorkerMessage){ .reply = reply,
                                         .error_type_buf = TAKE_PTR(type),
-                                        .error_message_buf = TAKE_PTR(message) };
+                                        .error_message_buf = TAKE_PTR(message),
+                                        .error_detail_buf = TAKE_PTR(detail) };
                 return 0;
         default:
                 return -EBADMSG;

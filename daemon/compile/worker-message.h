@@ -17,6 +17,7 @@
 /* Error texts are cut to these lengths (not counting the NUL). */
 #define WORKER_MAX_ERROR_TYPE 128
 #define WORKER_MAX_ERROR_MESSAGE 4096
+#define WORKER_MAX_ERROR_DETAIL 16384
 /* The string a worker hashes in its hello, to reveal its hash variant. */
 #define WORKER_PROBE "pycqueue"
 
@@ -38,6 +39,7 @@ typedef struct WorkerReply {
         uint32_t error_line;
         const char *error_type;
         const char *error_message;
+        const char *error_detail; /* py_compile's text for it; NULL when the worker sent none */
 } WorkerReply;
 
 typedef struct WorkerMessage {
@@ -45,7 +47,7 @@ typedef struct WorkerMessage {
         WorkerInfo info;   /* hello: owned, see worker_message_done() */
         WorkerReply reply; /* reply: @pyc points into the parsed payload,
                             * the error texts into the message itself */
-        char *error_type_buf, *error_message_buf;
+        char *error_type_buf, *error_message_buf, *error_detail_buf;
 } WorkerMessage;
 
 void worker_info_done(WorkerInfo *info);

@@ -16,6 +16,11 @@
 #                            <B mode> <I path length> path source
 #   worker -> daemon:        b"R" <Q id> <B 0> pyc-bytes, or
 #                            b"R" <Q id> <B 1> <I line> type NUL message
+#                            NUL detail
+#
+# detail is the text py_compile's PyCompileError carries for the error
+# (its msg), worded by this interpreter's own py_compile, so that the
+# Python client module can raise the same PyCompileError (TAG_ERROR_DETAIL).
 #
 # mode: 0 timestamp, 1 checked-hash, 2 unchecked-hash. The pyc is built
 # exactly as py_compile builds it, so the bytes are identical.
@@ -35,14 +40,35 @@ def _compile(path, source, mtime, size, optimize, mode):
     return bytes(data)
 
 
-def _error_reply(job_id, exc):
+def _detail(exc, path):
+    try:
+        import py_compile
+        return py_compile.PyCompileError(type(exc), exc, path).msg
+    except Exception:
+        # An interpreter without a working py_compile: its rule, by hand.
+        if type(exc) is SyntaxError:
+            import traceback
+            text = "".join(traceback.format_exception_only(type(exc), exc))
+            return text.replace('File "<string>"', 'File "%s"' % path)
+        return "Sorry: %s: %s" % (type(exc).__name__, exc)
+
+
+def _error_reply(job_id, exc, path):
     line = 0
     message = str(exc)
     if isinstance(exc, SyntaxError):
         line = exc.lineno or 0
         message = exc.msg or message
     kind = type(exc).__name__
-    text = kind.encode("utf-8", "replace") + b"\0" + message.encode("utf-8", "replace")
+    detail = _detail(exc, path)
+    try:
+        detail = detail.encode("utf-8", "surrogateescape")
+    except UnicodeError:
+        detail = detail.encode("utf-8", "backslashreplace")
+    # Texts end at a NUL: the message is cut there, as it always was.
+    text = (kind.encode("utf-8", "replace") + b"\0"
+            + message.encode("utf-8", "replace").split(b"\0", 1)[0] + b"\0"
+            + detail.replace(b"\0", b"\\0"))
     return (b"R" + job_id.to_bytes(8, "little") + b"\1"
             + (line & 0xFFFFFFFF).to_bytes(4, "little") + text)
 
@@ -76,7 +102,7 @@ def main():
             reply = b"R" + job_id.to_bytes(8, "little") + b"\0" + pyc
         except (SyntaxError, ValueError, TypeError, MemoryError, RecursionError,
                 OverflowError, UnicodeError, LookupError) as exc:
-            reply = _error_reply(job_id, exc)
+            reply = _error_reply(job_id, exc, path)
         del source
         _send(reply)
 

@@ -234,6 +234,43 @@ out:
         return r;
 }
 
+/* Opens canonical @root as safepath_open_dir() does, one name at a time
+ * without following links, but with O_PATH: a caller whose rights we take
+ * needs to search the directories on the way, not to read them. */
+static int open_root(const char *root, int *ret_fd) {
+        _cleanup_close_ int fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        const char *p = root;
+
+        if (fd < 0)
+                return negative_errno();
+        if (root[0] != '/')
+                return -EINVAL;
+        for (;;) {
+                char name[NAME_MAX + 1];
+                size_t n;
+                int nfd;
+
+                p += strspn(p, "/");
+                if (*p == '\0')
+                        break;
+                n = strcspn(p, "/");
+                if (n > NAME_MAX)
+                        return -ENAMETOOLONG;
+                memcpy(name, p, n);
+                name[n] = '\0';
+                p += n;
+                if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+                        return -EINVAL; /* canonical: it holds neither */
+                nfd = openat(fd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (nfd < 0)
+                        return negative_errno();
+                safe_close(fd);
+                fd = nfd;
+        }
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
 static int chase_in(const char *root, const char *path, bool follow_last, bool allow_missing, char **ret) {
         _cleanup_close_ int root_fd = -1;
         char inside[PATH_MAX];
@@ -243,7 +280,7 @@ static int chase_in(const char *root, const char *path, bool follow_last, bool a
 
         if (path[0] != '/')
                 return -EINVAL;
-        r = safepath_open_dir(root, &root_fd);
+        r = open_root(root, &root_fd);
         if (r < 0)
                 return r;
         r = chase(root_fd, path, follow_last, allow_missing, inside, &len);

@@ -77,6 +77,8 @@ Spec *spec_free(Spec *s) {
         strv_free(s->pythons, s->n_pythons);
         strv_free(s->argv, s->n_argv);
         strv_free(s->clean_tags, s->n_clean_tags);
+        strv_free(s->path_targets, s->n_path_targets);
+        strv_free(s->path_displays, s->n_path_displays);
         free(s->root);
         free(s->package);
         free(s->tool);
@@ -138,6 +140,29 @@ static int get_bool(const MsgField *f, bool *ret) {
         return 0;
 }
 
+bool spec_has_explicit_target(const Spec *s) {
+        for (size_t i = 0; i < s->n_path_targets; i++)
+                if (s->path_targets[i][0] != '\0')
+                        return true;
+        return false;
+}
+
+/* One per-path value of a compile (TAG_PATH_TARGET, TAG_PATH_DISPLAY):
+ * empty means the default; a target is an absolute path, a display any
+ * name shorter than PATH_MAX. At most one per path the request may name. */
+static int append_per_path(char ***v, size_t *n, size_t max, const MsgField *f, bool absolute,
+                           char **ret_message, const char *what) {
+        int r;
+
+        if (f->size >= PATH_MAX || (absolute && f->size > 0 && f->data[0] != '/'))
+                return error_message(ret_message, -EINVAL, "%s must be %sshorter than %d bytes", what,
+                                     absolute ? "empty or an absolute path " : "", PATH_MAX);
+        r = strv_append(v, n, max, f, PATH_MAX - 1);
+        if (r == -E2BIG)
+                return error_message(ret_message, r, "the request names more than %zu %ss", max, what);
+        return r;
+}
+
 static int parse_field(Spec *s, const MsgField *f, const SpecLimits *l, char **ret_message) {
         uint64_t v;
         int r;
@@ -145,6 +170,16 @@ static int parse_field(Spec *s, const MsgField *f, const SpecLimits *l, char **r
         switch (f->tag) {
         case TAG_PATH:
                 return append_path(&s->paths, &s->n_paths, l->max_paths, f, ret_message, "path");
+        case TAG_PATH_TARGET:
+                if (s->verb != VERB_COMPILE)
+                        return 0;
+                return append_per_path(&s->path_targets, &s->n_path_targets, l->max_paths, f, true,
+                                       ret_message, "explicit target");
+        case TAG_PATH_DISPLAY:
+                if (s->verb != VERB_COMPILE)
+                        return 0;
+                return append_per_path(&s->path_displays, &s->n_path_displays, l->max_paths, f, false,
+                                       ret_message, "display name");
         case TAG_PYTHON:
                 return append_path(&s->pythons, &s->n_pythons, l->max_pythons, f, ret_message,
                                    "interpreter");
@@ -236,6 +271,20 @@ static int check_verb(const Spec *s, char **ret_message) {
         case VERB_COMPILE:
                 if (s->n_paths == 0)
                         return error_message(ret_message, -EINVAL, "no paths to compile");
+                /* Per-path values pair with the paths by position: all or none. */
+                if (s->n_path_targets > 0 && s->n_path_targets != s->n_paths)
+                        return error_message(ret_message, -EINVAL,
+                                             "%zu explicit targets for %zu paths: give one per path or none",
+                                             s->n_path_targets, s->n_paths);
+                if (s->n_path_displays > 0 && s->n_path_displays != s->n_paths)
+                        return error_message(ret_message, -EINVAL,
+                                             "%zu display names for %zu paths: give one per path or none",
+                                             s->n_path_displays, s->n_paths);
+                /* An explicit target is one .pyc: one interpreter, one level. */
+                if (spec_has_explicit_target(s) && (s->n_pythons > 1 || s->n_opt_levels > 1))
+                        return error_message(
+                                ret_message, -EINVAL,
+                                "an explicit target takes one interpreter and one optimization level");
                 break;
         case VERB_WHY:
                 if (s->n_paths != 1)

@@ -50,6 +50,9 @@ typedef struct SpecLimits {
                        .max_string = 4096,                                                                  \
                        .max_clean_tags = 8 })
 
+/* True when @s names an explicit target for at least one path. */
+bool spec_has_explicit_target(const Spec *s);
+
 /* A parsed request. Every string is NUL-terminated, holds no NUL, and is
  * the client's text verbatim: paths are absolute but not canonicalized, no
  * interpreter is resolved, no pattern compiled. Building a Spec has no side
@@ -77,6 +80,12 @@ struct Spec {
         bool clean_sources;        /* clean: the paths are source files, py3clean's rule */
         char **clean_tags;         /* with clean_sources: only these tags; "" = legacy .pyc/.pyo */
         size_t n_clean_tags;
+        /* compile: per path, aligned with @paths; NULL when the request sent
+         * none, else exactly n_paths entries; "" = the default */
+        char **path_targets; /* explicit .pyc paths, absolute, < PATH_MAX */
+        size_t n_path_targets;
+        char **path_displays; /* explicit co_filename, < PATH_MAX bytes */
+        size_t n_path_displays;
 
         /* client context, recorded as provenance */
         char *tool;

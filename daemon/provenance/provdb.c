@@ -660,7 +660,11 @@ finish:
         return r;
 }
 
-int provdb_failures_read(ProvDb *p, uint64_t limit, ProvFailure **ret, size_t *ret_n) {
+/* The failures of requests that worked in @root (NULL: the daemon's own),
+ * a failure whose request row is gone counting as the daemon's. */
+#define FAILURES_OF_ROOT "(SELECT rr.root FROM requests rr WHERE rr.id = f.request_id) IS ?"
+
+int provdb_failures_read(ProvDb *p, uint64_t limit, const char *root, ProvFailure **ret, size_t *ret_n) {
         ProvFailure *v = NULL;
         size_t n = 0, allocated = 0;
         sqlite3_stmt *st;
@@ -672,12 +676,13 @@ int provdb_failures_read(ProvDb *p, uint64_t limit, ProvFailure **ret, size_t *r
                     "SELECT f.id, f.request_id, f.time, f.target, f.source, f.error_type, f.error_line,"
                     " f.error_message, r.package, r.dpkg_package, r.dpkg_script, r.tool"
                     " FROM failures f LEFT JOIN requests r ON r.id = f.request_id"
-                    " ORDER BY f.id LIMIT ?;",
+                    " WHERE " FAILURES_OF_ROOT " ORDER BY f.id LIMIT ?;",
                     -1, &st, NULL) != SQLITE_OK) {
                 pthread_mutex_unlock(&p->lock);
                 return -EIO;
         }
-        sqlite3_bind_int64(st, 1, limit > 0 && limit < INT64_MAX ? (int64_t)limit : -1);
+        provdb_bind_text(st, 1, root);
+        sqlite3_bind_int64(st, 2, limit > 0 && limit < INT64_MAX ? (int64_t)limit : -1);
         for (;;) {
                 int s = sqlite3_step(st);
                 ProvFailure *f;
@@ -733,13 +738,22 @@ int provdb_failures_read(ProvDb *p, uint64_t limit, ProvFailure **ret, size_t *r
         return 0;
 }
 
-int provdb_failures_clear(ProvDb *p, uint64_t max_id, char **ret_error) {
-        char sql[128];
-        int r;
+int provdb_failures_clear(ProvDb *p, uint64_t max_id, const char *root, char **ret_error) {
+        sqlite3_stmt *st;
+        int r = 0;
 
-        snprintf(sql, sizeof(sql), "DELETE FROM failures WHERE id <= %llu;", (unsigned long long)max_id);
         pthread_mutex_lock(&p->lock);
-        r = exec(p->db, sql, ret_error);
+        if (sqlite3_prepare_v2(p->db, "DELETE FROM failures AS f WHERE f.id <= ? AND " FAILURES_OF_ROOT ";", -1,
+                               &st, NULL) != SQLITE_OK) {
+                r = set_error(ret_error, p->db, "database");
+                pthread_mutex_unlock(&p->lock);
+                return r;
+        }
+        sqlite3_bind_int64(st, 1, (int64_t)MIN(max_id, (uint64_t)INT64_MAX));
+        provdb_bind_text(st, 2, root);
+        if (sqlite3_step(st) != SQLITE_DONE)
+                r = set_error(ret_error, p->db, "cannot clear the failures");
+        sqlite3_finalize(st);
         pthread_mutex_unlock(&p->lock);
         return r;
 }

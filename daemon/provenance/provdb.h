@@ -134,9 +134,9 @@ typedef struct ProvFailure {
 } ProvFailure;
 
 /* The oldest @limit stored failures (0 = all), in a new array. */
-int provdb_failures_read(ProvDb *db, uint64_t limit, ProvFailure **ret, size_t *ret_n);
+int provdb_failures_read(ProvDb *db, uint64_t limit, const char *root, ProvFailure **ret, size_t *ret_n);
 /* Deletes the failures up to id @max_id: those a collector has read. */
-int provdb_failures_clear(ProvDb *db, uint64_t max_id, char **ret_error);
+int provdb_failures_clear(ProvDb *db, uint64_t max_id, const char *root, char **ret_error);
 void prov_failure_done(ProvFailure *f);
 
 int provdb_audit_add(ProvDb *db, uint64_t time_usec, const char *path, pid_t pid, const char *exe,

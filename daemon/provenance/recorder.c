@@ -470,6 +470,7 @@ typedef struct FailuresOp {
         bool clear;
         uint64_t limit;  /* read: at most this many */
         uint64_t max_id; /* clear: up to this id */
+        char *root;      /* only the failures of requests in this root (NULL: ours) */
         ProvFailure *failures;
         size_t n_failures;
         int result;
@@ -486,9 +487,9 @@ static void failures_op_run(IoWork *w) {
         if (op->result < 0)
                 return;
         if (op->clear)
-                op->result = provdb_failures_clear(r->db, op->max_id, &op->error);
+                op->result = provdb_failures_clear(r->db, op->max_id, op->root, &op->error);
         else
-                op->result = provdb_failures_read(r->db, op->limit, &op->failures, &op->n_failures);
+                op->result = provdb_failures_read(r->db, op->limit, op->root, &op->failures, &op->n_failures);
 }
 
 static void failures_op_done(IoWork *w) {
@@ -503,6 +504,7 @@ static void failures_op_done(IoWork *w) {
                 prov_failure_done(&op->failures[i]);
         free(op->failures);
         free(op->error);
+        free(op->root);
         free(op);
         manager_check_idle(m);
 }
@@ -513,7 +515,8 @@ static void failures_submit(void *userdata) {
         iopool_submit(op->recorder->manager->iopool, &op->io);
 }
 
-void recorder_failures_read(Recorder *r, uint64_t limit, recorder_failures_fn done, void *userdata) {
+void recorder_failures_read(Recorder *r, uint64_t limit, const char *root, recorder_failures_fn done,
+                            void *userdata) {
         FailuresOp *op;
 
         if (!r->enabled) {
@@ -521,28 +524,34 @@ void recorder_failures_read(Recorder *r, uint64_t limit, recorder_failures_fn do
                 return;
         }
         op = calloc(1, sizeof(*op));
-        if (!op) {
+        if (!op || (root && !(op->root = strdup(root)))) {
+                free(op);
                 done(-ENOMEM, NULL, 0, userdata);
                 return;
         }
         *op = (FailuresOp){ .io = { .run = failures_op_run, .done = failures_op_done },
                             .recorder = r,
                             .limit = limit,
+                            .root = op->root,
                             .done = done,
                             .userdata = userdata };
         /* What finished requests recorded is in the database first. */
         recorder_sync(r, failures_submit, op);
 }
 
-void recorder_failures_clear(Recorder *r, uint64_t max_id) {
+void recorder_failures_clear(Recorder *r, uint64_t max_id, const char *root) {
         FailuresOp *op;
+        char *dup = NULL;
 
-        if (!r->enabled || !(op = calloc(1, sizeof(*op))))
+        if (!r->enabled || (root && !(dup = strdup(root))) || !(op = calloc(1, sizeof(*op)))) {
+                free(dup);
                 return;
+        }
         *op = (FailuresOp){ .io = { .run = failures_op_run, .done = failures_op_done },
                             .recorder = r,
                             .clear = true,
-                            .max_id = max_id };
+                            .max_id = max_id,
+                            .root = dup };
         iopool_submit(r->manager->iopool, &op->io);
 }
 

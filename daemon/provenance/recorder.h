@@ -38,8 +38,10 @@ void recorder_queue_remove(Recorder *r, uint64_t request_id);
  * @limit of them, once everything recorded so far is written; the array is
  * freed after @fn returns. Clearing removes those up to @max_id. */
 typedef void (*recorder_failures_fn)(int error, const ProvFailure *failures, size_t n, void *userdata);
-void recorder_failures_read(Recorder *r, uint64_t limit, recorder_failures_fn fn, void *userdata);
-void recorder_failures_clear(Recorder *r, uint64_t max_id);
+/* @root: only the failures of requests that worked in that root (a chroot
+ * client's), NULL for the daemon's own: each root's dpkg collects its own. */
+void recorder_failures_read(Recorder *r, uint64_t limit, const char *root, recorder_failures_fn fn, void *userdata);
+void recorder_failures_clear(Recorder *r, uint64_t max_id, const char *root);
 /* Replays the stored queue through @fn; at startup, before serving. */
 int recorder_queue_load(Recorder *r, int (*fn)(const ProvQueued *q, void *userdata), void *userdata);
 

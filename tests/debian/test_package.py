@@ -77,6 +77,30 @@ def test_package_ships_its_files(debian_build):
     assert missing == []
 
 
+PYTHON_PACKAGE_FILES = [
+    "usr/lib/python3/dist-packages/pycqueue/__init__.py",
+    "usr/lib/python3/dist-packages/pycqueue/_client.py",
+    "usr/lib/python3/dist-packages/pycqueue/_engine.py",
+    "usr/lib/python3/dist-packages/pycqueue/py_compile.py",
+    "usr/lib/python3/dist-packages/pycqueue/compileall.py",
+    "usr/share/man/man7/pycqueue-python.7.gz",
+]
+
+
+def test_python_package_ships_the_module(debian_build):
+    """python3-pycqueue: the pure-Python module, for every architecture,
+    and nothing of the daemon's."""
+    deb = debian_build.deb("python3-pycqueue")
+    assert run(["dpkg-deb", "-f", deb, "Architecture"]).strip() == "all"
+    assert "python3" in run(["dpkg-deb", "-f", deb, "Depends"])
+    listing = run(["dpkg-deb", "-c", deb])
+    paths = {line.split()[5].lstrip(".").lstrip("/") for line in listing.splitlines()}
+    assert [p for p in PYTHON_PACKAGE_FILES if p not in paths] == []
+    assert not any(p.startswith(("usr/sbin", "usr/bin")) for p in paths)
+    ours = {line.split()[5].lstrip(".").lstrip("/") for line in run(["dpkg-deb", "-c", debian_build.deb()]).splitlines()}
+    assert not any("dist-packages" in p for p in ours)
+
+
 def test_no_file_belongs_to_another_package(debian_build):
     """Unpacking must not overwrite another package's file (dpkg refuses it):
     none of ours may be one that an installed package owns already, like

@@ -252,6 +252,23 @@ static size_t build_seeds(FuzzSeed *seeds, size_t max) {
         msg_put_string(&w, TAG_ERROR_MESSAGE, "invalid syntax");
         SEED_END();
 
+        SEED_BEGIN("compile-explicit", MSG_COMPILE);
+        msg_put_string(&w, TAG_CTX_TOOL, "pycqueue.py_compile");
+        msg_put_string(&w, TAG_PATH, "/tmp/x.py");
+        msg_put_bytes(&w, TAG_PATH_TARGET, odd_path, sizeof(odd_path) - 1);
+        msg_put_string(&w, TAG_PATH_DISPLAY, "x.py");
+        msg_put_u64(&w, TAG_FORCE, 1);
+        SEED_END();
+
+        SEED_BEGIN("result-detail", MSG_RESULT);
+        msg_put_string(&w, TAG_RESULT_SOURCE, "/tmp/x.py");
+        msg_put_u64(&w, TAG_RESULT_OUTCOME, OUTCOME_FAILED);
+        msg_put_string(&w, TAG_ERROR_TYPE, "SyntaxError");
+        msg_put_u64(&w, TAG_ERROR_LINE, 1);
+        msg_put_string(&w, TAG_ERROR_MESSAGE, "invalid syntax");
+        msg_put_string(&w, TAG_ERROR_DETAIL, "  File \"x.py\", line 1\n    x = = 1\n        ^\nSyntaxError: invalid syntax\n");
+        SEED_END();
+
         SEED_BEGIN("done", MSG_DONE);
         msg_put_u64(&w, TAG_COUNT_COMPILED, 1000);
         msg_put_u64(&w, TAG_COUNT_UP_TO_DATE, 200);

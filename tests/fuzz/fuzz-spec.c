@@ -69,7 +69,8 @@ static bool is_absolute_path_field(const MsgField *f) {
 
 /* Checks an accepted Spec against the fields of @msg. */
 static void check_spec(const MsgReader *msg, const SpecLimits *l, const Spec *s) {
-        size_t n_paths = 0, n_pythons = 0, n_excludes = 0, n_argv = 0, n_opt = 0;
+        size_t n_paths = 0, n_pythons = 0, n_excludes = 0, n_argv = 0, n_opt = 0, n_targets = 0, n_displays = 0;
+        bool explicit_target = false;
         unsigned opt[3];
         InvalidationMode mode = INVALIDATION_TIMESTAMP;
         bool force = false, report_all = false, no_wait = false, failed_only = false, collect = false;
@@ -86,6 +87,21 @@ static void check_spec(const MsgReader *msg, const SpecLimits *l, const Spec *s)
                                    "an accepted path is absolute and < PATH_MAX");
                         fuzz_check(n_paths < s->n_paths, "every path is kept");
                         check_string_equal(s->paths[n_paths++], &f, "path kept verbatim");
+                        break;
+                case TAG_PATH_TARGET:
+                case TAG_PATH_DISPLAY:
+                        if (msg->type != MSG_COMPILE)
+                                break; /* ignored by other verbs */
+                        fuzz_check(f.size < PATH_MAX, "a per-path value is < PATH_MAX");
+                        if (f.tag == TAG_PATH_TARGET) {
+                                fuzz_check(f.size == 0 || f.data[0] == '/', "a target is empty or absolute");
+                                fuzz_check(n_targets < s->n_path_targets, "every target is kept");
+                                check_string_equal(s->path_targets[n_targets++], &f, "target kept verbatim");
+                                explicit_target = explicit_target || f.size > 0;
+                        } else {
+                                fuzz_check(n_displays < s->n_path_displays, "every display is kept");
+                                check_string_equal(s->path_displays[n_displays++], &f, "display kept verbatim");
+                        }
                         break;
                 case TAG_PYTHON:
                         fuzz_check(is_absolute_path_field(&f), "an accepted interpreter is absolute");
@@ -217,6 +233,13 @@ static void check_spec(const MsgReader *msg, const SpecLimits *l, const Spec *s)
         switch (s->verb) {
         case VERB_COMPILE:
                 fuzz_check(s->n_paths >= 1 && s->n_opt_levels >= 1, "compile has a path and a level");
+                fuzz_check(s->n_path_targets == n_targets && s->n_path_displays == n_displays,
+                           "per-path value counts");
+                fuzz_check(n_targets == 0 || n_targets == s->n_paths, "targets pair with the paths");
+                fuzz_check(n_displays == 0 || n_displays == s->n_paths, "displays pair with the paths");
+                fuzz_check(!explicit_target || (s->n_pythons <= 1 && s->n_opt_levels == 1),
+                           "an explicit target has one interpreter and one level");
+                fuzz_check(spec_has_explicit_target(s) == explicit_target, "explicit target seen");
                 break;
         case VERB_WHY:
                 fuzz_check(s->n_paths == 1, "why has exactly one path");
@@ -313,6 +336,8 @@ static const uint16_t program_tags[] = {
         TAG_FAILED_ONLY,
         TAG_COLLECT_FAILURES,
         TAG_CTX_DPKG_SCRIPT,
+        TAG_PATH_TARGET,
+        TAG_PATH_DISPLAY,
         TAG_STAT,
         TAG_COUNT_TOTAL,
         0,
@@ -572,6 +597,16 @@ static size_t build_seeds(FuzzSeed *seeds, size_t max) {
         msg_writer_init(&w, MSG_COMPILE);
         msg_put_string(&w, TAG_PATH, "/x.py");
         seed_frame(seeds, &n, max, "compile-minimal", &w);
+
+        msg_writer_init(&w, MSG_COMPILE);
+        msg_put_string(&w, TAG_PATH, "/x.py");
+        msg_put_string(&w, TAG_PATH, "/y.py");
+        msg_put_bytes(&w, TAG_PATH_TARGET, odd_path, sizeof(odd_path) - 1);
+        msg_put_string(&w, TAG_PATH_TARGET, "");
+        msg_put_string(&w, TAG_PATH_DISPLAY, "x.py");
+        msg_put_string(&w, TAG_PATH_DISPLAY, "");
+        msg_put_u64(&w, TAG_OPT_LEVEL, 1);
+        seed_frame(seeds, &n, max, "compile-explicit", &w);
 
         msg_writer_init(&w, MSG_STATUS);
         seed_frame(seeds, &n, max, "status", &w);

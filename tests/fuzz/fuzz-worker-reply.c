@@ -74,7 +74,7 @@ static void check_hello(const uint8_t *p, size_t n, const WorkerMessage *m) {
 
 static void check_reply(const uint8_t *p, size_t n, const WorkerMessage *m) {
         const WorkerReply *r = &m->reply;
-        size_t cap = n + 32, pos = 0, tl, ml;
+        size_t cap = n + 32, pos = 0, tl, ml, dl = 0;
         uint8_t *out, head[9];
 
         fuzz_check(r->job_id == FUZZ_JOB_ID, "reply to the job asked");
@@ -86,13 +86,21 @@ static void check_reply(const uint8_t *p, size_t n, const WorkerMessage *m) {
         fuzz_check(r->error_type && r->error_message, "error texts present");
         tl = strlen(r->error_type);
         ml = strlen(r->error_message);
-        fuzz_check(tl <= WORKER_MAX_ERROR_TYPE && ml <= WORKER_MAX_ERROR_MESSAGE, "error texts bounded");
+        if (r->error_detail)
+                dl = strlen(r->error_detail);
+        fuzz_check(tl <= WORKER_MAX_ERROR_TYPE && ml <= WORKER_MAX_ERROR_MESSAGE &&
+                           dl <= WORKER_MAX_ERROR_DETAIL,
+                   "error texts bounded");
         fuzz_check((const char *)r->error_type == m->error_type_buf &&
-                           r->error_message == m->error_message_buf,
+                           r->error_message == m->error_message_buf &&
+                           r->error_detail == m->error_detail_buf,
                    "error texts owned by the message");
-        if (tl == WORKER_MAX_ERROR_TYPE || ml == WORKER_MAX_ERROR_MESSAGE ||
-            memchr(p + 14 + tl + 1, 0, n - 15 - tl))
-                return; /* cut, or a NUL inside the message: not the same bytes */
+        /* A detail exactly when a NUL follows the message. */
+        fuzz_check((r->error_detail != NULL) == (memchr(p + 14 + tl + 1, 0, n - 15 - tl) != NULL),
+                   "detail iff a second NUL");
+        if (tl == WORKER_MAX_ERROR_TYPE || ml == WORKER_MAX_ERROR_MESSAGE || dl == WORKER_MAX_ERROR_DETAIL ||
+            (r->error_detail && 14 + tl + 1 + ml + 1 + dl != n))
+                return; /* cut, or a NUL inside the detail: not the same bytes */
 
         out = malloc(cap);
         fuzz_check(out != NULL, "malloc");
@@ -104,6 +112,10 @@ static void check_reply(const uint8_t *p, size_t n, const WorkerMessage *m) {
         put(out, cap, &pos, head, 4);
         put(out, cap, &pos, r->error_type, tl + 1);
         put(out, cap, &pos, r->error_message, ml);
+        if (r->error_detail) {
+                put(out, cap, &pos, "", 1);
+                put(out, cap, &pos, r->error_detail, dl);
+        }
         fuzz_check(pos == n && memcmp(out, p, n) == 0, "error reply re-encodes to its input");
         free(out);
 }
@@ -225,7 +237,7 @@ static size_t build_seeds(FuzzSeed *seeds, size_t max) {
         uint8_t b[SEED_MAX];
         size_t n = 0;
 
-        fuzz_check(max >= 6, "seed room");
+        fuzz_check(max >= 7, "seed room");
         seeds[n] = (FuzzSeed){ .name = "hello-cpython" };
         seed_frame(&seeds[n++], b, hello(b, "\xa7\x0d\x0d\x0a", "cpython-311", "3.11.2", "cpython"));
 
@@ -246,6 +258,17 @@ static size_t build_seeds(FuzzSeed *seeds, size_t max) {
                    reply_error(b, 0, "ValueError", "source code string cannot contain null bytes"));
         seed_frame(&seeds[n], b, reply_ok(b, pyc, sizeof(pyc) - 1));
         seed_frame(&seeds[n++], b, reply_error(b, 0xffffffffu, "UnicodeDecodeError", "line\nbreak \xff"));
+
+        /* An error with py_compile's text after a second NUL (TAG_ERROR_DETAIL). */
+        seeds[n] = (FuzzSeed){ .name = "reply-error-detail" };
+        seed_frame(&seeds[n], b, hello(b, "\xa7\x0d\x0d\x0a", "cpython-311", "3.11.2", "cpython"));
+        {
+                size_t k = reply_error(b, 1, "SyntaxError", "invalid syntax");
+                b[k++] = 0;
+                k += (size_t)sprintf((char *)b + k, "  File \"x.py\", line 1\n    x = = 1\n        ^\n"
+                                                    "SyntaxError: invalid syntax\n");
+                seed_frame(&seeds[n++], b, k);
+        }
 
         seeds[n] = (FuzzSeed){ .name = "reply-before-hello" };
         seed_frame(&seeds[n++], b, reply_ok(b, pyc, sizeof(pyc) - 1));

@@ -255,8 +255,9 @@ INSERT INTO jobs (request_id, target, outcome, start, end)
 
 
 def test_schema_1_migrated(start_daemon, tmp_path):
-    """A database of the previous schema is brought up to date at startup and
-    keeps its records; the old requests have no maintainer script."""
+    """A database of schema 1 is brought up to date at startup (through 2 and
+    3) and keeps its records; the old requests have no maintainer script and
+    no root."""
     d = start_daemon(wait=False)
     d.stop()
     os.makedirs(d.state_dir, mode=0o700, exist_ok=True)
@@ -272,12 +273,14 @@ def test_schema_1_migrated(start_daemon, tmp_path):
     assert p.returncode == 0, describe(p)
     recs = json_records(p)
     assert len(recs) == 1 and recs[0]["tool"] == "py3compile" and "dpkg_script" not in recs[0], recs
+    assert "root" not in recs[0], recs
     d.stop()
     c = sqlite3.connect(db)
     try:
-        assert c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == 2
+        assert c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == 3
         cols = [r[1] for r in c.execute("PRAGMA table_info(requests)")]
-        assert "dpkg_script" in cols
+        assert "dpkg_script" in cols and "root" in cols
+        assert "peer_root" in [r[1] for r in c.execute("PRAGMA table_info(queue)")]
         assert c.execute("SELECT COUNT(*) FROM failures").fetchone()[0] == 0
     finally:
         c.close()

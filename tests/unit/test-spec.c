@@ -4,8 +4,8 @@
  * Each test writes a frame with the MsgWriter, as a client would, and reads
  * the Spec spec_parse() makes of it: each verb's required fields, every
  * limit's error, the saturation of --since, duplicate optimization levels,
- * unknown tags, --root, and the command line that is cut rather than
- * refused. A refusal must leave the output alone and explain itself. */
+ * unknown tags, --root, the per-path targets and display names, and the
+ * command line that is cut rather than refused. A refusal must leave the output alone and explain itself. */
 
 #include <errno.h>
 #include <limits.h>
@@ -671,6 +671,118 @@ static void test_clean_sources(void **state) {
         assert_int_equal(parse_end(&big, NULL), -E2BIG);
 }
 
+/* TAG_PATH_TARGET and TAG_PATH_DISPLAY pair with the paths by position:
+ * none or one each per path, "" for the default; an explicit target is
+ * absolute and takes one interpreter and one level; other verbs ignore
+ * them. */
+static void test_path_targets(void **state) {
+        static const char non_utf8[] = "/tmp/\xff\xfe.pyc";
+
+        {
+                _cleanup_parse_ Parse p;
+                parse_begin(&p, MSG_COMPILE);
+                msg_put_string(&p.w, TAG_PATH, "/src/a.py");
+                msg_put_string(&p.w, TAG_PATH, "/src/b.py");
+                msg_put_string(&p.w, TAG_PATH_TARGET, non_utf8);
+                msg_put_string(&p.w, TAG_PATH_DISPLAY, "");
+                msg_put_string(&p.w, TAG_PATH_TARGET, "");
+                msg_put_string(&p.w, TAG_PATH_DISPLAY, "b.py");
+                assert_int_equal(parse_end(&p, NULL), 0);
+                assert_int_equal(p.spec->n_path_targets, 2);
+                assert_int_equal(p.spec->n_path_displays, 2);
+                assert_string_equal(p.spec->path_targets[0], non_utf8);
+                assert_string_equal(p.spec->path_targets[1], "");
+                assert_string_equal(p.spec->path_displays[0], "");
+                assert_string_equal(p.spec->path_displays[1], "b.py");
+                assert_true(spec_has_explicit_target(p.spec));
+        }
+        {
+                /* Only defaults: no explicit target, several levels allowed. */
+                _cleanup_parse_ Parse p;
+                parse_begin(&p, MSG_COMPILE);
+                msg_put_string(&p.w, TAG_PATH, "/src/a.py");
+                msg_put_string(&p.w, TAG_PATH_TARGET, "");
+                msg_put_u64(&p.w, TAG_OPT_LEVEL, 0);
+                msg_put_u64(&p.w, TAG_OPT_LEVEL, 2);
+                assert_int_equal(parse_end(&p, NULL), 0);
+                assert_false(spec_has_explicit_target(p.spec));
+                assert_int_equal(p.spec->n_opt_levels, 2);
+        }
+        {
+                _cleanup_parse_ Parse p;
+                parse_begin(&p, MSG_COMPILE);
+                msg_put_string(&p.w, TAG_PATH, "/src/a.py");
+                msg_put_string(&p.w, TAG_PATH, "/src/b.py");
+                msg_put_string(&p.w, TAG_PATH_TARGET, "/x.pyc");
+                assert_int_equal(parse_end(&p, NULL), -EINVAL);
+                assert_true(contains(p.message, "one per path"));
+        }
+        {
+                _cleanup_parse_ Parse p;
+                parse_begin(&p, MSG_COMPILE);
+                msg_put_string(&p.w, TAG_PATH, "/src/a.py");
+                msg_put_string(&p.w, TAG_PATH_DISPLAY, "a");
+                msg_put_string(&p.w, TAG_PATH_DISPLAY, "b");
+                assert_int_equal(parse_end(&p, NULL), -EINVAL);
+        }
+        {
+                _cleanup_parse_ Parse p;
+                parse_begin(&p, MSG_COMPILE);
+                msg_put_string(&p.w, TAG_PATH, "/src/a.py");
+                msg_put_string(&p.w, TAG_PATH_TARGET, "relative.pyc");
+                assert_int_equal(parse_end(&p, NULL), -EINVAL);
+        }
+        {
+                _cleanup_parse_ Parse p;
+                parse_begin(&p, MSG_COMPILE);
+                msg_put_string(&p.w, TAG_PATH, "/src/a.py");
+                msg_put_string(&p.w, TAG_PATH_TARGET, "/x.pyc");
+                msg_put_u64(&p.w, TAG_OPT_LEVEL, 1);
+                msg_put_u64(&p.w, TAG_OPT_LEVEL, 2);
+                assert_int_equal(parse_end(&p, NULL), -EINVAL);
+                assert_true(contains(p.message, "one interpreter and one optimization level"));
+        }
+        {
+                _cleanup_parse_ Parse p;
+                parse_begin(&p, MSG_COMPILE);
+                msg_put_string(&p.w, TAG_PATH, "/src/a.py");
+                msg_put_string(&p.w, TAG_PATH_TARGET, "/x.pyc");
+                msg_put_string(&p.w, TAG_PYTHON, "/usr/bin/python3");
+                msg_put_string(&p.w, TAG_PYTHON, "/usr/bin/pypy3");
+                assert_int_equal(parse_end(&p, NULL), -EINVAL);
+        }
+        {
+                /* A display holds no NUL (string rules), and is bounded. */
+                _cleanup_parse_ Parse p;
+                parse_begin(&p, MSG_COMPILE);
+                msg_put_string(&p.w, TAG_PATH, "/src/a.py");
+                msg_put_bytes(&p.w, TAG_PATH_DISPLAY, "a\0b", 3);
+                assert_int_equal(parse_end(&p, NULL), -EBADMSG);
+        }
+        {
+                _cleanup_parse_ Parse p;
+                _cleanup_free_ char *big = malloc(PATH_MAX + 1);
+                assert_non_null(big);
+                memset(big, 'x', PATH_MAX);
+                big[PATH_MAX] = '\0';
+                parse_begin(&p, MSG_COMPILE);
+                msg_put_string(&p.w, TAG_PATH, "/src/a.py");
+                msg_put_string(&p.w, TAG_PATH_DISPLAY, big);
+                assert_int_equal(parse_end(&p, NULL), -EINVAL);
+        }
+        {
+                /* Another verb ignores them. */
+                _cleanup_parse_ Parse p;
+                parse_begin(&p, MSG_VERIFY);
+                msg_put_string(&p.w, TAG_PATH, "/src/a.py");
+                msg_put_string(&p.w, TAG_PATH_TARGET, "relative");
+                msg_put_string(&p.w, TAG_PATH_TARGET, "/x");
+                assert_int_equal(parse_end(&p, NULL), 0);
+                assert_int_equal(p.spec->n_path_targets, 0);
+        }
+        (void)state;
+}
+
 static void test_spec_free_null(void **state) {
         assert_null(spec_free(NULL));
 }
@@ -699,6 +811,7 @@ int main(void) {
                 cmocka_unit_test(test_argv_truncated),
                 cmocka_unit_test(test_wait_collect_failures),
                 cmocka_unit_test(test_unknown_tags_ignored),
+                cmocka_unit_test(test_path_targets),
                 cmocka_unit_test(test_spec_free_null),
         };
 
