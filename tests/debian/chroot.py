@@ -27,7 +27,10 @@ installed); each is thrown away at the end of the run.
   even when the run failed, and refuses to delete while anything is still
   mounted inside. No directory of the machine is bind-mounted (each mount is
   a new instance), so even a leftover chroot deleted by something else
-  cannot take the machine's files with it.
+  cannot take the machine's files with it. The one exception is bind(): a
+  directory the test made itself (the socket directory of a daemon on the
+  machine, for the installer tests) may be bound into a chroot; it is
+  unmounted with the rest, and nothing is deleted while it is.
 
 Everything here runs as root (mounts, chroot)."""
 
@@ -366,10 +369,26 @@ class Chroot:
         self.write("/usr/sbin/policy-rc.d",
                    "#!/bin/sh\n# No init runs in this chroot: no service may start.\nexit 101\n", mode=0o755)
 
-    def teardown(self):
-        """Kills what runs inside, unmounts, deletes. Safe to call twice."""
-        if not os.path.isdir(self.path):
-            return
+    def bind(self, host_dir, path):
+        """Binds the machine's directory @host_dir (one the test made, never
+        a system directory) at the chroot's @path, which is created when
+        missing. teardown() unmounts it before anything is deleted."""
+        target = self.host_path(path)
+        os.makedirs(target, exist_ok=True)
+        subprocess.run(["mount", "--bind", host_dir, target], check=True)
+        self.mounted.append(target)
+        return target
+
+    def unbind(self, path):
+        """Undoes bind() at the chroot's @path."""
+        target = self.host_path(path)
+        subprocess.run(["umount", target], check=True)
+        self.mounted.remove(target)
+
+    def kill_processes(self):
+        """Kills every process whose root is inside the chroot (and their
+        descendants); returns the PIDs that were still there after 5 s."""
+        pids = set()
         for _ in range(50):
             pids = _processes_in(self.path)
             if not pids:
@@ -380,6 +399,13 @@ class Chroot:
                 except ProcessLookupError:
                     pass
             time.sleep(0.1)
+        return pids
+
+    def teardown(self):
+        """Kills what runs inside, unmounts, deletes. Safe to call twice."""
+        if not os.path.isdir(self.path):
+            return
+        self.kill_processes()
         for point in _mounts_under(self.path):
             if subprocess.run(["umount", point], capture_output=True).returncode != 0:
                 subprocess.run(["umount", "--lazy", point], capture_output=True)
