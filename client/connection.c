@@ -15,7 +15,8 @@
  *      have started one) and otherwise starts the daemon: double fork and
  *      setsid so it belongs to no client's session and is reparented at
  *      once, cwd "/", stdio on /dev/null, every other fd closed, default
- *      signal handling, "DAEMON --socket=PATH --idle-exit=60",
+ *      signal handling, "DAEMON --socket=PATH --idle-exit=60" with
+ *      PYCQUEUE_STARTED_BY=autostart in its environment (for its status),
  *   4. polls connect() every 10–50 ms for up to 10 s, failing early when the
  *      daemon's pid is gone, then drops the lock.
  * So N racing clients start exactly one daemon: only the lock holder spawns,
@@ -200,7 +201,7 @@ static void close_other_fds(int keep) {
 
 /* In the daemon's process, after the second fork: never returns. Only
  * async-signal-safe calls from here on. */
-_noreturn_ static void daemon_exec(const char *daemon, char *const *argv, int report_fd) {
+_noreturn_ static void daemon_exec(const char *daemon, char *const *argv, char *const *envp, int report_fd) {
         struct sigaction sa = { .sa_handler = SIG_DFL };
         sigset_t none;
         int null_fd;
@@ -218,7 +219,7 @@ _noreturn_ static void daemon_exec(const char *daemon, char *const *argv, int re
         }
         close_other_fds(report_fd); /* report_fd itself is close-on-exec */
 
-        execv(daemon, argv);
+        execve(daemon, argv, envp);
         spawn_report(report_fd, 'e', errno);
         _exit(127);
 }
@@ -248,8 +249,28 @@ static int spawn_collect(int fd, pid_t *ret_pid) {
         return 0;
 }
 
+/* Our environment plus AUTOSTART_ENVIRONMENT (replacing any value of that
+ * variable), built before fork(): the child may only make async-signal-safe
+ * calls. The strings are borrowed; free the array only. */
+static char **autostart_environment(void) {
+        size_t name_len = strcspn(AUTOSTART_ENVIRONMENT, "=") + 1, n = 0, k = 0;
+        char **envp;
+
+        while (environ[n])
+                n++;
+        envp = calloc(n + 2, sizeof(char *));
+        if (!envp)
+                return NULL;
+        for (size_t i = 0; i < n; i++)
+                if (strncmp(environ[i], AUTOSTART_ENVIRONMENT, name_len) != 0)
+                        envp[k++] = environ[i];
+        envp[k] = (char *)AUTOSTART_ENVIRONMENT;
+        return envp;
+}
+
 static int spawn_daemon(const char *daemon, const char *socket_path, pid_t *ret_pid) {
         _cleanup_free_ char *exe = NULL, *abs_socket = NULL, *socket_arg = NULL;
+        _cleanup_free_ char **envp = NULL;
         _cleanup_close_ int read_fd = -1, write_fd = -1;
         int fds[2], status, r;
         pid_t child;
@@ -264,6 +285,9 @@ static int spawn_daemon(const char *daemon, const char *socket_path, pid_t *ret_
         if (asprintf(&socket_arg, "--socket=%s", abs_socket) < 0)
                 return -ENOMEM;
         char *argv[] = { exe, socket_arg, (char *)"--idle-exit=" AUTOSTART_IDLE_EXIT, NULL };
+        envp = autostart_environment();
+        if (!envp)
+                return -ENOMEM;
 
         if (pipe2(fds, O_CLOEXEC) < 0)
                 return negative_errno();
@@ -287,7 +311,7 @@ static int spawn_daemon(const char *daemon, const char *socket_path, pid_t *ret_
                         _exit(1);
                 }
                 if (grandchild == 0)
-                        daemon_exec(exe, argv, write_fd);
+                        daemon_exec(exe, argv, envp, write_fd);
                 spawn_report(write_fd, 'p', (int)grandchild);
                 _exit(0);
         }

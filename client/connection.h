@@ -14,6 +14,9 @@
 #define AUTOSTART_TIMEOUT_USEC (10u * 1000000u)      /* for the daemon to listen */
 #define AUTOSTART_LOCK_TIMEOUT_USEC (30u * 1000000u) /* for another client's autostart */
 #define AUTOSTART_IDLE_EXIT "60"                     /* --idle-exit of a daemon we start */
+/* Tells a daemon we start that it was autostarted (daemon/status.h,
+ * STATUS_STARTED_BY_ENV); an older daemon ignores it. */
+#define AUTOSTART_ENVIRONMENT "PYCQUEUE_STARTED_BY=autostart"
 #define CONNECTION_BUFFER_MIN (64u * 1024u)
 
 typedef struct Connection {

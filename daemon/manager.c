@@ -31,6 +31,7 @@
 #include "recorder.h"
 #include "request.h"
 #include "rootpath.h"
+#include "status.h"
 #include "util.h"
 #include "workeruser.h"
 
@@ -533,6 +534,15 @@ static void rate_advance(Manager *m) {
         m->rate_second = sec;
 }
 
+double manager_throughput(Manager *m) {
+        uint64_t sum = 0;
+
+        rate_advance(m);
+        for (unsigned i = 0; i < MANAGER_RATE_SLOTS; i++)
+                sum += m->rate[i];
+        return (double)sum / MANAGER_RATE_SLOTS;
+}
+
 void manager_count_compiled(Manager *m) {
         m->totals.compiled++;
         rate_advance(m);
@@ -615,7 +625,7 @@ void manager_stop(Manager *m) {
         manager_check_idle(m);
 }
 
-static unsigned manager_in_flight(Manager *m) {
+unsigned manager_in_flight(Manager *m) {
         unsigned n = 0;
         for (size_t i = 0; i < m->n_pools; i++)
                 n += m->pools[i]->n_compiling + m->pools[i]->n_committing;
@@ -660,130 +670,18 @@ void manager_status_changed(Manager *m) {
         (void)sd_event_source_set_enabled(m->status_source, SD_EVENT_ONESHOT);
 }
 
-static void put_u64(MsgWriter *w, const char *key, uint64_t v) {
-        char buf[32];
-        snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);
-        msg_put_stat(w, key, 'n', buf);
-}
-
-static void manager_status_cache(Manager *m, MsgWriter *w) {
-        ContentCacheStats st;
-        char buf[32];
-
-        msg_put_stat(w, "cache.enabled", 'b', m->cache ? "true" : "false");
-        if (!m->cache) {
-                msg_put_stat(w, "cache.reason", 's',
-                             m->cache_off_reason ? m->cache_off_reason : "cache_max_size is 0");
-                return;
-        }
-        content_cache_get_stats(m->cache, &st);
-        msg_put_stat(w, "cache.directory", 's', content_cache_directory(m->cache));
-        put_u64(w, "cache.hits", st.hits);
-        put_u64(w, "cache.misses", st.misses);
-        snprintf(buf, sizeof(buf), "%.3f",
-                 st.hits + st.misses > 0 ? (double)st.hits / (double)(st.hits + st.misses) : 0.0);
-        msg_put_stat(w, "cache.hit_rate", 'n', buf);
-        put_u64(w, "cache.stores", st.stores);
-        put_u64(w, "cache.rejected", st.rejected);
-        put_u64(w, "cache.evicted", st.evicted);
-        put_u64(w, "cache.entries", st.entries);
-        put_u64(w, "cache.size_bytes", st.size);
-        put_u64(w, "cache.max_size_bytes", st.max_size);
-}
-
 int manager_status_reply(Manager *m, bool privileged, uint8_t **ret_frame, size_t *ret_size) {
-        char key[64], buf[128];
-        _cleanup_free_ char *db = NULL;
-        struct stat st;
-        uint64_t sum = 0;
+        _cleanup_(status_done) DaemonStatus st = {};
         MsgWriter w;
         int r;
 
+        r = status_collect(m, privileged, &st);
+        if (r < 0)
+                return r;
         r = msg_writer_init(&w, MSG_STATUS_REPLY);
         if (r < 0)
                 return r;
-        put_u64(&w, "pid", (uint64_t)getpid());
-        msg_put_stat(&w, "version", 's', PACKAGE_VERSION);
-        snprintf(buf, sizeof(buf), "%.3f", (double)(now_usec(CLOCK_MONOTONIC) - m->start_usec) / 1e6);
-        msg_put_stat(&w, "uptime_seconds", 'n', buf);
-        msg_put_stat(&w, "state", 's', m->stopping ? "stopping" : "running");
-        msg_put_stat(&w, "audit", 'b', m->audit ? "true" : "false");
-        msg_put_stat(&w, "socket_activated", 'b',
-                     m->listener && listener_is_activated(m->listener) ? "true" : "false");
-        put_u64(&w, "queue_length", queue_size(m->queue));
-        put_u64(&w, "in_flight", manager_in_flight(m));
-        put_u64(&w, "connections", m->n_connections);
-        for (size_t i = 0; i < m->n_pools; i++) {
-                Pool *p = m->pools[i];
-                static const char *const states[] = { "starting", "ready", "failed" };
-
-#define K(name) (snprintf(key, sizeof(key), "workers.%zu." name, i), key)
-                msg_put_stat(&w, K("interpreter"), 's', p->interpreter);
-                msg_put_stat(&w, K("state"), 's', states[p->state]);
-                if (p->state == POOL_READY) {
-                        msg_put_stat(&w, K("implementation"), 's', p->info.implementation);
-                        msg_put_stat(&w, K("version"), 's', p->info.version);
-                        msg_put_stat(&w, K("cache_tag"), 's', p->info.cache_tag);
-                        snprintf(buf, sizeof(buf), "%02x%02x%02x%02x", p->info.magic[0], p->info.magic[1],
-                                 p->info.magic[2], p->info.magic[3]);
-                        msg_put_stat(&w, K("magic"), 's', buf);
-                }
-                if (p->state == POOL_FAILED && p->error)
-                        msg_put_stat(&w, K("error"), 's', p->error);
-                put_u64(&w, K("count"), p->n_workers);
-                put_u64(&w, K("busy"), pool_busy_workers(p));
-                put_u64(&w, K("queued"), pool_jobs(p));
-#undef K
-        }
-        put_u64(&w, "totals.requests", m->totals.requests);
-        put_u64(&w, "totals.compiled", m->totals.compiled);
-        put_u64(&w, "totals.up_to_date", m->totals.up_to_date);
-        put_u64(&w, "totals.coalesced", m->totals.coalesced);
-        put_u64(&w, "totals.failed", m->totals.failed);
-        put_u64(&w, "totals.worker_restarts", m->totals.worker_restarts);
-        rate_advance(m);
-        for (unsigned i = 0; i < MANAGER_RATE_SLOTS; i++)
-                sum += m->rate[i];
-        snprintf(buf, sizeof(buf), "%.1f", (double)sum / MANAGER_RATE_SLOTS);
-        msg_put_stat(&w, "throughput_files_per_second", 'n', buf);
-
-        if (m->recorder) {
-                const char *path = recorder_path(m->recorder);
-                uint64_t size = 0;
-
-                msg_put_stat(&w, "database.path", 's', path);
-                msg_put_stat(&w, "database.recording", 'b',
-                             recorder_enabled(m->recorder) ? "true" : "false");
-                if (stat(path, &st) == 0)
-                        size += (uint64_t)st.st_size;
-                if (asprintf(&db, "%s-wal", path) >= 0 && stat(db, &st) == 0)
-                        size += (uint64_t)st.st_size;
-                put_u64(&w, "database.size_bytes", size);
-                put_u64(&w, "database.rows", recorder_rows(m->recorder));
-                msg_put_stat(&w, "database.degraded", 'b',
-                             recorder_degraded(m->recorder) ? "true" : "false");
-                if (recorder_degraded_reason(m->recorder))
-                        msg_put_stat(&w, "database.degraded_reason", 's',
-                                     recorder_degraded_reason(m->recorder));
-                put_u64(&w, "database.dropped_records", recorder_dropped(m->recorder));
-        }
-        manager_status_cache(m, &w);
-        /* Recent errors name other users' files: for the privileged
-         * caller only (others ask history, which shows what they may see). */
-        if (!privileged && m->n_recent > 0)
-                put_u64(&w, "recent_errors_hidden", m->n_recent);
-        for (unsigned i = 0; privileged && i < m->n_recent; i++) {
-                /* newest first */
-                RecentError *e =
-                        &m->recent[(m->recent_next + MANAGER_RECENT_ERRORS - 1 - i) % MANAGER_RECENT_ERRORS];
-#define K(name) (snprintf(key, sizeof(key), "recent_errors.%u." name, i), key)
-                msg_put_stat(&w, K("source"), 's', e->source ? e->source : "");
-                msg_put_stat(&w, K("type"), 's', e->type ? e->type : "");
-                put_u64(&w, K("line"), e->line);
-                msg_put_stat(&w, K("message"), 's', e->message ? e->message : "");
-                put_u64(&w, K("time"), e->realtime_usec / 1000000u);
-#undef K
-        }
+        status_write_fields(&st, &w);
         return msg_writer_finish(&w, ret_frame, ret_size);
 }
 
@@ -806,6 +704,8 @@ int manager_run(Manager *m) {
         r = listener_new(m, m->config->socket_path, &m->listener);
         if (r < 0)
                 return r;
+        m->socket_activated = listener_is_activated(m->listener);
+        m->started_by = status_started_by(m->socket_activated);
         r = sd_event_add_time_relative(m->event, &m->status_source, CLOCK_MONOTONIC,
                                        MANAGER_STATUS_INTERVAL_USEC, 100000, manager_on_status_timer, m);
         if (r < 0)

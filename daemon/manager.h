@@ -28,6 +28,15 @@ typedef struct RecentError {
         uint64_t realtime_usec;
 } RecentError;
 
+/* How the daemon was started, for status (status.c). */
+typedef enum StartedBy {
+        STARTED_BY_MANUAL,    /* nothing said otherwise: by hand, or a plain service start */
+        STARTED_BY_SOCKET,    /* systemd passed the listening socket (LISTEN_FDS) */
+        STARTED_BY_AUTOSTART, /* a client found nothing listening and started it */
+        STARTED_BY_BUS,       /* D-Bus activation: set by the bus part */
+        _STARTED_BY_MAX,
+} StartedBy;
+
 typedef struct Counters {
         uint64_t requests;
         uint64_t compiled;     /* .pyc files written */
@@ -65,6 +74,8 @@ typedef struct Manager {
         bool stopping;
         int exit_code;
         uint64_t start_usec;       /* CLOCK_MONOTONIC */
+        StartedBy started_by;
+        bool socket_activated;     /* kept: the listener goes away on stop */
         uint64_t next_job_id;
         uid_t worker_uid;
         gid_t worker_gid;
@@ -141,5 +152,9 @@ void manager_status_changed(Manager *m);
 /* Builds the MSG_STATUS_REPLY frame; recent errors (which name files) only
  * for a @privileged caller. */
 int manager_status_reply(Manager *m, bool privileged, uint8_t **ret_frame, size_t *ret_size);
+/* Jobs being compiled or written now. */
+unsigned manager_in_flight(Manager *m);
+/* Files compiled per second over the last MANAGER_RATE_SLOTS seconds. */
+double manager_throughput(Manager *m);
 /* True while anything is queued, in flight or being expanded. */
 bool manager_busy(Manager *m);
