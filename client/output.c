@@ -358,16 +358,6 @@ void compile_output_queued(CompileOutput *c, uint64_t queued) {
                 printf("%" PRIu64 " queued\n", queued);
 }
 
-void output_status_line(const char *key, char kind, const uint8_t *value, size_t size) {
-        output_write_text(stdout, key, strlen(key));
-        fputs(": ", stdout);
-        if (kind == 'n' || kind == 'b')
-                output_write_text(stdout, value, size);
-        else
-                output_write_path(stdout, value, size);
-        fputc('\n', stdout);
-}
-
 int output_flush(void) {
         progress_clear();
         if (fflush(stdout) != 0 || ferror(stdout))

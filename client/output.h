@@ -3,7 +3,7 @@
 
 /* Everything pycqueue prints goes through here: the usage and error messages
  * on stderr, the per-file lines, the progress line, the compile summary (or
- * its JSON object) and the status listing. */
+ * its JSON object); the status block is status-view.c's. */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -71,9 +71,6 @@ void compile_output_summary(CompileOutput *c, const CompileCounts *counts);
 
 /* For compile --no-wait: "N queued", or {"queued":N} with --json. */
 void compile_output_queued(CompileOutput *c, uint64_t queued);
-
-/* One "key: value" line of the status listing. */
-void output_status_line(const char *key, char kind, const uint8_t *value, size_t size);
 
 /* Flushes stdout; returns 0, or a negative errno when output was lost. */
 int output_flush(void);
