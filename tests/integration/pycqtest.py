@@ -45,7 +45,7 @@ def clean_env(extra=None, drop=()):
     python3 is /usr/bin/python3."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("SOURCE_DATE_EPOCH", "NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID",
-                        "LISTEN_FDNAMES", "PYCQUEUE_SOCKET", "PYCQUEUE_DAEMON",
+                        "LISTEN_FDNAMES", "PYCQUEUE_SOCKET", "PYCQUEUE_DAEMON", "PYCQUEUE_STARTED_BY",
                         "PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX", "PYTHONHASHSEED",
                         "PYTHONOPTIMIZE", "PYTHONPATH", "PYTHONHOME")
            and k not in drop}

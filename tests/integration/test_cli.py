@@ -54,8 +54,8 @@ def test_compile_no_daemon_exits_3(sockdir, tmp_path):
 def test_status_human(daemon):
     p = daemon.pycq("status")
     assert p.returncode == 0, describe(p)
-    fields = dict(line.split(": ", 1) for line in p.out.splitlines() if ": " in line)
-    assert fields.get("pid", "").strip() == str(daemon.pid), describe(p)
+    fields = dict(line.strip().split(": ", 1) for line in p.out.splitlines() if ": " in line)
+    assert fields.get("PID", "").strip() == str(daemon.pid), describe(p)
 
 
 def _magic_ok(value):
@@ -179,7 +179,11 @@ def test_socket_activation(tmp_path, sockdir):
 
         p = run_client("status", "--json", socket_path=sock)
         assert p.returncode == 0, describe(p)
-        assert json.loads(p.stdout)["pid"] == proc.pid  # systemd-socket-activate exec'd the daemon
+        st = json.loads(p.stdout)
+        assert st["pid"] == proc.pid  # systemd-socket-activate exec'd the daemon
+        assert st["started_by"] == "socket" and st["socket_activated"] is True, st
+        p = run_client("status", socket_path=sock)
+        assert "\n   Started: socket (" in p.out, describe(p)
         assert not os.path.exists(unused), "--socket was used although systemd passed a socket"
 
         messages = []
