@@ -6,10 +6,10 @@
  *        Started: autostart (by a client; exits when idle)
  *            PID: 1234
  *          Queue: 12 queued, 4 in flight; 3 connections
- *        Workers: /usr/bin/python3.13 (CPython 3.13.1, cpython-313): 4 workers, 2 busy, 10 queued
+ *        Workers: /usr/bin/python3.13 (cpython 3.13.1, cpython-313): 4 workers, 2 busy, 10 queued
  *         Totals: 12 requests; 4500 compiled, 300 up to date, 12 coalesced, 3 failed
  *     Throughput: 42.0 files/s (last 10 s)
- *          Cache: 85.2% hit rate (1200 hits, 210 misses); 3401 entries, 120.5M of 256.0M
+ *          Cache: 85.2% hit rate (120 hits, 21 misses); 34 entries, 1.2M of 256.0M in /var/cache/pycqueue
  *       Database: /var/lib/pycqueue/provenance.db, 12.3M, 45000 rows: ok
  *         Errors: 1 recent, newest first:
  *                 Jan 07 10:02:03 /srv/app/bad.py:3: SyntaxError: invalid syntax
@@ -415,7 +415,7 @@ static void print_totals(const View *v, const StatusFields *s) {
 }
 
 static void print_cache(const View *v, const StatusFields *s) {
-        const char *enabled = get_str(s, "cache.enabled");
+        const char *enabled = get_str(s, "cache.enabled"), *directory;
         char size[16], max[16];
         uint64_t hits, misses;
         double rate;
@@ -442,9 +442,15 @@ static void print_cache(const View *v, const StatusFields *s) {
         else if (get_double(s, "cache.hit_rate", &rate))
                 fprintf(v->f, "%.1f%% hit rate (%" PRIu64 " hits, %" PRIu64 " misses)", rate * 100.0, hits,
                         misses);
-        fprintf(v->f, "; %" PRIu64 " entries, %s of %s\n", get_u64_or(s, "cache.entries", 0),
+        fprintf(v->f, "; %" PRIu64 " entries, %s of %s", get_u64_or(s, "cache.entries", 0),
                 format_bytes(size, sizeof(size), get_u64_or(s, "cache.size_bytes", 0)),
                 format_bytes(max, sizeof(max), get_u64_or(s, "cache.max_size_bytes", 0)));
+        directory = get_str(s, "cache.directory");
+        if (directory) {
+                fputs(" in ", v->f);
+                put_path(v, directory);
+        }
+        fputc('\n', v->f);
 }
 
 static void print_database(const View *v, const StatusFields *s) {
