@@ -194,8 +194,11 @@ def test_root_interpreter_runs_chrooted_and_is_let_go(daemon, pyroot, app):
     p = daemon.pycq("--json", "why", "--root=" + pyroot, inside + "/m.py")
     assert p.returncode == EXIT_OK, describe(p)
     rec = json_records(p)[0]
-    assert rec["interpreter"] == pyroot + "/usr/bin/python3.11", rec
+    assert rec["interpreter"] == "/usr/bin/python3.11", rec  # as seen inside
     assert rec["root"] == pyroot and rec["source"] == inside + "/m.py", rec
+    p = daemon.pycq("--json", "history", "--limit=1")  # the host's view
+    rec = json_records(p)[0]
+    assert rec["interpreter"] == pyroot + "/usr/bin/python3.11" and rec["root"] == pyroot, rec
     # The root's workers went with the request: nothing of the daemon's
     # runs inside the root any more.
     for pid in proc_children(daemon.pid):
