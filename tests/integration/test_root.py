@@ -347,3 +347,27 @@ def test_failures_are_collected_in_their_root(daemon, pyroot, app, in_root):
     assert p.err.startswith(inside + "/bad.py:1: SyntaxError"), describe(p)
     p = in_root("wait", "--failures")
     assert (p.returncode, p.out, p.err) == (EXIT_OK, "", ""), describe(p)
+
+
+def test_content_cache_is_not_shared_with_a_root(daemon, pyroot):
+    """What a root's interpreter compiled is never served to the host (or to
+    another root) from the content cache, even for the same bytes under the
+    same name: the host has no reason to trust a target's interpreter."""
+    name = "/tmp/pycq-same-" + uuid.uuid4().hex[:8] + "/m.py"
+    try:
+        write(pyroot + name, "X = 1\n", mtime=1_000_000_000)
+        write(name, "X = 1\n", mtime=1_000_000_000)
+        p = daemon.pycq("compile", "--root=" + pyroot, name)
+        assert p.returncode == EXIT_OK and "1 compiled" in p.out, describe(p)
+        p = daemon.pycq("compile", name)
+        assert p.returncode == EXIT_OK and "1 compiled" in p.out, describe(p)
+        cache = daemon.status()["cache"]
+        assert cache["hits"] == 0 and cache["misses"] == 2, cache
+        # The root's own entry still serves the root.
+        os.unlink(cache_path(pyroot + name))
+        p = daemon.pycq("compile", "--root=" + pyroot, name)
+        assert p.returncode == EXIT_OK, describe(p)
+        assert daemon.status()["cache"]["hits"] == 1
+    finally:
+        shutil.rmtree(os.path.dirname(name), ignore_errors=True)
+        shutil.rmtree(pyroot + os.path.dirname(name), ignore_errors=True)
