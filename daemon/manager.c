@@ -671,11 +671,11 @@ void manager_status_changed(Manager *m) {
 }
 
 int manager_status_reply(Manager *m, bool privileged, uint8_t **ret_frame, size_t *ret_size) {
-        _cleanup_(status_done) DaemonStatus st = {};
+        _cleanup_(manager_status_done) ManagerStatus st = {};
         MsgWriter w;
         int r;
 
-        r = status_collect(m, privileged, &st);
+        r = manager_status_get_for(m, privileged, &st);
         if (r < 0)
                 return r;
         r = msg_writer_init(&w, MSG_STATUS_REPLY);

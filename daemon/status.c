@@ -3,8 +3,8 @@
  *
  * Two front ends report it: the socket's MSG_STATUS_REPLY (status_write_fields(),
  * read by `pycqueue status`) and the D-Bus Manager object (GetStatus() and its
- * properties). Both call status_collect(), so they cannot disagree, and the
- * bus never parses a frame. The struct borrows the Manager's strings: it is
+ * properties). Both call manager_status_get*(), so they cannot disagree, and
+ * the bus never parses a frame. The struct borrows the Manager's strings: it is
  * filled, used and dropped within one callback of the loop.
  *
  * What the status may show depends on the caller: recent errors name files
@@ -58,12 +58,8 @@ StartedBy status_started_by(bool socket_activated) {
         return socket_activated ? STARTED_BY_SOCKET : STARTED_BY_MANUAL;
 }
 
-const char *status_state(const DaemonStatus *s) {
-        return s->stopping ? "stopping" : "running";
-}
-
-const char *status_database_health(const DaemonStatus *s) {
-        if (!s->has_database)
+const char *status_database_health(const ManagerStatus *s) {
+        if (!s->have_database)
                 return NULL;
         if (!s->recording)
                 return "off";
@@ -75,13 +71,13 @@ static const char *pool_state_string(PoolState state) {
         return (size_t)state < ELEMENTSOF(states) ? states[state] : "unknown";
 }
 
-static void status_collect_database(Manager *m, DaemonStatus *s) {
+static void status_collect_database(Manager *m, ManagerStatus *s) {
         _cleanup_free_ char *wal = NULL;
         struct stat st;
 
         if (!m->recorder)
                 return;
-        s->has_database = true;
+        s->have_database = true;
         s->database_path = recorder_path(m->recorder);
         s->recording = recorder_enabled(m->recorder);
         /* Two stat()s on the loop: the state directory is local. */
@@ -91,16 +87,17 @@ static void status_collect_database(Manager *m, DaemonStatus *s) {
                 s->database_size += (uint64_t)st.st_size;
         s->database_rows = recorder_rows(m->recorder);
         s->degraded = recorder_degraded(m->recorder);
-        s->degraded_reason = s->degraded ? recorder_degraded_reason(m->recorder) : NULL;
+        if (s->degraded && recorder_degraded_reason(m->recorder))
+                s->degraded_reason = recorder_degraded_reason(m->recorder);
         s->dropped_records = recorder_dropped(m->recorder);
 }
 
-int status_collect(Manager *m, bool privileged, DaemonStatus *ret) {
-        DaemonStatus s = {
+int manager_status_get_for(Manager *m, bool privileged, ManagerStatus *ret) {
+        ManagerStatus s = {
                 .pid = getpid(),
                 .version = PACKAGE_VERSION,
+                .state = m->stopping ? "stopping" : "running",
                 .uptime_usec = now_usec(CLOCK_MONOTONIC) - m->start_usec,
-                .stopping = m->stopping,
                 .started_by = m->started_by,
                 .socket_activated = m->socket_activated,
                 .audit = m->audit != NULL,
@@ -109,6 +106,7 @@ int status_collect(Manager *m, bool privileged, DaemonStatus *ret) {
                 .connections = m->n_connections,
                 .totals = m->totals,
                 .throughput = manager_throughput(m),
+                .degraded_reason = "",
         };
 
         if (m->n_pools > 0) {
@@ -123,10 +121,15 @@ int status_collect(Manager *m, bool privileged, DaemonStatus *ret) {
                 sp->interpreter = p->interpreter;
                 sp->root = p->root;
                 sp->state = pool_state_string(p->state);
-                if (p->state == POOL_READY) {
-                        sp->implementation = p->info.implementation;
-                        sp->version = p->info.version;
-                        sp->cache_tag = p->info.cache_tag;
+                sp->ready = p->state == POOL_READY;
+                sp->implementation = sp->version = sp->cache_tag = "";
+                if (sp->ready) {
+                        if (p->info.implementation)
+                                sp->implementation = p->info.implementation;
+                        if (p->info.version)
+                                sp->version = p->info.version;
+                        if (p->info.cache_tag)
+                                sp->cache_tag = p->info.cache_tag;
                         memcpy(sp->magic, p->info.magic, sizeof(sp->magic));
                 }
                 if (p->state == POOL_FAILED)
@@ -167,7 +170,11 @@ int status_collect(Manager *m, bool privileged, DaemonStatus *ret) {
         return 0;
 }
 
-void status_done(DaemonStatus *s) {
+int manager_status_get(Manager *m, ManagerStatus *ret) {
+        return manager_status_get_for(m, false, ret);
+}
+
+void manager_status_done(ManagerStatus *s) {
         free(s->pools);
         s->pools = NULL;
         s->n_pools = 0;
@@ -189,7 +196,7 @@ static void put_fixed(MsgWriter *w, const char *key, int decimals, double v) {
         msg_put_stat(w, key, 'n', buf);
 }
 
-static void write_pools(const DaemonStatus *s, MsgWriter *w) {
+static void write_pools(const ManagerStatus *s, MsgWriter *w) {
         char key[64], buf[16];
 
         for (size_t i = 0; i < s->n_pools; i++) {
@@ -200,7 +207,7 @@ static void write_pools(const DaemonStatus *s, MsgWriter *w) {
                 if (p->root)
                         msg_put_stat(w, K("root"), 's', p->root);
                 msg_put_stat(w, K("state"), 's', p->state);
-                if (p->implementation) {
+                if (p->ready) {
                         msg_put_stat(w, K("implementation"), 's', p->implementation);
                         msg_put_stat(w, K("version"), 's', p->version);
                         msg_put_stat(w, K("cache_tag"), 's', p->cache_tag);
@@ -217,21 +224,21 @@ static void write_pools(const DaemonStatus *s, MsgWriter *w) {
         }
 }
 
-static void write_database(const DaemonStatus *s, MsgWriter *w) {
-        if (!s->has_database)
+static void write_database(const ManagerStatus *s, MsgWriter *w) {
+        if (!s->have_database)
                 return;
         msg_put_stat(w, "database.path", 's', s->database_path);
         put_bool(w, "database.recording", s->recording);
         put_u64(w, "database.size_bytes", s->database_size);
         put_u64(w, "database.rows", s->database_rows);
         put_bool(w, "database.degraded", s->degraded);
-        if (s->degraded_reason)
+        if (s->degraded && s->degraded_reason && *s->degraded_reason)
                 msg_put_stat(w, "database.degraded_reason", 's', s->degraded_reason);
         put_u64(w, "database.dropped_records", s->dropped_records);
         msg_put_stat(w, "database.health", 's', status_database_health(s));
 }
 
-static void write_cache(const DaemonStatus *s, MsgWriter *w) {
+static void write_cache(const ManagerStatus *s, MsgWriter *w) {
         put_bool(w, "cache.enabled", s->cache_enabled);
         if (!s->cache_enabled) {
                 msg_put_stat(w, "cache.reason", 's', s->cache_off_reason);
@@ -249,7 +256,7 @@ static void write_cache(const DaemonStatus *s, MsgWriter *w) {
         put_u64(w, "cache.max_size_bytes", s->cache.max_size);
 }
 
-static void write_errors(const DaemonStatus *s, MsgWriter *w) {
+static void write_errors(const ManagerStatus *s, MsgWriter *w) {
         char key[64];
 
         if (s->n_errors_hidden > 0)
@@ -267,13 +274,13 @@ static void write_errors(const DaemonStatus *s, MsgWriter *w) {
         }
 }
 
-void status_write_fields(const DaemonStatus *s, MsgWriter *w) {
+void status_write_fields(const ManagerStatus *s, MsgWriter *w) {
         /* The keys of older versions keep their names and order; new ones
          * are added (clients skip keys they do not know). */
         put_u64(w, "pid", (uint64_t)s->pid);
         msg_put_stat(w, "version", 's', s->version);
         put_fixed(w, "uptime_seconds", 3, (double)s->uptime_usec / 1e6);
-        msg_put_stat(w, "state", 's', status_state(s));
+        msg_put_stat(w, "state", 's', s->state);
         put_bool(w, "audit", s->audit);
         put_bool(w, "socket_activated", s->socket_activated);
         msg_put_stat(w, "started_by", 's', started_by_to_string(s->started_by));

@@ -31,14 +31,16 @@ int started_by_from_string(const char *s);
 StartedBy status_started_by(bool socket_activated);
 
 typedef struct StatusPool {
-        const char *interpreter;                          /* host path */
-        const char *root;                                 /* NULL: ours */
-        const char *state;                                /* "starting", "ready", "failed" */
-        const char *implementation, *version, *cache_tag; /* NULL unless ready */
-        uint8_t magic[4];                                 /* valid when ready */
-        const char *error;                                /* NULL unless failed */
-        unsigned count, busy;
-        uint64_t queued;
+        const char *interpreter; /* host path; not necessarily UTF-8 */
+        const char *root;        /* its workers run chrooted here; NULL: ours */
+        const char *state;       /* "starting", "ready", "failed" */
+        bool ready;
+        const char *implementation; /* what the workers reported: "" until ready */
+        const char *version;        /* "" until ready */
+        const char *cache_tag;      /* "" until ready */
+        uint8_t magic[4];           /* zero until ready */
+        const char *error;          /* NULL unless failed */
+        unsigned count, busy, queued;
 } StatusPool;
 
 typedef struct StatusError {
@@ -49,56 +51,58 @@ typedef struct StatusError {
         uint64_t realtime_usec;
 } StatusError;
 
-/* Every pointer borrows the Manager's objects: use it on the loop's current
- * iteration, then status_done(). */
-typedef struct DaemonStatus {
+/* Every pointer borrows the Manager's objects: valid until the loop runs
+ * on; then manager_status_done(). */
+typedef struct ManagerStatus {
         pid_t pid;
         const char *version;
+        const char *state; /* "running" or "stopping" */
         uint64_t uptime_usec;
-        bool stopping;
         StartedBy started_by;
-        bool socket_activated;
+        bool socket_activated; /* systemd passed the listening socket */
         bool audit;
-        uint64_t queue_length;
+        uint64_t queue_length; /* jobs in the queue, those in flight included */
         unsigned in_flight;
         unsigned connections;
 
-        StatusPool *pools; /* owned */
         size_t n_pools;
+        StatusPool *pools; /* n_pools entries, allocated */
 
         Counters totals;
-        double throughput; /* files compiled per second, over the last MANAGER_RATE_SLOTS seconds */
+        double throughput; /* files per second over the last MANAGER_RATE_SLOTS seconds */
 
-        bool has_database;
+        bool have_database;
         const char *database_path;
         bool recording;
         uint64_t database_size; /* the file and its WAL, bytes */
         uint64_t database_rows;
         bool degraded;
-        const char *degraded_reason; /* NULL unless degraded */
+        const char *degraded_reason; /* "" when not degraded */
         uint64_t dropped_records;
 
         bool cache_enabled;
         const char *cache_off_reason; /* when not enabled */
         const char *cache_directory;  /* when enabled */
-        ContentCacheStats cache;
-        double cache_hit_rate; /* 0..1; 0 before any lookup */
+        ContentCacheStats cache;      /* when enabled */
+        double cache_hit_rate;        /* 0 to 1; 0 when off or unused */
 
         /* Recent errors name other users' files: filled for a privileged
-         * caller only; the others get their number in n_errors_hidden. */
+         * caller only; anyone else gets their number in n_errors_hidden. */
         StatusError errors[MANAGER_RECENT_ERRORS]; /* newest first */
         unsigned n_errors;
         unsigned n_errors_hidden;
-} DaemonStatus;
+} ManagerStatus;
+
+/* Fills @ret from @m, the recent errors only for a @privileged caller.
+ * Returns 0 or -ENOMEM. */
+int manager_status_get_for(Manager *m, bool privileged, ManagerStatus *ret);
+/* The same for anyone: recent errors only counted. */
+int manager_status_get(Manager *m, ManagerStatus *ret);
+void manager_status_done(ManagerStatus *s);
 
 /* "ok", "degraded" or "off" (recording disabled); NULL without a database. */
-const char *status_database_health(const DaemonStatus *s);
-const char *status_state(const DaemonStatus *s);
-
-/* Fills @ret from @m; never fails but for -ENOMEM. */
-int status_collect(Manager *m, bool privileged, DaemonStatus *ret);
-void status_done(DaemonStatus *s);
+const char *status_database_health(const ManagerStatus *s);
 
 /* Appends @s to a MSG_STATUS_REPLY as TAG_STAT fields, in the order and
- * under the keys doc/pycqueue.1 documents for status --json. */
-void status_write_fields(const DaemonStatus *s, MsgWriter *w);
+ * under the keys pycqueue(1) lists (Status keys). */
+void status_write_fields(const ManagerStatus *s, MsgWriter *w);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit tests of the daemon's status (daemon/status.c): the started_by names
  * and how the environment sets them, the database's health, and the fields
- * status_write_fields() makes of a DaemonStatus, which pycqueue(1)
+ * status_write_fields() makes of a ManagerStatus, which pycqueue(1)
  * documents key by key: names, order, kinds and values, the pool of a
  * root, a failed pool, and recent errors shown or only counted. */
 
@@ -57,10 +57,10 @@ static void test_started_by_environment(void **state) {
 }
 
 static void test_database_health(void **state) {
-        DaemonStatus s = {};
+        ManagerStatus s = {};
 
         assert_null(status_database_health(&s));
-        s.has_database = true;
+        s.have_database = true;
         assert_string_equal(status_database_health(&s), "off");
         s.recording = true;
         assert_string_equal(status_database_health(&s), "ok");
@@ -69,7 +69,7 @@ static void test_database_health(void **state) {
 }
 
 /* The fields of @s as "key=kind:value" lines, in order. */
-static char *fields_of(const DaemonStatus *s) {
+static char *fields_of(const ManagerStatus *s) {
         uint8_t *frame = NULL;
         size_t size = 0, text_size = 0;
         char *text = NULL;
@@ -100,10 +100,11 @@ static char *fields_of(const DaemonStatus *s) {
         return text;
 }
 
-static DaemonStatus example(void) {
+static ManagerStatus example(void) {
         static StatusPool pools[2] = {
                 { .interpreter = "/usr/bin/python3.13",
                   .state = "ready",
+                  .ready = true,
                   .implementation = "cpython",
                   .version = "3.13.1",
                   .cache_tag = "cpython-313",
@@ -114,12 +115,16 @@ static DaemonStatus example(void) {
                 { .interpreter = "/target/usr/bin/python3",
                   .root = "/target",
                   .state = "failed",
+                  .implementation = "",
+                  .version = "",
+                  .cache_tag = "",
                   .error = "it exited before its handshake",
                   .count = 0 },
         };
-        return (DaemonStatus){
+        return (ManagerStatus){
                 .pid = 42,
                 .version = "1.0",
+                .state = "running",
                 .uptime_usec = 61500000,
                 .started_by = STARTED_BY_AUTOSTART,
                 .queue_length = 14,
@@ -129,11 +134,12 @@ static DaemonStatus example(void) {
                 .n_pools = 2,
                 .totals = { .requests = 5, .compiled = 100, .failed = 1 },
                 .throughput = 12.34,
-                .has_database = true,
+                .have_database = true,
                 .database_path = "/var/lib/pycqueue/provenance.db",
                 .recording = true,
                 .database_size = 4096,
                 .database_rows = 100,
+                .degraded_reason = "",
                 .cache_enabled = false,
                 .cache_off_reason = "cache_max_size is 0",
                 .errors = { { .source = "/srv/a b.py",
@@ -146,7 +152,7 @@ static DaemonStatus example(void) {
 }
 
 static void test_fields(void **state) {
-        DaemonStatus s = example();
+        ManagerStatus s = example();
         char *text = fields_of(&s);
 
         assert_string_equal(text, "pid=n:42\n"
@@ -200,16 +206,15 @@ static void test_fields(void **state) {
 }
 
 static void test_fields_degraded_stopping_hidden(void **state) {
-        DaemonStatus s = example();
+        ManagerStatus s = example();
         char *text;
 
-        s.stopping = true;
+        s.state = "stopping";
         s.degraded = true;
         s.degraded_reason = "database is locked";
         s.dropped_records = 7;
         s.n_errors = 0;
         s.n_errors_hidden = 3;
-        s.has_database = true;
         text = fields_of(&s);
         assert_non_null(strstr(text, "\nstate=s:stopping\n"));
         assert_non_null(strstr(text, "\ndatabase.degraded=b:true\n"
@@ -223,7 +228,7 @@ static void test_fields_degraded_stopping_hidden(void **state) {
 
         /* no database, no pools: their keys are absent */
         s = example();
-        s.has_database = false;
+        s.have_database = false;
         s.n_pools = 0;
         text = fields_of(&s);
         assert_null(strstr(text, "database."));
