@@ -555,7 +555,7 @@ void manager_record_failure(Manager *m, const char *source, const char *type, ui
         m->recent_next = (m->recent_next + 1) % MANAGER_RECENT_ERRORS;
         if (m->n_recent < MANAGER_RECENT_ERRORS)
                 m->n_recent++;
-        log_debug("%s:%u: %s: %s", source, line, type, message);
+        /* Logged per request, with its fields, by joblog.c. */
 }
 
 bool manager_busy(Manager *m) {
