@@ -81,30 +81,41 @@ bool log_to_journal(void) {
         return log_journal_sendv != NULL;
 }
 
-char *log_escape(const void *data, size_t size, char *buf, size_t buf_size) {
-        const uint8_t *p = data;
+/* Escapes what fits of @data into @buf, keeping room for "..." when
+ * @reserve; returns how many input bytes went in (all: @size). */
+static size_t escape_into(const uint8_t *p, size_t size, char *buf, size_t buf_size, bool reserve,
+                          size_t *ret_o) {
         size_t o = 0, i = 0;
 
-        assert(buf_size > 0);
         while (i < size) {
                 bool plain = p[i] >= 0x20 && p[i] != 0x7f && p[i] != '\\';
                 size_t len = plain ? utf8_sequence_length(p + i, size - i) : 0;
                 size_t in = len > 0 ? len : 1, out = len > 0 ? len : 4;
 
-                /* Room for this, the NUL, and "..." should more follow. */
-                if (o + out + (i + in < size ? 3 : 0) >= buf_size) {
-                        if (o + 3 < buf_size) {
-                                memcpy(buf + o, "...", 3);
-                                o += 3;
-                        }
+                if (o + out + (reserve ? 3 : 0) >= buf_size)
                         break;
-                }
                 if (len > 0)
                         memcpy(buf + o, p + i, len);
                 else
                         (void)snprintf(buf + o, buf_size - o, "\\x%02x", p[i]);
                 o += out;
                 i += in;
+        }
+        *ret_o = o;
+        return i;
+}
+
+char *log_escape(const void *data, size_t size, char *buf, size_t buf_size) {
+        size_t o;
+
+        assert(buf_size > 0);
+        if (escape_into(data, size, buf, buf_size, false, &o) < size) {
+                /* Does not fit: cut where "..." still does. */
+                (void)escape_into(data, size, buf, buf_size, true, &o);
+                if (o + 3 < buf_size) {
+                        memcpy(buf + o, "...", 3);
+                        o += 3;
+                }
         }
         buf[o] = '\0';
         return buf;
