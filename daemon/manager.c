@@ -112,8 +112,8 @@ int manager_new(Config *config, Manager **ret) {
                 else if (r == -ERANGE)
                         log_error(
                                 "No user \"%s\", and this user namespace does not map the transient worker "
-                                "uids %u-%u: create the user",
-                                user, WORKER_UID_FIRST, WORKER_UID_LAST);
+                                  "uids %u-%u: create the user",
+                                  user, WORKER_UID_FIRST, WORKER_UID_LAST);
                 else if (r < 0)
                         log_error_errno(r, "Cannot allocate a transient worker uid (locks in %s): %m",
                                         WORKER_UIDS_LOCK_DIR);
@@ -436,7 +436,7 @@ int manager_get_pool(Manager *m, const char *root, const char *name, Pool **ret,
         if (m->n_pools >= MANAGER_MAX_POOLS) {
                 if (ret_message &&
                     asprintf(ret_message, "interpreter %s: this pycqueued already runs %d interpreters",
-                             real, MANAGER_MAX_POOLS) < 0)
+                                            real, MANAGER_MAX_POOLS) < 0)
                         *ret_message = NULL;
                 return -EMFILE;
         }

@@ -30,7 +30,7 @@ typedef struct RecentError {
 
 typedef struct Counters {
         uint64_t requests;
-        uint64_t compiled; /* .pyc files written */
+        uint64_t compiled;     /* .pyc files written */
         uint64_t up_to_date;
         uint64_t coalesced;
         uint64_t failed;
@@ -40,32 +40,32 @@ typedef struct Counters {
 typedef struct Manager {
         sd_event *event;
         Config *config;
-        IoPool *iopool; /* reads, walks, queries */
+        IoPool *iopool;            /* reads, walks, queries */
         IoPool *commitpool;
         IoPool *querypool;
-        /* read-only verbs: never take the compile path's threads */ /* .pyc writes: they wait in
-                                                                        fsync, so they get threads of
-                                                                        their own */
+                /* read-only verbs: never take the compile path's threads */ /* .pyc writes: they wait in
+                                                                                fsync, so they get threads of
+                                                                                their own */
         Queue *queue;
         Listener *listener;
-        Bus *bus; /* the system bus front end (bus/bus.c) */
+        Bus *bus;                  /* the system bus front end (bus/bus.c) */
         Recorder *recorder;
         Audit *audit;
-        ContentCache *cache;    /* NULL when off or refused */
-        char *cache_off_reason; /* why it is off, for status */
+        ContentCache *cache;       /* NULL when off or refused */
+        char *cache_off_reason;    /* why it is off, for status */
 
         Pool **pools;
         size_t n_pools;
-        Connection *connections; /* list */
+        Connection *connections;   /* list */
         unsigned n_connections;
-        Request *requests; /* list of requests not yet answered */
-        Admin *admins;     /* administration requests being served */
+        Request *requests;         /* list of requests not yet answered */
+        Admin *admins;             /* administration requests being served */
 
-        SpecLimits spec_limits; /* what the front desk accepts in one request */
+        SpecLimits spec_limits;    /* what the front desk accepts in one request */
 
         bool stopping;
         int exit_code;
-        uint64_t start_usec; /* CLOCK_MONOTONIC */
+        uint64_t start_usec;       /* CLOCK_MONOTONIC */
         uint64_t next_job_id;
         uid_t worker_uid;
         gid_t worker_gid;
@@ -82,10 +82,10 @@ typedef struct Manager {
         sd_event_source *completion_source; /* delivers finished jobs (manager_job_finished()) */
         Job *finished_head, *finished_tail;
         sd_event_source *pool_timer_source; /* frees pools unused for pool_idle_timeout */
-        sd_event_source *wait_source;       /* answers waits after a compile finished */
+        sd_event_source *wait_source;  /* answers waits after a compile finished */
         sd_event_source *status_source;
         char *last_status;
-        sd_event_source *order_source; /* lets held jobs and waiting cleans go (queue.c) */
+        sd_event_source *order_source;      /* lets held jobs and waiting cleans go (queue.c) */
 } Manager;
 
 int manager_new(Config *config, Manager **ret);

@@ -921,8 +921,7 @@ void request_check_wait(Request *r) {
                         return;
         if (r->collect_failures && r->manager->recorder) {
                 r->collecting = true;
-                recorder_failures_read(r->manager->recorder, PROVDB_MAX_FAILURES, r->root,
-                                       request_on_failures, r);
+                recorder_failures_read(r->manager->recorder, PROVDB_MAX_FAILURES, r->root, request_on_failures, r);
                 return;
         }
         request_finish(r, 0, NULL);

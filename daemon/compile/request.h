@@ -28,15 +28,15 @@ typedef enum RequestKind {
 } RequestKind;
 
 typedef enum RequestState {
-        REQUEST_WAITING_POOLS, /* interpreters starting */
-        REQUEST_EXPANDING,     /* directory walk on an I/O thread */
-        REQUEST_RUNNING,       /* jobs outstanding */
+        REQUEST_WAITING_POOLS,   /* interpreters starting */
+        REQUEST_EXPANDING,       /* directory walk on an I/O thread */
+        REQUEST_RUNNING,         /* jobs outstanding */
         REQUEST_FINISHED,
 } RequestState;
 
 typedef struct Request {
         Manager *manager;
-        Connection *connection; /* NULL once the client went away */
+        Connection *connection;  /* NULL once the client went away */
         RequestKind kind;
         RequestState state;
         struct Request *next, *prev;
@@ -58,24 +58,24 @@ typedef struct Request {
         char *package;
         char *tool;
         char *dpkg_package;
-        char *dpkg_script; /* $DPKG_MAINTSCRIPT_NAME of the client */
+        char *dpkg_script;       /* $DPKG_MAINTSCRIPT_NAME of the client */
         char *root;        /* the root it works in (rootpath.h); NULL: ours */
         char *peer_root;   /* the client's own root, kept to replay in it */
         uid_t uid;
         gid_t gid;
         pid_t pid;
-        uint64_t id;           /* provenance request id */
-        uint64_t seq;          /* order of arrival, against cleans (queue.c) */
-        bool no_wait;          /* answered once durably queued */
-        bool replayed;         /* resumed from the durable queue */
-        bool collect_failures; /* a wait that then collects the --no-wait failures */
-        bool collecting;       /* ... and is reading them now */
-        uint8_t *spec;         /* the MSG_COMPILE frame, for the durable queue */
+        uint64_t id;             /* provenance request id */
+        uint64_t seq;            /* order of arrival, against cleans (queue.c) */
+        bool no_wait;            /* answered once durably queued */
+        bool replayed;           /* resumed from the durable queue */
+        bool collect_failures;   /* a wait that then collects the --no-wait failures */
+        bool collecting;         /* ... and is reading them now */
+        uint8_t *spec;           /* the MSG_COMPILE frame, for the durable queue */
         size_t spec_size;
 
         /* progress */
         uint64_t total, done, compiled, up_to_date, coalesced, failed;
-        uint64_t outstanding; /* jobs this request waits for */
+        uint64_t outstanding;    /* jobs this request waits for */
         uint64_t last_progress_usec;
 
         IoWork io;
@@ -83,8 +83,8 @@ typedef struct Request {
 
         const RequestHooks *hooks;
         void *hooks_data;
-        Connection *origin; /* for an internal request: whom to record as asking */
-        bool read_peer;     /* no connection (the system bus): provenance reads /proc/@pid */
+        Connection *origin;      /* for an internal request: whom to record as asking */
+        bool read_peer;          /* no connection (the system bus): provenance reads /proc/@pid */
 } Request;
 
 /* A compile request from an authorised Spec (consumed, whatever happens);
