@@ -158,7 +158,7 @@ void admin_rec_row(Admin *a, MsgWriter *w, const ProvRow *row) {
          * which are world-readable, and holds nothing of a user's. */
         admin_rec_str(w, "dpkg_script", q->dpkg_script);
         admin_rec_str(w, "tool", q->tool);
-        admin_rec_str(w, "interpreter", j->interpreter);
+        admin_rec_path(a, w, "interpreter", j->interpreter);
         admin_rec_str(w, "cache_tag", j->cache_tag);
         admin_rec_u64(w, "opt_level", j->opt_level);
         admin_rec_str(w, "invalidation_mode", invalidation_mode_to_string((InvalidationMode)j->mode));

@@ -454,10 +454,18 @@ static bool is_pseudo_fs(const struct statfs *sfs) {
  * hand: its key, and on a hit the .pyc a worker would have returned, the
  * cached payload behind a header made for this source. The key's path is
  * the display path the worker would compile with (pool_schedule() sends
- * job_display()), which is in the payload: a file of a chroot and the same
- * file compiled from the host are two entries. A forced compile does not
- * look, but stores what it compiles. */
+ * job_display()), which is in the payload.
+ *
+ * A job of another root (rootpath.h) keys its entry apart: "@", the length
+ * of its host source path, ":", that path, then the display path — a string
+ * no host path (which starts with "/") can be. Its payload came from the
+ * root's own interpreter, which an installer's target brings with it and
+ * the host has no reason to trust: a host compile, or another root's, must
+ * never be served what that interpreter produced, even for the same bytes
+ * under the same name. A forced compile does not look, but stores what it
+ * compiles. */
 static void job_cache_lookup(Job *j) {
+        _cleanup_free_ char *rooted = NULL;
         uint8_t *pyc;
         size_t size;
         uint64_t hash = 0;
@@ -469,7 +477,10 @@ static void job_cache_lookup(Job *j) {
                 sha256(j->data, j->data_size, j->source_sha256);
                 j->have_source_sha256 = true;
         }
-        content_cache_key(j->params.cache_interpreter, job_display(j), j->opt_level, j->mode,
+        if (j->display_offset > 0 &&
+            asprintf(&rooted, "@%zu:%s%s", strlen(j->source), j->source, job_display(j)) < 0)
+                return;
+        content_cache_key(j->params.cache_interpreter, rooted ? rooted : job_display(j), j->opt_level, j->mode,
                           j->source_sha256, j->cache_key);
         j->have_cache_key = true;
         if (j->params.force || content_cache_lookup(j->params.cache, j->cache_key, &pyc, &size) <= 0)

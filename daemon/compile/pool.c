@@ -123,7 +123,10 @@ static void pool_on_ready(Worker *w, const WorkerInfo *info, void *userdata) {
                         content_cache_interpreter_id(p->info.magic, p->info.implementation, p->info.version,
                                                      p->info.cache_tag, p->cache_interpreter);
                         p->state = POOL_READY;
-                        log_info("Interpreter %s ready: %s %s, cache tag %s, %u worker(s)", p->interpreter,
+                        /* A root's pool starts for each request that needs it
+                         * (it must not outlive them): not news each time. */
+                        log_full_errno(p->root ? LOG_DEBUG : LOG_INFO, 0,
+                                 "Interpreter %s ready: %s %s, cache tag %s, %u worker(s)", p->interpreter,
                                  info->implementation, info->version, info->cache_tag, p->max_workers);
                 }
                 manager_pool_changed(p->manager, p);

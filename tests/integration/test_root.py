@@ -194,8 +194,11 @@ def test_root_interpreter_runs_chrooted_and_is_let_go(daemon, pyroot, app):
     p = daemon.pycq("--json", "why", "--root=" + pyroot, inside + "/m.py")
     assert p.returncode == EXIT_OK, describe(p)
     rec = json_records(p)[0]
-    assert rec["interpreter"] == pyroot + "/usr/bin/python3.11", rec
+    assert rec["interpreter"] == "/usr/bin/python3.11", rec  # as seen inside
     assert rec["root"] == pyroot and rec["source"] == inside + "/m.py", rec
+    p = daemon.pycq("--json", "history", "--limit=1")  # the host's view
+    rec = json_records(p)[0]
+    assert rec["interpreter"] == pyroot + "/usr/bin/python3.11" and rec["root"] == pyroot, rec
     # The root's workers went with the request: nothing of the daemon's
     # runs inside the root any more.
     for pid in proc_children(daemon.pid):
@@ -344,3 +347,27 @@ def test_failures_are_collected_in_their_root(daemon, pyroot, app, in_root):
     assert p.err.startswith(inside + "/bad.py:1: SyntaxError"), describe(p)
     p = in_root("wait", "--failures")
     assert (p.returncode, p.out, p.err) == (EXIT_OK, "", ""), describe(p)
+
+
+def test_content_cache_is_not_shared_with_a_root(daemon, pyroot):
+    """What a root's interpreter compiled is never served to the host (or to
+    another root) from the content cache, even for the same bytes under the
+    same name: the host has no reason to trust a target's interpreter."""
+    name = "/tmp/pycq-same-" + uuid.uuid4().hex[:8] + "/m.py"
+    try:
+        write(pyroot + name, "X = 1\n", mtime=1_000_000_000)
+        write(name, "X = 1\n", mtime=1_000_000_000)
+        p = daemon.pycq("compile", "--root=" + pyroot, name)
+        assert p.returncode == EXIT_OK and "1 compiled" in p.out, describe(p)
+        p = daemon.pycq("compile", name)
+        assert p.returncode == EXIT_OK and "1 compiled" in p.out, describe(p)
+        cache = daemon.status()["cache"]
+        assert cache["hits"] == 0 and cache["misses"] == 2, cache
+        # The root's own entry still serves the root.
+        os.unlink(cache_path(pyroot + name))
+        p = daemon.pycq("compile", "--root=" + pyroot, name)
+        assert p.returncode == EXIT_OK, describe(p)
+        assert daemon.status()["cache"]["hits"] == 1
+    finally:
+        shutil.rmtree(os.path.dirname(name), ignore_errors=True)
+        shutil.rmtree(pyroot + os.path.dirname(name), ignore_errors=True)
