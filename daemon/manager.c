@@ -20,6 +20,7 @@
 
 #include "admin.h"
 #include "audit.h"
+#include "bus.h"
 #include "connection.h"
 #include "interpreter.h"
 #include "job.h"
@@ -208,6 +209,8 @@ Manager *manager_free(Manager *m) {
                 m->requests = r->next;
                 request_free(r);
         }
+        /* After the requests: nothing calls back into it any more. */
+        m->bus = bus_free(m->bus);
         m->listener = listener_free(m->listener);
         m->audit = audit_free(m->audit);
         /* What is left to record is written synchronously. */
@@ -608,6 +611,9 @@ void manager_stop(Manager *m) {
         if (m->stopping)
                 return;
         m->stopping = true;
+        /* The name goes first: a caller then activates a new daemon rather
+         * than calling one that takes no more work. */
+        bus_release_name(m->bus);
         (void)sd_notify(false, "STOPPING=1\nSTATUS=Finishing accepted work, then exiting");
         m->listener = listener_free(m->listener);
         if (m->idle_source)
@@ -649,6 +655,7 @@ static int manager_on_status_timer(sd_event_source *s, uint64_t usec, void *user
 }
 
 void manager_status_changed(Manager *m) {
+        bus_status_changed(m->bus);
         /* Coalesce updates: at most one sd_notify per interval. */
         if (!m->status_source)
                 return;
@@ -804,6 +811,11 @@ int manager_run(Manager *m) {
         int r;
 
         r = listener_new(m, m->config->socket_path, &m->listener);
+        if (r < 0)
+                return r;
+        /* The system bus is optional: without one (yet) the daemon serves
+         * its socket, and connects when a bus appears. */
+        r = bus_new(m, &m->bus);
         if (r < 0)
                 return r;
         r = sd_event_add_time_relative(m->event, &m->status_source, CLOCK_MONOTONIC,

@@ -731,6 +731,14 @@ static void request_describe(Request *r, ProvRequest *pr) {
                 pr->exe = strdup_or_null(peer->self.exe);
                 pr->cmdline = strdup_or_null(peer->self.cmdline);
                 pr->parents = peer_info_parents_text(peer);
+        } else if (r->read_peer && r->pid > 0) {
+                PeerInfo peer;
+
+                peer_info_read(r->pid, r->uid, r->gid, &peer);
+                pr->exe = strdup_or_null(peer.self.exe);
+                pr->cmdline = strdup_or_null(peer.self.cmdline);
+                pr->parents = peer_info_parents_text(&peer);
+                peer_info_done(&peer);
         }
         pr->tool = strdup_or_null(r->tool);
         pr->dpkg_package = strdup_or_null(r->dpkg_package);

@@ -85,6 +85,7 @@ typedef struct Request {
         const RequestHooks *hooks;
         void *hooks_data;
         Connection *origin;      /* for an internal request: whom to record as asking */
+        bool read_peer;          /* no connection (the system bus): provenance reads /proc/@pid */
 } Request;
 
 /* A compile request from an authorised Spec (consumed, whatever happens);
