@@ -41,9 +41,7 @@ struct JsonTree {
         size_t n_entries;
 };
 
-/* Length of the valid UTF-8 sequence at @p (1 to 4), or 0 when the byte at
- * @p does not start one. */
-static size_t utf8_sequence_length(const uint8_t *p, size_t n) {
+size_t utf8_sequence_length(const uint8_t *p, size_t n) {
         uint8_t lo = 0x80, hi = 0xBF;
         size_t len;
 

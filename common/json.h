@@ -12,6 +12,7 @@
  * input can produce such an escape, so the mapping is lossless. */
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "macro.h"
@@ -23,6 +24,10 @@
 /* Writes @data as a quoted JSON string. Returns 0 or -EIO. */
 int json_write_string(FILE *f, const void *data, size_t size);
 int json_write_cstring(FILE *f, const char *s);
+
+/* Length of the valid UTF-8 sequence at @p (1 to 4, at most @n), or 0 when
+ * the byte at @p does not start one. */
+size_t utf8_sequence_length(const uint8_t *p, size_t n);
 
 /* Returns 1 when @s (of @size bytes) is a JSON number (RFC 8259 grammar). */
 int json_is_number(const char *s, size_t size);

@@ -7,6 +7,7 @@
 
 typedef struct Admin Admin;               /* admin/admin-private.h */
 typedef struct Audit Audit;               /* admin/audit.c */
+typedef struct Bus Bus;                   /* bus/bus-private.h */
 typedef struct Connection Connection;     /* frontdesk/connection.h */
 typedef struct ExpandResult ExpandResult; /* compile/expand.h */
 typedef struct IoPool IoPool;             /* iopool.c */

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <systemd/sd-journal.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -228,5 +229,11 @@ static int run(int argc, char **argv) {
 
 int main(int argc, char **argv) {
         log_setup("pycqueued", !isatty(STDERR_FILENO));
+        /* Under journald, log through its native protocol: structured
+         * fields, and paths kept as the bytes they are. The stream check
+         * (not just "is stderr a socket") is what systemd documents: a
+         * stderr redirected elsewhere by whoever started us does not match. */
+        if (log_stream_is_journal(STDERR_FILENO))
+                log_set_journal(sd_journal_sendv);
         return run(argc, argv);
 }

@@ -20,6 +20,7 @@
 
 #include "admin.h"
 #include "audit.h"
+#include "bus.h"
 #include "connection.h"
 #include "interpreter.h"
 #include "job.h"
@@ -209,6 +210,8 @@ Manager *manager_free(Manager *m) {
                 m->requests = r->next;
                 request_free(r);
         }
+        /* After the requests: nothing calls back into it any more. */
+        m->bus = bus_free(m->bus);
         m->listener = listener_free(m->listener);
         m->audit = audit_free(m->audit);
         /* What is left to record is written synchronously. */
@@ -565,7 +568,7 @@ void manager_record_failure(Manager *m, const char *source, const char *type, ui
         m->recent_next = (m->recent_next + 1) % MANAGER_RECENT_ERRORS;
         if (m->n_recent < MANAGER_RECENT_ERRORS)
                 m->n_recent++;
-        log_debug("%s:%u: %s: %s", source, line, type, message);
+        /* Logged per request, with its fields, by joblog.c. */
 }
 
 bool manager_busy(Manager *m) {
@@ -618,6 +621,9 @@ void manager_stop(Manager *m) {
         if (m->stopping)
                 return;
         m->stopping = true;
+        /* The name goes first: a caller then activates a new daemon rather
+         * than calling one that takes no more work. */
+        bus_release_name(m->bus);
         (void)sd_notify(false, "STOPPING=1\nSTATUS=Finishing accepted work, then exiting");
         m->listener = listener_free(m->listener);
         if (m->idle_source)
@@ -659,6 +665,7 @@ static int manager_on_status_timer(sd_event_source *s, uint64_t usec, void *user
 }
 
 void manager_status_changed(Manager *m) {
+        bus_status_changed(m->bus);
         /* Coalesce updates: at most one sd_notify per interval. */
         if (!m->status_source)
                 return;
@@ -706,6 +713,11 @@ int manager_run(Manager *m) {
                 return r;
         m->socket_activated = listener_is_activated(m->listener);
         m->started_by = status_started_by(m->socket_activated);
+        /* The system bus is optional: without one (yet) the daemon serves
+         * its socket, and connects when a bus appears. */
+        r = bus_new(m, &m->bus);
+        if (r < 0)
+                return r;
         r = sd_event_add_time_relative(m->event, &m->status_source, CLOCK_MONOTONIC,
                                        MANAGER_STATUS_INTERVAL_USEC, 100000, manager_on_status_timer, m);
         if (r < 0)

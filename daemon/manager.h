@@ -57,6 +57,7 @@ typedef struct Manager {
                                                                                 their own */
         Queue *queue;
         Listener *listener;
+        Bus *bus;                  /* the system bus front end (bus/bus.c) */
         Recorder *recorder;
         Audit *audit;
         ContentCache *cache;       /* NULL when off or refused */

@@ -30,6 +30,7 @@
 
 #include "connection.h"
 #include "expand.h"
+#include "joblog.h"
 #include "list.h"
 #include "log.h"
 #include "macro.h"
@@ -380,6 +381,7 @@ static void request_record(Request *r, Job *j, const char *source, const char *t
         };
         uint64_t now = now_usec(CLOCK_REALTIME);
 
+        joblog_file(r, source, target, outcome, error_type, line, message);
         if (!rec || !recorder_enabled(rec))
                 return;
         pj.target = strdup_or_null(target);
@@ -447,6 +449,7 @@ static void request_finish(Request *r, int error, const char *message) {
                 connection_unbind(r->connection, r);
         if (r->hooks && r->hooks->on_finish)
                 r->hooks->on_finish(r, error, message, r->hooks_data);
+        joblog_request_finished(r, error, message);
         manager_request_finished(m, r);
         request_free(r);
 }
@@ -728,6 +731,14 @@ static void request_describe(Request *r, ProvRequest *pr) {
                 pr->exe = strdup_or_null(peer->self.exe);
                 pr->cmdline = strdup_or_null(peer->self.cmdline);
                 pr->parents = peer_info_parents_text(peer);
+        } else if (r->read_peer && r->pid > 0) {
+                PeerInfo peer;
+
+                peer_info_read(r->pid, r->uid, r->gid, &peer);
+                pr->exe = strdup_or_null(peer.self.exe);
+                pr->cmdline = strdup_or_null(peer.self.cmdline);
+                pr->parents = peer_info_parents_text(&peer);
+                peer_info_done(&peer);
         }
         pr->tool = strdup_or_null(r->tool);
         pr->dpkg_package = strdup_or_null(r->dpkg_package);

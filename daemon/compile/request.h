@@ -77,6 +77,7 @@ typedef struct Request {
         uint64_t total, done, compiled, up_to_date, coalesced, failed;
         uint64_t outstanding;    /* jobs this request waits for */
         uint64_t last_progress_usec;
+        uint64_t logged_failures; /* failures logged one by one (joblog.c) */
 
         IoWork io;
         ExpandResult *expanded;
@@ -84,6 +85,7 @@ typedef struct Request {
         const RequestHooks *hooks;
         void *hooks_data;
         Connection *origin;      /* for an internal request: whom to record as asking */
+        bool read_peer;          /* no connection (the system bus): provenance reads /proc/@pid */
 } Request;
 
 /* A compile request from an authorised Spec (consumed, whatever happens);

@@ -32,6 +32,7 @@
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
+#include "message-ids.h"
 #include "recorder.h"
 #include "util.h"
 
@@ -171,10 +172,17 @@ static void recorder_schedule(Recorder *r, uint64_t usec);
 static void recorder_flush(Recorder *r);
 
 static void recorder_set_degraded(Recorder *r, const char *reason) {
-        if (!r->degraded)
-                log_error("Provenance recording is DEGRADED: %s. Compiles go on; records are kept in memory "
-                          "and written once the database works again.",
-                          reason);
+        if (!r->degraded) {
+                LogField fields[] = {
+                        LOG_FIELD_STR("MESSAGE_ID", PYCQUEUE_MESSAGE_DEGRADED),
+                        LOG_FIELD_STR("PYCQUEUE_DEGRADED_REASON", reason),
+                };
+                log_struct_internal(
+                        LOG_ERR, 0, fields, ELEMENTSOF(fields),
+                        "Provenance recording is DEGRADED: %s. Compiles go on; records are kept in "
+                        "memory and written once the database works again.",
+                        reason);
+        }
         r->degraded = true;
         free(r->degraded_reason);
         r->degraded_reason = strdup(reason);
@@ -255,8 +263,17 @@ static void flush_done(IoWork *w) {
                 r->retry_after = now_usec(CLOCK_MONOTONIC) + RECORDER_RETRY_USEC;
         } else {
                 if (r->degraded) {
-                        log_notice("Provenance recording works again (%llu record(s) dropped meanwhile)",
-                                   (unsigned long long)r->dropped);
+                        char dropped[24];
+
+                        snprintf(dropped, sizeof(dropped), "%llu", (unsigned long long)r->dropped);
+                        LogField fields[] = {
+                                LOG_FIELD_STR("MESSAGE_ID", PYCQUEUE_MESSAGE_RECOVERED),
+                                LOG_FIELD_STR("PYCQUEUE_DROPPED_RECORDS", dropped),
+                        };
+                        log_struct_internal(
+                                LOG_NOTICE, 0, fields, ELEMENTSOF(fields),
+                                "Provenance recording works again (%s record(s) dropped meanwhile)",
+                                dropped);
                         r->degraded = false;
                         free(r->degraded_reason);
                         r->degraded_reason = NULL;

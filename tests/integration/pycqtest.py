@@ -51,6 +51,9 @@ def clean_env(extra=None, drop=()):
            and k not in drop}
     env["PATH"] = CLEAN_PATH
     env["LC_ALL"] = "C.UTF-8"
+    # A test's pycqueued never joins the machine's system bus (test_dbus.py
+    # sets a private one).
+    env.setdefault("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/pycqueue-tests-have-no-system-bus")
     if extra:
         env.update(extra)
     return env

@@ -1,0 +1,490 @@
+# SPDX-License-Identifier: MIT
+"""pycqueued on the system bus: a private dbus-daemon runs with a copy of the
+system bus's default-deny policy plus the project's policy file, and the
+daemon is pointed at it with DBUS_SYSTEM_BUS_ADDRESS. polkit is python3-
+dbusmock's polkitd template. Callers are python3-dbus (and busctl), as root
+in this process and as nobody through setpriv."""
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from pycqtest import SRCDIR, cache_path, terminate, wait_until, write
+
+dbus = pytest.importorskip("dbus")
+
+NAME = "org.pycqueue.PyCQueue1"
+PATH = "/org/pycqueue/PyCQueue1"
+MANAGER = NAME + ".Manager"
+REQUEST = NAME + ".Request"
+PROPS = "org.freedesktop.DBus.Properties"
+ACCESS_DENIED = "org.freedesktop.DBus.Error.AccessDenied"
+INVALID_ARGS = "org.freedesktop.DBus.Error.InvalidArgs"
+SYSTEM_PYTHON = "/usr/bin/python3"  # where python3-dbus is
+USER_GROUPS = {"nobody": "nogroup"}
+
+pytestmark = pytest.mark.skipif(not shutil.which("dbus-daemon"), reason="dbus-daemon missing")
+
+
+def bus_config(socket):
+    """/usr/share/dbus-1/system.conf, adapted: our socket, no service
+    helper, no user switch, and of the system.d snippets only ours, plus
+    what the polkit mock and the test's own names need."""
+    text = open("/usr/share/dbus-1/system.conf").read()
+    text = re.sub(r"<!--.*?-->", "", text, flags=re.S)
+    for pat in (r"<user>.*?</user>", r"<fork/>", r"<pidfile>.*?</pidfile>", r"<syslog/>",
+                r"<servicehelper>.*?</servicehelper>", r"<standard_system_servicedirs/>",
+                r"<includedir>.*?</includedir>", r"<include\b[^>]*>.*?</include>"):
+        text = re.sub(pat, "", text, flags=re.S)
+    assert "<deny send_type=\"method_call\"/>" in text  # still default-deny
+    text = re.sub(r"<listen>.*?</listen>", "<listen>unix:path=%s</listen>" % socket, text)
+    extra = """
+  <include>%s</include>
+  <policy user="root">
+    <allow own="org.freedesktop.PolicyKit1"/>
+    <allow send_destination="org.freedesktop.PolicyKit1"/>
+    <allow own="org.pycqueue.Test"/>
+  </policy>
+</busconfig>""" % os.path.join(SRCDIR, "dbus", "org.pycqueue.PyCQueue1.conf")
+    return text.replace("</busconfig>", extra)
+
+
+class PrivateBus:
+    def __init__(self, directory):
+        self.socket = os.path.join(directory, "bus")
+        self.address = "unix:path=" + self.socket
+        self.config = os.path.join(directory, "bus.conf")
+        self.log = os.path.join(directory, "bus.log")
+        with open(self.config, "w") as f:
+            f.write(bus_config(self.socket))
+        self.proc = None
+
+    def start(self):
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(["dbus-daemon", "--config-file=" + self.config, "--nofork"],
+                                         stdout=log, stderr=log)
+        assert wait_until(self.answers, 10), "the bus did not start"
+        return self
+
+    def answers(self):
+        try:
+            self.connect().close()
+            return True
+        except dbus.DBusException:
+            return False
+
+    def stop(self):
+        if self.proc:
+            terminate(self.proc)
+            self.proc = None
+        if os.path.exists(self.socket):
+            os.unlink(self.socket)
+
+    def connect(self):
+        return dbus.bus.BusConnection(self.address)
+
+
+@pytest.fixture
+def private_bus(sockdir, monkeypatch):
+    b = PrivateBus(sockdir)
+    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", b.address)
+    b.start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def polkit(private_bus):
+    """The polkitd mock; returns its mock interface (SetAllowed...)."""
+    env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=private_bus.address)
+    p = subprocess.Popen([SYSTEM_PYTHON, "-m", "dbusmock", "--system", "--template", "polkitd"], env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    conn = private_bus.connect()
+    assert wait_until(lambda: conn.name_has_owner("org.freedesktop.PolicyKit1"), 20), "no polkit mock"
+    yield dbus.Interface(conn.get_object("org.freedesktop.PolicyKit1", "/org/freedesktop/PolicyKit1/Authority"),
+                         "org.freedesktop.DBus.Mock")
+    terminate(p)
+
+
+def owns_name(bus):
+    try:
+        return bus.connect().name_has_owner(NAME)
+    except dbus.DBusException:
+        return False
+
+
+@pytest.fixture
+def bus_daemon(start_daemon, private_bus):
+    d = start_daemon(workers=1)
+    assert wait_until(lambda: owns_name(private_bus), 10), "pycqueued did not take its name:\n" + d.log_text()
+    return d
+
+
+def manager(bus):
+    return dbus.Interface(bus.connect().get_object(NAME, PATH), MANAGER)
+
+
+def paths_arg(*paths):
+    return dbus.Array([dbus.ByteArray(os.fsencode(p)) for p in paths], signature="ay")
+
+
+def error_name(fn, *args, **kw):
+    try:
+        fn(*args, **kw)
+    except dbus.DBusException as e:
+        return e.get_dbus_name()
+    return None
+
+
+CALL_AS = r"""
+import json, sys, dbus
+addr, path, iface, method, sig, args = sys.argv[1:7]
+args = json.loads(args)
+def conv(a, s):
+    if s == "aay":
+        return dbus.Array([dbus.ByteArray(x.encode("utf-8", "surrogateescape")) for x in a], signature="ay")
+    if s == "a{sv}":
+        return dbus.Dictionary({k: v for k, v in a.items()}, signature="sv")
+    return a
+sigs = {"aaya{sv}": ["aay", "a{sv}"], "s": ["s"], "": []}[sig]
+c = dbus.bus.BusConnection(addr)
+try:
+    r = c.call_blocking("org.pycqueue.PyCQueue1", path, iface, method, sig,
+                        [conv(a, s) for a, s in zip(args, sigs)], timeout=60)
+    print(json.dumps({"ok": json.loads(json.dumps(r, default=str))}, default=str))
+except dbus.DBusException as e:
+    print(json.dumps({"error": e.get_dbus_name(), "message": e.get_dbus_message()}))
+"""
+
+
+def call_as(bus, user, method, signature="", args=(), path=PATH, iface=MANAGER):
+    """Calls @method as @user (setpriv) in a fresh process; returns the
+    parsed {"ok": result} or {"error": name}."""
+    cmd = ["setpriv", "--reuid=" + user, "--regid=" + USER_GROUPS.get(user, user), "--clear-groups", "--", SYSTEM_PYTHON, "-c",
+           CALL_AS, bus.address, path, iface, method, signature, json.dumps(list(args))]
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120,
+                       env={"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"})
+    assert p.returncode == 0, p.stderr.decode()
+    return json.loads(p.stdout)
+
+
+def public_tree(tmp_path):
+    """A tree any user may read (tmp_path's parents are 0700 for root)."""
+    d = os.path.join("/tmp", "pycq-dbus-%d-%s" % (os.getpid(), tmp_path.name))
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    os.chmod(d, 0o755)
+    return d
+
+
+# --- the name, introspection, properties -------------------------------------------------
+
+
+def interfaces_of(xml_text):
+    out = {}
+    for iface in ET.fromstring(xml_text).findall("interface"):
+        members = set()
+        for el in iface:
+            args = tuple((a.get("name"), a.get("type"), a.get("direction")) for a in el.findall("arg"))
+            members.add((el.tag, el.get("name"), el.get("type"), el.get("access"), args))
+        out[iface.get("name")] = members
+    return out
+
+
+def test_introspection_matches_installed_xml(bus_daemon, private_bus):
+    installed = interfaces_of(open(os.path.join(SRCDIR, "dbus", "org.pycqueue.PyCQueue1.xml")).read())
+    conn = private_bus.connect()
+    live = interfaces_of(conn.get_object(NAME, PATH).Introspect(
+        dbus_interface="org.freedesktop.DBus.Introspectable"))
+    assert live[MANAGER] == installed[MANAGER]
+    assert "org.freedesktop.DBus.Properties" in live
+    # A request object carries the other interface of the file.
+    req = manager(private_bus).Compile(paths_arg("/nonexistent-pycq"), dbus.Dictionary({}, signature="sv"))
+    live_req = interfaces_of(conn.get_object(NAME, req).Introspect(
+        dbus_interface="org.freedesktop.DBus.Introspectable"))
+    assert live_req[REQUEST] == installed[REQUEST]
+
+
+def test_status_and_properties(bus_daemon, private_bus):
+    conn = private_bus.connect()
+    obj = conn.get_object(NAME, PATH)
+    status = manager(private_bus).GetStatus()
+    assert status["pid"] == bus_daemon.pid
+    assert status["state"] == "running"
+    assert "recent_errors" in status  # root is privileged
+    props = obj.GetAll(MANAGER, dbus_interface=PROPS)
+    assert set(props) == {"State", "Version", "QueueLength", "InFlight", "Workers", "Totals", "Recording",
+                          "Degraded", "DegradedReason", "DroppedRecords", "Audit", "CacheHitRate"}
+    assert props["Version"] == status["version"]
+    assert obj.Get(MANAGER, "State", dbus_interface=PROPS) == "running"
+    assert error_name(obj.Set, MANAGER, "State", "x", dbus_interface=PROPS) == \
+        "org.freedesktop.DBus.Error.PropertyReadOnly"
+    assert error_name(obj.Get, MANAGER, "Nope", dbus_interface=PROPS) == \
+        "org.freedesktop.DBus.Error.UnknownProperty"
+    # Everyone may read; only the privileged caller sees errors with paths.
+    r = call_as(private_bus, "nobody", "GetStatus")
+    assert r["ok"]["state"] == "running"
+    assert "recent_errors" not in r["ok"]
+
+
+# --- compile, signals, request objects -----------------------------------------------------
+
+
+def listen(private_bus, subscribe=False):
+    """A subprocess that prints the manager's signals as JSON lines."""
+    script = r"""
+import json, sys, dbus, dbus.mainloop.glib
+from gi.repository import GLib
+dbus.mainloop.glib.DBusGMainLoop(set_as_default=True)
+c = dbus.bus.BusConnection(sys.argv[1])
+def on(*args, **kw):
+    print(json.dumps([kw["member"]] + [bytes(a).decode("utf-8", "surrogateescape") if isinstance(a, dbus.Array)
+          and a.signature == "y" else a for a in args], default=str), flush=True)
+c.add_signal_receiver(on, dbus_interface=None, path="%s", member_keyword="member")
+if sys.argv[2] == "1":
+    c.call_blocking("%s", "%s", "%s", "Subscribe", "", [])
+print(json.dumps(["ready"]), flush=True)
+GLib.MainLoop().run()
+""" % (PATH, NAME, PATH, MANAGER)
+    p = subprocess.Popen([SYSTEM_PYTHON, "-c", script, private_bus.address, "1" if subscribe else "0"],
+                         stdout=subprocess.PIPE, text=True)
+    assert json.loads(p.stdout.readline()) == ["ready"]
+    return p
+
+
+def read_until(p, member, timeout=30):
+    seen = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = p.stdout.readline()
+        if not line:
+            break
+        ev = json.loads(line)
+        seen.append(ev)
+        if ev[0] == member:
+            return seen
+    raise AssertionError("no %s signal; saw %r" % (member, seen))
+
+
+def test_compile_as_root(bus_daemon, private_bus, tmp_path):
+    src = tmp_path / "src"
+    write(src / "good.py", b"x = 1\n")
+    write(src / "bad.py", b"def (\n")
+    write(tmp_path / "other.py", b"y = 2\n")
+    # Nobody subscribed: RequestFinished, and no JobFinished.
+    watcher = listen(private_bus, subscribe=False)
+    try:
+        manager(private_bus).Compile(paths_arg(tmp_path / "other.py"), dbus.Dictionary({}, signature="sv"))
+        events = read_until(watcher, "RequestFinished")
+        assert not [e for e in events if e[0] == "JobFinished"]
+    finally:
+        watcher.kill()
+    listener = listen(private_bus, subscribe=True)
+    try:
+        req = manager(private_bus).Compile(paths_arg(src), dbus.Dictionary(
+            {"package": "demo", "tool": "test-tool", "optimization_levels": dbus.Array([0], signature="u")},
+            signature="sv"))
+        assert req.startswith(PATH + "/request/")
+        counts = dbus.Interface(private_bus.connect().get_object(NAME, req), REQUEST).Wait()
+        assert dict(counts) == {"total": 2, "done": 2, "compiled": 1, "up_to_date": 0, "coalesced": 0,
+                                "failed": 1}
+        assert os.path.isfile(cache_path(str(src / "good.py")))
+        events = read_until(listener, "RequestFinished")
+        jobs = {e[1]: e[2] for e in events if e[0] == "JobFinished"}
+        assert jobs[cache_path(str(src / "good.py"))] == "compiled"
+        assert "failed" in jobs.values()
+        finished = [e for e in events if e[0] == "RequestFinished"][0]
+        assert finished[1] == req and finished[3]["compiled"] == 1
+    finally:
+        listener.kill()
+    obj = private_bus.connect().get_object(NAME, req)
+    props = obj.GetAll(REQUEST, dbus_interface=PROPS)
+    assert props["State"] == "finished" and props["Package"] == "demo" and props["Uid"] == 0
+    assert "test-tool" in props["Tool"] and "D-Bus :" in props["Tool"]
+    assert req in manager(private_bus).ListRequests()
+    # Provenance: the request came over the bus.
+    p = bus_daemon.pycq("history", "--json", str(src / "good.py"))
+    assert "D-Bus" in p.stdout.decode()
+
+
+def test_properties_changed(bus_daemon, private_bus, tmp_path):
+    write(tmp_path / "a.py", b"a = 1\n")
+    listener = listen(private_bus)
+    try:
+        manager(private_bus).Compile(paths_arg(tmp_path / "a.py"), dbus.Dictionary({}, signature="sv"))
+        while True:
+            ev = read_until(listener, "PropertiesChanged")[-1]
+            if "Totals" in ev[2] and ev[2]["Totals"]["compiled"] == 1:
+                break
+    finally:
+        listener.kill()
+
+
+def test_wait(bus_daemon, private_bus):
+    assert manager(private_bus).Wait("") is None
+    assert call_as(private_bus, "nobody", "Wait", "s", ["somepackage"]) == {"ok": None}
+
+
+# --- authorisation ---------------------------------------------------------------------
+
+
+def test_compile_denied_to_others_without_polkit(bus_daemon, private_bus, tmp_path):
+    d = public_tree(tmp_path)
+    try:
+        write(os.path.join(d, "m.py"), b"m = 1\n")
+        os.chmod(os.path.join(d, "m.py"), 0o644)
+        r = call_as(private_bus, "nobody", "Compile", "aaya{sv}", [[d], {}])
+        assert r["error"] == ACCESS_DENIED
+        assert not os.path.exists(os.path.join(d, "__pycache__"))
+        assert bus_daemon.running()
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_compile_with_polkit(bus_daemon, private_bus, polkit, tmp_path):
+    d = public_tree(tmp_path)
+    try:
+        write(os.path.join(d, "m.py"), b"m = 1\n")
+        # polkit says no: denied, nothing written.
+        polkit.SetAllowed(dbus.Array([], signature="s"))
+        assert call_as(private_bus, "nobody", "Compile", "aaya{sv}", [[d], {}])["error"] == ACCESS_DENIED
+        assert not os.path.exists(os.path.join(d, "__pycache__"))
+        # Another action allowed is not this one.
+        polkit.SetAllowed(["org.pycqueue.clean"])
+        assert call_as(private_bus, "nobody", "Compile", "aaya{sv}", [[d], {}])["error"] == ACCESS_DENIED
+        # polkit consents: compiled, recorded as nobody's.
+        polkit.SetAllowed(["org.pycqueue.compile"])
+        r = call_as(private_bus, "nobody", "Compile", "aaya{sv}", [[d], {}])
+        req = r["ok"]
+        counts = call_as(private_bus, "nobody", "Wait", path=req, iface=REQUEST)["ok"]
+        assert counts["compiled"] == 1
+        assert os.path.isfile(cache_path(os.path.join(d, "m.py")))
+        uid = private_bus.connect().get_object(NAME, req).Get(REQUEST, "Uid", dbus_interface=PROPS)
+        assert uid == 65534
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_read_only_methods_open_to_all(bus_daemon, private_bus):
+    for method in ("GetStatus", "ListRequests", "Subscribe", "Unsubscribe"):
+        assert "ok" in call_as(private_bus, "nobody", method), method
+
+
+# --- malformed input ----------------------------------------------------------------------
+
+
+def test_malformed_arguments(start_daemon, private_bus, tmp_path):
+    # The path limit is the socket's, from the configuration.
+    d = start_daemon(workers=1, config="max_paths_per_request = 100\n")
+    assert wait_until(lambda: owns_name(private_bus), 10)
+    conn = private_bus.connect()
+
+    def call(method, signature, args, path=PATH, iface=MANAGER):
+        try:
+            conn.call_blocking(NAME, path, iface, method, signature, args, timeout=30)
+        except dbus.DBusException as e:
+            return e.get_dbus_name()
+        return None
+
+    opts = lambda **kw: dbus.Dictionary(kw, signature="sv")  # noqa: E731
+    bad = [
+        ("Compile", "", []),
+        ("Compile", "s", ["/tmp"]),
+        ("Compile", "as", [["/tmp"]]),
+        ("Compile", "aaya{sv}", [paths_arg("relative/path"), opts()]),
+        ("Compile", "aaya{sv}", [paths_arg(""), opts()]),
+        ("Compile", "aaya{sv}", [dbus.Array([dbus.ByteArray(b"/tmp/a\0b")], signature="ay"), opts()]),
+        ("Compile", "aaya{sv}", [paths_arg("/" + "x" * 5000), opts()]),
+        ("Compile", "aaya{sv}", [paths_arg(*["/tmp/f%d" % i for i in range(101)]), opts()]),
+        ("Compile", "aaya{sv}", [paths_arg("/tmp"), opts(bogus=True)]),
+        ("Compile", "aaya{sv}", [paths_arg("/tmp"), opts(force="yes")]),
+        ("Compile", "aaya{sv}", [paths_arg("/tmp"), opts(invalidation_mode="sometimes")]),
+        ("Compile", "aaya{sv}", [paths_arg("/tmp"), opts(optimization_levels=dbus.Array([7], signature="u"))]),
+        ("Compile", "aaya{sv}", [paths_arg("/tmp"), opts(root=dbus.ByteArray(b"rel"))]),
+        ("Compile", "aaya{sv}", [paths_arg("/tmp"), opts(pythons=dbus.Array([dbus.ByteArray(b"py")],
+                                                                              signature="ay"))]),
+        ("Compile", "aaya{sv}", [paths_arg("/tmp"), opts(excludes=dbus.Array(["("], signature="s"))]),
+        ("Wait", "", []),
+        ("Wait", "u", [1]),
+        ("GetStatus", "s", ["x"]),
+        ("ListRequests", "u", [3]),
+        ("Subscribe", "b", [True]),
+        ("Unsubscribe", "ay", [dbus.ByteArray(b"x")]),
+        ("Nope", "", []),
+    ]
+    # (The reports name the case by its index: repr() of a python3-dbus
+    # value can crash the interpreter.)
+    for i, (method, sig, args) in enumerate(bad):
+        name = call(method, sig, args)
+        assert name in (INVALID_ARGS, "org.freedesktop.DBus.Error.UnknownMethod"), "case %d: %s" % (i, name)
+    assert call("Wait", "", [], path=PATH + "/request/999999", iface=REQUEST) == \
+        "org.freedesktop.DBus.Error.UnknownObject"
+    assert call("Wait", "u", [1], path=PATH + "/request/1x", iface=REQUEST) == \
+        "org.freedesktop.DBus.Error.UnknownObject"
+    assert call("Get", "u", [1], iface=PROPS) == INVALID_ARGS
+    assert call("GetAll", "", [], iface=PROPS) == INVALID_ARGS
+    # The same as nobody, through polkit-less denial first for Compile.
+    assert call_as(private_bus, "nobody", "Compile", "aaya{sv}", [["rel"], {}])["error"] in (INVALID_ARGS,
+                                                                                           ACCESS_DENIED)
+    assert d.running()
+    assert manager(private_bus).GetStatus()["state"] == "running"
+
+
+# --- the bus comes and goes ----------------------------------------------------------------
+
+
+def test_no_bus_then_bus_appears(start_daemon, sockdir, monkeypatch, tmp_path):
+    bus = PrivateBus(sockdir)
+    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", bus.address)
+    d = start_daemon(workers=1)
+    write(tmp_path / "a.py", b"a = 1\n")
+    p = d.pycq("compile", str(tmp_path / "a.py"))
+    assert p.returncode == 0, p.err
+    bus.start()
+    try:
+        assert wait_until(lambda: owns_name(bus), 15), d.log_text()
+    finally:
+        bus.stop()
+
+
+def test_bus_restarts_mid_request(bus_daemon, private_bus, stdlib_tree):
+    tree = stdlib_tree(subset=True)
+    req = manager(private_bus).Compile(paths_arg(tree), dbus.Dictionary({}, signature="sv"))
+    private_bus.stop()
+    private_bus.start()
+    assert wait_until(lambda: owns_name(private_bus), 15), bus_daemon.log_text()
+    # The request went on without the bus; a wait on the socket sees it end.
+    p = bus_daemon.pycq("wait")
+    assert p.returncode == 0
+    assert bus_daemon.running()
+    # Its object survived on the daemon's side.
+    state = private_bus.connect().get_object(NAME, req).Get(REQUEST, "State", dbus_interface=PROPS)
+    assert state == "finished"
+
+
+def test_name_already_owned(start_daemon, private_bus):
+    other = private_bus.connect()
+    assert other.request_name(NAME, dbus.bus.NAME_FLAG_DO_NOT_QUEUE) == dbus.bus.REQUEST_NAME_REPLY_PRIMARY_OWNER
+    d = start_daemon(workers=1)
+    assert d.pycq("status").returncode == 0
+    assert wait_until(lambda: "owned by another process" in d.log_text(), 10), d.log_text()
+    # The other owner leaves: pycqueued, queued behind it, takes the name.
+    other.release_name(NAME)
+    assert wait_until(lambda: "Owning " + NAME in d.log_text(), 10), d.log_text()
+    assert manager(private_bus).GetStatus()["pid"] == d.pid
+
+
+def test_idle_exit_releases_name(start_daemon, private_bus):
+    d = start_daemon(workers=1, idle_exit=1)
+    assert wait_until(lambda: owns_name(private_bus), 10)
+    d.expected_exit = True
+    assert d.proc.wait(timeout=30) == 0
+    assert not owns_name(private_bus)
