@@ -15,13 +15,13 @@ import marshal
 import os
 import shutil
 import subprocess
+import tempfile
 import uuid
 
 import pytest
 
 from pycqtest import (CLIENT_TIMEOUT, EXIT_FAILED, EXIT_OK, EXIT_PERM, EXIT_USAGE, PYCQUEUE, cache_path,
-                      clean_env, describe, json_records, make_python_root, proc_children, restore_modes,
-                      traversable_for_all, write)
+                      clean_env, describe, json_records, make_python_root, proc_children, write)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="chroot and mounts need root")
 
@@ -47,17 +47,21 @@ def install_binary(root, path, dest):
 
 
 @pytest.fixture(scope="module")
-def pyroot(tmp_path_factory):
-    root = make_python_root(tmp_path_factory.mktemp("target") / "root")
+def pyroot():
+    # Under /tmp itself, 0755: an unprivileged caller's read-only requests
+    # walk a root by its host path with that caller's rights, so every
+    # directory above it must be searchable (pytest's own are 0700).
+    base = tempfile.mkdtemp(prefix="pycq-root-", dir="/tmp")
+    os.chmod(base, 0o755)
+    root = make_python_root(os.path.join(base, "root"))
     install_binary(root, PYCQUEUE, "/usr/bin/pycqueue")
     for d in ("run/pycqueue", "proc", "srv"):
         os.makedirs(os.path.join(root, d), exist_ok=True)
-    # The daemon walks a root's tree by its host path, with an unprivileged
-    # caller's rights: that user must be able to reach the root (pytest
-    # makes its directories 0700).
-    changed = traversable_for_all(root)
     yield root
-    restore_modes(changed)
+    with open("/proc/self/mountinfo") as f:
+        # Never delete through a mount a failed test left behind.
+        if not any(line.split()[4].startswith(base + "/") for line in f):
+            shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture
