@@ -50,6 +50,10 @@ typedef struct Item {
 struct Admin {
         Manager *manager;
         Connection *connection;
+        const AdminHooks *hooks; /* no connection: the reply goes here (until on_done) */
+        void *hooks_data;
+        gid_t gid;               /* a hooked caller's, for provenance */
+        pid_t pid;
         Verb verb;
         uint16_t type;        /* its message type */
         uid_t uid;            /* the caller's */

@@ -50,6 +50,11 @@ Admin *admin_free(Admin *a) {
         if (!a)
                 return NULL;
         m = a->manager;
+        if (a->hooks) {
+                /* Not answered yet: the daemon stops under it. */
+                const AdminHooks *h = TAKE_PTR(a->hooks);
+                h->on_done(-ESHUTDOWN, "pycqueued is stopping", NULL, 0, a->hooks_data);
+        }
         LIST_REMOVE(m->admins, a);
         if (a->connection)
                 connection_unbind(a->connection, a);
@@ -172,11 +177,13 @@ static void admin_pump(Admin *a, bool all) {
                admin_stream_pop(&a->stream, &f)) {
                 if (a->connection)
                         connection_send(a->connection, f.data, f.size, false);
+                else if (a->hooks)
+                        a->hooks->on_record(f.data, f.size, a->hooks_data);
                 else
                         free(f.data);
         }
         a->pumping = false;
-        admin_stream_release(&a->stream, a->connection ? 0 : -ECANCELED);
+        admin_stream_release(&a->stream, a->connection || a->hooks ? 0 : -ECANCELED);
 }
 
 static int admin_on_stream_wake(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
@@ -217,6 +224,18 @@ static void admin_reply(Admin *a) {
                         if (msg_writer_finish(&a->done, &data, &size) >= 0)
                                 connection_send(a->connection, data, size, false);
                 }
+        } else if (a->hooks) {
+                const AdminHooks *h;
+                _cleanup_free_ uint8_t *data = NULL;
+                size_t size = 0;
+                int k = a->error;
+
+                if (k >= 0) {
+                        admin_pump(a, true);
+                        k = msg_writer_finish(&a->done, &data, &size);
+                }
+                h = TAKE_PTR(a->hooks);
+                h->on_done(k < 0 ? k : 0, k < 0 ? a->error_message : NULL, data, size, a->hooks_data);
         }
         admin_free(a);
 }
@@ -300,6 +319,11 @@ static void repair_compile(Admin *a) {
                         a->outstanding++;
                         /* The recompiles are the repair client's doing. */
                         request_set_origin(r, a->connection);
+                        if (!a->connection && a->hooks) {
+                                r->uid = a->uid;
+                                r->gid = a->gid;
+                                r->pid = a->pid;
+                        }
                         request_start(r);
                 } else {
                         it->action = "none";
@@ -536,7 +560,8 @@ static void admin_take_default_pythons(Admin *a) {
         a->optional_pools = true;
 }
 
-int admin_start(Manager *m, Connection *c, Spec *spec, char **ret_message) {
+static int admin_start_full(Manager *m, Connection *c, const AdminCaller *caller, Spec *spec,
+                            const AdminHooks *hooks, void *userdata, char **ret_message) {
         _cleanup_(spec_freep) Spec *s = spec;
         Admin *a;
         int k;
@@ -557,6 +582,14 @@ int admin_start(Manager *m, Connection *c, Spec *spec, char **ret_message) {
                 /* Read-only verbs of anyone but the privileged caller touch
                  * files with the caller's own rights. */
                 a->as_caller = dispatch_access(s->verb, c->caller) == ACCESS_AS_CALLER;
+        } else if (caller) {
+                /* The same rules for a caller the bus vouches for. */
+                a->uid = caller->uid;
+                a->gid = caller->gid;
+                a->pid = caller->pid;
+                a->privileged = caller->caller == CALLER_PRIVILEGED;
+                a->fsid = *caller->fsid;
+                a->as_caller = dispatch_access(s->verb, caller->caller) == ACCESS_AS_CALLER;
         } else
                 a->privileged = true;
         a->reply_rows_max = m->config->max_reply_rows;
@@ -643,20 +676,35 @@ int admin_start(Manager *m, Connection *c, Spec *spec, char **ret_message) {
                         pr.exe = peer->self.exe ? strdup(peer->self.exe) : NULL;
                         pr.cmdline = peer->self.cmdline ? strdup(peer->self.cmdline) : NULL;
                         pr.parents = peer_info_parents_text(peer);
+                } else if (caller) {
+                        pr.uid = caller->uid;
+                        pr.gid = caller->gid;
+                        pr.pid = caller->pid;
                 }
                 /* py3clean says who it is; pycqueue's verbs are named
                  * after the verb. */
-                pr.tool = strdup(a->clean_sources && a->tool ? a->tool
-                                 : a->type == MSG_CLEAN      ? "pycqueue clean"
-                                                             : "pycqueue repair");
+                pr.tool = strdup((a->clean_sources || caller) && a->tool ? a->tool
+                                 : a->type == MSG_CLEAN                  ? "pycqueue clean"
+                                                                         : "pycqueue repair");
                 pr.package = a->package ? strdup(a->package) : NULL;
                 pr.dpkg_package = a->dpkg_package ? strdup(a->dpkg_package) : NULL;
                 recorder_add_request(m->recorder, &pr);
         }
         if (c)
                 connection_bind(c, &admin_connection_user, a);
+        a->hooks = hooks;
+        a->hooks_data = userdata;
         admin_pools_changed(m, NULL);
         return 0;
+}
+
+int admin_start(Manager *m, Connection *c, Spec *spec, char **ret_message) {
+        return admin_start_full(m, c, NULL, spec, NULL, NULL, ret_message);
+}
+
+int admin_start_hooked(Manager *m, const AdminCaller *caller, Spec *spec, const AdminHooks *hooks,
+                       void *userdata, char **ret_message) {
+        return admin_start_full(m, NULL, caller, spec, hooks, userdata, ret_message);
 }
 
 bool admin_uses_pool(const Admin *a, const Pool *p) {

@@ -502,6 +502,12 @@ const BusMethod bus_manager_methods[] = {
         { BUS_MANAGER_INTERFACE, "ListRequests", "", VERB_STATUS, NULL, bus_list_requests },
         { BUS_MANAGER_INTERFACE, "Subscribe", "", VERB_STATUS, NULL, bus_subscribe },
         { BUS_MANAGER_INTERFACE, "Unsubscribe", "", VERB_STATUS, NULL, bus_unsubscribe },
+        { BUS_MANAGER_INTERFACE, "Why", "aya{sv}tu", VERB_WHY, NULL, bus_admin },
+        { BUS_MANAGER_INTERFACE, "History", "a{sv}tu", VERB_HISTORY, NULL, bus_admin },
+        { BUS_MANAGER_INTERFACE, "Verify", "aaya{sv}tu", VERB_VERIFY, NULL, bus_admin },
+        { BUS_MANAGER_INTERFACE, "Audit", "a{sv}tu", VERB_AUDIT, NULL, bus_admin },
+        { BUS_MANAGER_INTERFACE, "Repair", "aaya{sv}", VERB_REPAIR, "org.pycqueue.repair", bus_admin },
+        { BUS_MANAGER_INTERFACE, "Clean", "aaya{sv}", VERB_CLEAN, "org.pycqueue.clean", bus_admin },
         {},
 };
 

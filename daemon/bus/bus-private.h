@@ -13,6 +13,7 @@
 #include "forward.h"
 #include "macro.h"
 #include "dispatch.h"
+#include "fsid.h"
 #include "spec.h"
 
 #define BUS_ERROR_PREFIX BUS_NAME ".Error."
@@ -43,6 +44,9 @@ struct BusCall {
         DBusPendingCall *pending;
         uid_t uid;
         pid_t pid;
+        gid_t *groups; /* UnixGroupIDs, when the bus said (have_groups) */
+        size_t n_groups;
+        bool have_groups;
         CallerClass caller; /* after polkit: privileged if it consented */
         bool via_polkit;
         bool linked; /* in the bus's list: waiting for the bus or polkit */
@@ -99,6 +103,15 @@ DBusMessage *bus_error_reply(DBusMessage *call, int error, const char *message);
  * the one parser (spec.c) reads what a bus caller sent exactly as it reads
  * a socket client's. Returns 0 or -EINVAL (-ENOMEM) with a message. */
 int bus_build_frame(DBusMessage *m, Verb verb, uint8_t **ret_frame, size_t *ret_size, char **ret_message);
+/* Appends the TAG_STAT fields of @frame (a record, a summary) as an a{sv}:
+ * numbers as t, x or d, booleans as b, paths and command lines as ay, other
+ * text as s. @ret_truncated (may be NULL) says whether a "truncated" field
+ * was true. */
+bool bus_append_stat_dict(DBusMessageIter *it, const uint8_t *frame, size_t size, bool *ret_truncated);
+
+/* bus-admin.c */
+/* Why, History, Verify, Audit (paged), Repair and Clean. */
+void bus_admin(BusCall *call);
 
 /* bus-manager.c */
 extern const BusMethod bus_manager_methods[];
@@ -119,6 +132,10 @@ void bus_request_wait(BusCall *call);
 void bus_wait(BusCall *call);
 void bus_list_requests(BusCall *call);
 void bus_requests_free(Bus *b);
+/* The Spec of @call's arguments for @verb, parsed by the socket's parser
+ * from the frame they make (@ret_frame, which the reader borrows). */
+int bus_call_spec(BusCall *call, Verb verb, uint8_t **ret_frame, MsgReader *ret_reader, Spec **ret,
+                  char **ret_message);
 /* Introspect() of BUS_PATH "/request": one node per request object. */
 DBusMessage *bus_request_children(Bus *b, DBusMessage *m);
 /* Keeps @call until bus_call_release() (or bus_free()). */

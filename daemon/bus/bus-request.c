@@ -217,8 +217,8 @@ static int bus_request_make_room(Bus *b) {
 
 /* The Spec of a call: its arguments as the socket's frame, parsed by the
  * socket's parser. @ret_frame keeps the frame (the reader borrows it). */
-static int bus_call_spec(BusCall *call, Verb verb, uint8_t **ret_frame, MsgReader *ret_reader, Spec **ret,
-                         char **ret_message) {
+int bus_call_spec(BusCall *call, Verb verb, uint8_t **ret_frame, MsgReader *ret_reader, Spec **ret,
+                  char **ret_message) {
         _cleanup_free_ uint8_t *frame = NULL;
         size_t size;
         int r;

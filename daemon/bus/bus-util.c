@@ -137,6 +137,83 @@ DBusMessage *bus_error_reply(DBusMessage *call, int error, const char *message) 
         return dbus_message_new_error(call, bus_error_name(error), message);
 }
 
+/* --- records ---------------------------------------------------------------------- */
+
+/* The fields of a record that name files or carry command lines (the last
+ * component of a dotted key: "parents.0.exe"): bytes on the bus. */
+static bool stat_key_is_bytes(const char *key) {
+        static const char *const names[] = { "path", "source",  "target",      "pyc",
+                                             "exe",  "cmdline", "interpreter", "root" };
+        const char *last = strrchr(key, '.');
+
+        last = last ? last + 1 : key;
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+                if (strcmp(last, names[i]) == 0)
+                        return true;
+        return false;
+}
+
+static bool append_stat(DBusMessageIter *dict, const char *key, char kind, const char *value) {
+        if (kind == 'b') {
+                dbus_bool_t b = strcmp(value, "true") == 0;
+                return bus_append_dict_variant(dict, key, DBUS_TYPE_BOOLEAN, &b);
+        }
+        if (kind == 'n') {
+                char *end = NULL;
+
+                errno = 0;
+                if (value[0] != '-' && !strpbrk(value, ".eE")) {
+                        uint64_t t = strtoull(value, &end, 10);
+                        if (errno == 0 && end && *end == '\0')
+                                return bus_append_dict_variant(dict, key, DBUS_TYPE_UINT64, &t);
+                } else if (!strpbrk(value, ".eE")) {
+                        int64_t x = strtoll(value, &end, 10);
+                        if (errno == 0 && end && *end == '\0')
+                                return bus_append_dict_variant(dict, key, DBUS_TYPE_INT64, &x);
+                }
+                double d = strtod(value, &end);
+                return bus_append_dict_variant(dict, key, DBUS_TYPE_DOUBLE, &d);
+        }
+        if (stat_key_is_bytes(key))
+                return bus_append_dict_bytes(dict, key, value);
+        return bus_append_dict_string(dict, key, value);
+}
+
+bool bus_append_stat_dict(DBusMessageIter *it, const uint8_t *frame, size_t size, bool *ret_truncated) {
+        DBusMessageIter dict;
+        MsgReader r;
+        MsgField f;
+
+        if (ret_truncated)
+                *ret_truncated = false;
+        if (!dbus_message_iter_open_container(it, DBUS_TYPE_ARRAY, "{sv}", &dict))
+                return false;
+        if (frame && msg_parse(frame, size, &r) >= 0)
+                while (msg_next(&r, &f) > 0) {
+                        _cleanup_free_ char *value = NULL;
+                        const uint8_t *data;
+                        const char *key;
+                        size_t n;
+                        char kind;
+
+                        if (f.tag != TAG_STAT || field_stat(&f, &key, &kind, &data, &n) < 0)
+                                continue;
+                        value = strndup((const char *)data, n);
+                        if (!value)
+                                goto fail;
+                        if (!dbus_validate_utf8(key, NULL))
+                                continue; /* the daemon's own keys are ASCII */
+                        if (!append_stat(&dict, key, kind, value))
+                                goto fail;
+                        if (ret_truncated && kind == 'b' && strcmp(key, "truncated") == 0)
+                                *ret_truncated = strcmp(value, "true") == 0;
+                }
+        return dbus_message_iter_close_container(it, &dict);
+fail:
+        dbus_message_iter_abandon_container(it, &dict);
+        return false;
+}
+
 /* --- arguments into a frame ---------------------------------------------------- */
 
 static int bad(char **ret_message, const char *what) {
@@ -287,14 +364,18 @@ static int put_compile(MsgWriter *w, DBusMessageIter *it, char **ret_message) {
         return 0;
 }
 
-/* The tool a Compile's options name, or NULL. */
+/* The tool the options of a call name, or NULL. The options are its first
+ * a{sv} argument. */
 static const char *compile_tool(DBusMessage *m) {
         DBusMessageIter it, dict, entry, variant;
         const char *key, *tool = NULL;
 
-        if (!dbus_message_iter_init(m, &it) || !dbus_message_iter_next(&it) ||
-            dbus_message_iter_get_arg_type(&it) != DBUS_TYPE_ARRAY)
+        if (!dbus_message_iter_init(m, &it))
                 return NULL;
+        while (dbus_message_iter_get_arg_type(&it) != DBUS_TYPE_ARRAY ||
+               dbus_message_iter_get_element_type(&it) != DBUS_TYPE_DICT_ENTRY)
+                if (!dbus_message_iter_next(&it))
+                        return NULL;
         for (dbus_message_iter_recurse(&it, &dict);
              dbus_message_iter_get_arg_type(&dict) == DBUS_TYPE_DICT_ENTRY; dbus_message_iter_next(&dict)) {
                 dbus_message_iter_recurse(&dict, &entry);
@@ -307,10 +388,77 @@ static const char *compile_tool(DBusMessage *m) {
         return tool;
 }
 
+/* One option of an administration method. Each method takes only the
+ * options its verb has; anything else is an error. */
+static int put_admin_option(MsgWriter *w, Verb verb, const char *key, DBusMessageIter *v,
+                            char **ret_message) {
+        bool paths = verb == VERB_VERIFY || verb == VERB_REPAIR || verb == VERB_CLEAN;
+        int r;
+
+        if (strcmp(key, "tool") == 0)
+                return 0; /* read by the caller, for provenance */
+        if (strcmp(key, "root") == 0 && (paths || verb == VERB_WHY))
+                r = put_bytes(w, TAG_ROOT, v);
+        else if (strcmp(key, "package") == 0 && (paths || verb == VERB_HISTORY))
+                r = put_string(w, TAG_PACKAGE, v);
+        else if (strcmp(key, "pythons") == 0 && paths)
+                r = put_byte_arrays(w, TAG_PYTHON, v);
+        else if (strcmp(key, "path") == 0 && verb == VERB_HISTORY)
+                r = put_bytes(w, TAG_PATH, v);
+        else if (strcmp(key, "failed_only") == 0 && verb == VERB_HISTORY)
+                r = put_bool(w, TAG_FAILED_ONLY, v);
+        else if (strcmp(key, "since") == 0 && (verb == VERB_HISTORY || verb == VERB_AUDIT)) {
+                uint64_t t;
+
+                if (dbus_message_iter_get_arg_type(v) != DBUS_TYPE_UINT64)
+                        return bad(ret_message, "option since takes a uint64 (Unix seconds)");
+                dbus_message_iter_get_basic(v, &t);
+                r = msg_put_u64(w, TAG_SINCE, t);
+        } else
+                return error_message(ret_message, -EINVAL, "unknown option \"%s\" for %s", key,
+                                     verb_to_string(verb));
+        if (r == -EINVAL)
+                return error_message(ret_message, -EINVAL, "option %s has the wrong type", key);
+        return r;
+}
+
+/* Why(ay path, a{sv}, ...), History(a{sv}, ...), Verify/Repair/Clean(aay
+ * paths, a{sv}, ...), Audit(a{sv}, ...): what comes before the options is
+ * the paths; the cursor and limit after them are the bus's (bus-admin.c). */
+static int put_admin(MsgWriter *w, Verb verb, DBusMessageIter *it, char **ret_message) {
+        DBusMessageIter dict, entry, variant;
+        int r = 0;
+
+        if (verb == VERB_WHY)
+                r = put_bytes(w, TAG_PATH, it);
+        else if (verb == VERB_VERIFY || verb == VERB_REPAIR || verb == VERB_CLEAN)
+                r = put_byte_arrays(w, TAG_PATH, it);
+        if (r < 0)
+                return r == -EINVAL ? bad(ret_message, "paths must be byte arrays") : r;
+        if (verb != VERB_HISTORY && verb != VERB_AUDIT)
+                dbus_message_iter_next(it);
+        if (dbus_message_iter_get_arg_type(it) != DBUS_TYPE_ARRAY)
+                return bad(ret_message, "options must be a{sv}");
+        for (dbus_message_iter_recurse(it, &dict);
+             dbus_message_iter_get_arg_type(&dict) == DBUS_TYPE_DICT_ENTRY; dbus_message_iter_next(&dict)) {
+                const char *key;
+
+                dbus_message_iter_recurse(&dict, &entry);
+                dbus_message_iter_get_basic(&entry, &key);
+                dbus_message_iter_next(&entry);
+                dbus_message_iter_recurse(&entry, &variant);
+                r = put_admin_option(w, verb, key, &variant, ret_message);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 int bus_build_frame(DBusMessage *m, Verb verb, uint8_t **ret_frame, size_t *ret_size, char **ret_message) {
         static const uint16_t types[_VERB_MAX] = {
-                [VERB_COMPILE] = MSG_COMPILE,
-                [VERB_WAIT] = MSG_WAIT,
+                [VERB_COMPILE] = MSG_COMPILE, [VERB_WAIT] = MSG_WAIT,     [VERB_WHY] = MSG_WHY,
+                [VERB_HISTORY] = MSG_HISTORY, [VERB_VERIFY] = MSG_VERIFY, [VERB_REPAIR] = MSG_REPAIR,
+                [VERB_CLEAN] = MSG_CLEAN,     [VERB_AUDIT] = MSG_AUDIT,
         };
         _cleanup_free_ char *tool = NULL;
         DBusMessageIter it;
@@ -344,6 +492,14 @@ int bus_build_frame(DBusMessage *m, Verb verb, uint8_t **ret_frame, size_t *ret_
                         dbus_message_iter_get_basic(&it, &package);
                         if (*package)
                                 r = msg_put_string(&w, TAG_PACKAGE, package);
+                        break;
+                case VERB_WHY:
+                case VERB_HISTORY:
+                case VERB_VERIFY:
+                case VERB_REPAIR:
+                case VERB_CLEAN:
+                case VERB_AUDIT:
+                        r = put_admin(&w, verb, &it, ret_message);
                         break;
                 default:
                         break;

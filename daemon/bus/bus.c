@@ -277,6 +277,7 @@ void bus_call_free(BusCall *call) {
         }
         dbus_message_unref(call->message);
         dbus_connection_unref(call->conn);
+        free(call->groups);
         free(call);
 }
 
@@ -373,6 +374,37 @@ static int bus_check_polkit(BusCall *call) {
         return ok ? 0 : -ENOMEM;
 }
 
+/* The caller's supplementary groups (au), for the filesystem identity of
+ * its read-only requests. More than a FsId holds are kept as too many:
+ * bus-admin.c then gives it none. */
+static void bus_call_take_groups(BusCall *call, DBusMessageIter *variant) {
+        DBusMessageIter a;
+        const uint32_t *v = NULL;
+        int n = 0;
+
+        if (dbus_message_iter_get_arg_type(variant) != DBUS_TYPE_ARRAY ||
+            dbus_message_iter_get_element_type(variant) != DBUS_TYPE_UINT32)
+                return;
+        dbus_message_iter_recurse(variant, &a);
+        dbus_message_iter_get_fixed_array(&a, &v, &n);
+        free(call->groups);
+        call->groups = NULL;
+        call->n_groups = n > 0 ? (size_t)n : 0;
+        call->have_groups = true;
+        if (call->n_groups > FSID_MAX_GROUPS)
+                return;
+        if (call->n_groups > 0) {
+                call->groups = calloc(call->n_groups, sizeof(gid_t));
+                if (!call->groups) {
+                        /* Without them, no group at all: fewer rights. */
+                        call->n_groups = 0;
+                        return;
+                }
+                for (size_t i = 0; i < call->n_groups; i++)
+                        call->groups[i] = (gid_t)v[i];
+        }
+}
+
 static void bus_on_credentials(DBusPendingCall *pending, void *userdata) {
         BusCall *call = userdata;
         DBusMessage *reply = bus_take_reply(call);
@@ -394,6 +426,10 @@ static void bus_on_credentials(DBusPendingCall *pending, void *userdata) {
                         dbus_message_iter_get_basic(&entry, &key);
                         dbus_message_iter_next(&entry);
                         dbus_message_iter_recurse(&entry, &variant);
+                        if (strcmp(key, "UnixGroupIDs") == 0) {
+                                bus_call_take_groups(call, &variant);
+                                continue;
+                        }
                         if (dbus_message_iter_get_arg_type(&variant) != DBUS_TYPE_UINT32)
                                 continue;
                         dbus_message_iter_get_basic(&variant, &v);

@@ -151,15 +151,34 @@ args = json.loads(args)
 def conv(a, s):
     if s == "aay":
         return dbus.Array([dbus.ByteArray(x.encode("utf-8", "surrogateescape")) for x in a], signature="ay")
+    if s == "ay":
+        return dbus.ByteArray(a.encode("utf-8", "surrogateescape"))
     if s == "a{sv}":
-        return dbus.Dictionary({k: v for k, v in a.items()}, signature="sv")
+        # {"ay": text} is a byte array
+        return dbus.Dictionary({k: dbus.ByteArray(v["ay"].encode("utf-8", "surrogateescape"))
+                                if isinstance(v, dict) else v for k, v in a.items()}, signature="sv")
+    if s == "t":
+        return dbus.UInt64(a)
+    if s == "u":
+        return dbus.UInt32(a)
     return a
-sigs = {"aaya{sv}": ["aay", "a{sv}"], "s": ["s"], "": []}[sig]
+def plain(v):
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "surrogateescape")
+    if isinstance(v, dict):
+        return {str(k): plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [plain(x) for x in v]
+    if isinstance(v, dbus.Boolean):
+        return bool(v)
+    return v
+sigs = {"aaya{sv}": ["aay", "a{sv}"], "s": ["s"], "": [], "aya{sv}tu": ["ay", "a{sv}", "t", "u"],
+        "a{sv}tu": ["a{sv}", "t", "u"], "aaya{sv}tu": ["aay", "a{sv}", "t", "u"]}[sig]
 c = dbus.bus.BusConnection(addr)
 try:
     r = c.call_blocking("org.pycqueue.PyCQueue1", path, iface, method, sig,
-                        [conv(a, s) for a, s in zip(args, sigs)], timeout=60)
-    print(json.dumps({"ok": json.loads(json.dumps(r, default=str))}, default=str))
+                        [conv(a, s) for a, s in zip(args, sigs)], timeout=60, byte_arrays=True)
+    print(json.dumps({"ok": plain(r)}, default=str))
 except dbus.DBusException as e:
     print(json.dumps({"error": e.get_dbus_name(), "message": e.get_dbus_message()}))
 """
@@ -488,3 +507,194 @@ def test_idle_exit_releases_name(start_daemon, private_bus):
     d.expected_exit = True
     assert d.proc.wait(timeout=30) == 0
     assert not owns_name(private_bus)
+
+
+# --- administration: Why, History, Verify, Audit, Repair, Clean ----------------------------
+
+NOT_SUPPORTED = NAME + ".Error.NotSupported"
+TOO_MANY_RECORDS = NAME + ".Error.TooManyRecords"
+
+
+def plain(v):
+    """A python3-dbus value as plain Python (byte arrays as str)."""
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "surrogateescape")
+    if isinstance(v, dict):
+        return {str(k): plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [plain(x) for x in v]
+    if isinstance(v, dbus.Boolean):
+        return bool(v)
+    return v
+
+
+def admin_call(bus, method, signature, *args):
+    """@method as root (this process); the reply as plain values."""
+    conn = bus.connect()
+    return plain(conn.call_blocking(NAME, PATH, MANAGER, method, signature, list(args), timeout=60,
+                                    byte_arrays=True))
+
+
+def opts(**kw):
+    return dbus.Dictionary(kw, signature="sv")
+
+
+def compiled_files(d, tree, n):
+    """@n sources under @tree, compiled over the socket; their paths."""
+    srcs = [os.path.join(tree, "m%d.py" % i) for i in range(n)]
+    for i, src in enumerate(srcs):
+        write(src, b"v = %d\n" % i)
+    p = d.pycq("compile", tree)
+    assert p.returncode == 0, p.err
+    return srcs
+
+
+def test_admin_queries_as_root(bus_daemon, private_bus, tmp_path):
+    tree = str(tmp_path / "tree")
+    srcs = compiled_files(bus_daemon, tree, 3)
+    # History pages add up to the whole, in the same order.
+    whole, summary, nxt = admin_call(private_bus, "History", "a{sv}tu", opts(path=dbus.ByteArray(
+        os.fsencode(tree))), dbus.UInt64(0), dbus.UInt32(0))
+    assert nxt == 0 and len(whole) == 3
+    assert {r["source"] for r in whole} == set(srcs)
+    assert all(isinstance(r["target"], str) and r["outcome"] == "compiled" for r in whole)
+    first, _, nxt = admin_call(private_bus, "History", "a{sv}tu", opts(path=dbus.ByteArray(
+        os.fsencode(tree))), dbus.UInt64(0), dbus.UInt32(2))
+    assert len(first) == 2 and nxt == 2
+    second, _, nxt = admin_call(private_bus, "History", "a{sv}tu", opts(path=dbus.ByteArray(
+        os.fsencode(tree))), dbus.UInt64(2), dbus.UInt32(2))
+    assert nxt == 0 and first + second == whole
+    # Why: one file's record, the summary names its target.
+    recs, summary, nxt = admin_call(private_bus, "Why", "aya{sv}tu", dbus.ByteArray(os.fsencode(srcs[0])),
+                                    opts(), dbus.UInt64(0), dbus.UInt32(10))
+    assert len(recs) == 1 and recs[0]["source"] == srcs[0] and nxt == 0
+    assert summary["target"] == cache_path(srcs[0])
+    # Verify: a damaged .pyc is a problem; pages of one record each.
+    write(cache_path(srcs[1]), b"garbage")
+    write(os.path.join(tree, "__pycache__", "ghost.cpython-311.pyc"), b"x")
+    recs, summary, nxt = admin_call(private_bus, "Verify", "aaya{sv}tu", paths_arg(tree), opts(),
+                                    dbus.UInt64(0), dbus.UInt32(0))
+    problems = {r["path"]: r["problem"] for r in recs}
+    assert problems[cache_path(srcs[1])] == "corrupt" and nxt == 0
+    page1, _, nxt = admin_call(private_bus, "Verify", "aaya{sv}tu", paths_arg(tree), opts(),
+                               dbus.UInt64(0), dbus.UInt32(1))
+    assert len(page1) == 1 and nxt == 1
+    page2, _, nxt2 = admin_call(private_bus, "Verify", "aaya{sv}tu", paths_arg(tree), opts(),
+                                dbus.UInt64(nxt), dbus.UInt32(1))
+    assert page1 + page2 == recs and nxt2 == 0
+    # Audit is off: NotSupported.
+    assert error_name(admin_call, private_bus, "Audit", "a{sv}tu", opts(), dbus.UInt64(0),
+                      dbus.UInt32(0)) == NOT_SUPPORTED
+    # Repair, then Clean, as root.
+    recs, summary = admin_call(private_bus, "Repair", "aaya{sv}", paths_arg(tree), opts(tool="test-tool"))
+    assert {r["path"]: r["action"] for r in recs}[cache_path(srcs[1])] == "recompiled"
+    assert all(r["result"] == "ok" for r in recs), recs
+    recs, summary = admin_call(private_bus, "Clean", "aaya{sv}", paths_arg(tree), opts())
+    assert sorted(r["path"] for r in recs) == sorted(cache_path(s) for s in srcs)
+    assert summary["removed"] == 3
+    assert not [s for s in srcs if os.path.exists(cache_path(s))]
+    # Provenance: the clean came over the bus, as root.
+    hist = admin_call(private_bus, "History", "a{sv}tu", opts(path=dbus.ByteArray(os.fsencode(tree))),
+                      dbus.UInt64(0), dbus.UInt32(1))[0]
+    assert hist[0]["outcome"] == "removed" and "D-Bus :" in hist[0]["tool"] and hist[0]["uid"] == 0
+
+
+def test_admin_as_nobody(bus_daemon, private_bus, polkit, tmp_path):
+    d = public_tree(tmp_path)
+    try:
+        srcs = compiled_files(bus_daemon, d, 2)
+        for dirpath, dirs, files in os.walk(d):
+            for name in files:
+                os.chmod(os.path.join(dirpath, name), 0o644)
+            for name in dirs:
+                os.chmod(os.path.join(dirpath, name), 0o755)
+        # Read-only methods are open; root's requests are shown redacted.
+        r = call_as(private_bus, "nobody", "History", "a{sv}tu", [{}, 0, 0])["ok"]
+        mine = [x for x in r[0] if x["source"] in srcs]
+        assert len(mine) == 2 and all("pid" not in x for x in mine), mine
+        r = call_as(private_bus, "nobody", "Verify", "aaya{sv}tu", [[d], {}, 0, 0])["ok"]
+        assert r[0] == [] and r[2] == 0
+        # ... with the caller's own filesystem identity.
+        # (a 0700 directory with an orphan whose name root alone may learn)
+        secret = os.path.join(d, "secret")
+        hidden = compiled_files(bus_daemon, secret, 1)[0]
+        shutil.copy(cache_path(hidden), os.path.join(secret, "__pycache__", "secretname.cpython-311.pyc"))
+        os.chmod(secret, 0o700)
+        recs = admin_call(private_bus, "Verify", "aaya{sv}tu", paths_arg(secret), opts(), dbus.UInt64(0),
+                          dbus.UInt32(0))[0]
+        assert [r for r in recs if "secretname" in r["path"]]
+        for method, sig, args in (("Verify", "aaya{sv}tu", [[secret], {}, 0, 0]),
+                                  ("Why", "aya{sv}tu", [hidden, {}, 0, 0]),
+                                  ("History", "a{sv}tu", [{"path": {"ay": secret}}, 0, 0])):
+            r = call_as(private_bus, "nobody", method, sig, args)
+            assert "secretname" not in json.dumps(r) and "m0.py" not in json.dumps(r.get("ok")), (method, r)
+        # Repair and Clean need polkit's consent, each its own action.
+        polkit.SetAllowed(dbus.Array([], signature="s"))
+        for method in ("Repair", "Clean"):
+            assert call_as(private_bus, "nobody", method, "aaya{sv}", [[d], {}])["error"] == ACCESS_DENIED
+        assert all(os.path.exists(cache_path(s)) for s in srcs)
+        polkit.SetAllowed(["org.pycqueue.repair"])
+        assert call_as(private_bus, "nobody", "Clean", "aaya{sv}", [[d], {}])["error"] == ACCESS_DENIED
+        assert all(os.path.exists(cache_path(s)) for s in srcs)
+        r = call_as(private_bus, "nobody", "Repair", "aaya{sv}", [[d], {}])
+        # With consent it runs as root's would: the orphan goes.
+        assert [x["problem"] for x in r["ok"][0]] == ["orphan"] and r["ok"][1]["repaired"] == 1, r
+        assert not os.path.exists(os.path.join(secret, "__pycache__", "secretname.cpython-311.pyc"))
+        polkit.SetAllowed(["org.pycqueue.clean"])
+        r = call_as(private_bus, "nobody", "Clean", "aaya{sv}", [[d], {}])
+        assert r["ok"][1]["removed"] == 3, r
+        assert not any(os.path.exists(cache_path(s)) for s in srcs)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_admin_denied_without_polkit(bus_daemon, private_bus, tmp_path):
+    d = public_tree(tmp_path)
+    try:
+        srcs = compiled_files(bus_daemon, d, 1)
+        for method in ("Repair", "Clean"):
+            assert call_as(private_bus, "nobody", method, "aaya{sv}", [[d], {}])["error"] == ACCESS_DENIED
+        assert os.path.exists(cache_path(srcs[0]))
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_admin_errors(start_daemon, private_bus, tmp_path):
+    d = start_daemon(workers=1, config="max_reply_rows = 2\n")
+    assert wait_until(lambda: owns_name(private_bus), 10)
+    tree = str(tmp_path / "tree")
+    compiled_files(d, tree, 4)
+    page = lambda cursor, limit: admin_call(private_bus, "History", "a{sv}tu", opts(),  # noqa: E731
+                                            dbus.UInt64(cursor), dbus.UInt32(limit))
+    recs, _, nxt = page(0, 1)
+    assert len(recs) == 1 and nxt == 1
+    # Beyond max_reply_rows a page cannot be filled: an error, not a silent cut.
+    assert error_name(page, 2, 2) == TOO_MANY_RECORDS
+    conn = private_bus.connect()
+
+    def call(method, signature, args):
+        try:
+            conn.call_blocking(NAME, PATH, MANAGER, method, signature, args, timeout=30)
+        except dbus.DBusException as e:
+            return e.get_dbus_name()
+        return None
+
+    t0, u0 = dbus.UInt64(0), dbus.UInt32(0)
+    bad = [
+        ("Why", "aya{sv}tu", [dbus.ByteArray(b"relative.py"), opts(), t0, u0]),
+        ("Why", "aya{sv}tu", [dbus.ByteArray(b"/tmp/a.py"), opts(package="x"), t0, u0]),
+        ("Why", "ay", [dbus.ByteArray(b"/tmp/a.py")]),
+        ("History", "a{sv}tu", [opts(since="yesterday"), t0, u0]),
+        ("History", "a{sv}tu", [opts(bogus=True), t0, u0]),
+        ("History", "a{sv}", [opts()]),
+        ("Verify", "aaya{sv}tu", [paths_arg(), opts(), t0, u0]),
+        ("Verify", "aaya{sv}tu", [paths_arg("/tmp"), opts(pythons=dbus.Array([dbus.ByteArray(b"py")],
+                                                                           signature="ay")), t0, u0]),
+        ("Audit", "a{sv}tu", [opts(path=dbus.ByteArray(b"/tmp")), t0, u0]),
+        ("Repair", "aaya{sv}", [paths_arg("rel"), opts()]),
+        ("Clean", "aaya{sv}", [paths_arg(), opts()]),
+        ("Clean", "aaya{sv}tu", [paths_arg("/tmp"), opts(), t0, u0]),
+    ]
+    for i, (method, sig, args) in enumerate(bad):
+        assert call(method, sig, args) == INVALID_ARGS, "case %d" % i
+    assert d.running()
