@@ -184,11 +184,14 @@ except dbus.DBusException as e:
 """
 
 
-def call_as(bus, user, method, signature="", args=(), path=PATH, iface=MANAGER):
-    """Calls @method as @user (setpriv) in a fresh process; returns the
-    parsed {"ok": result} or {"error": name}."""
-    cmd = ["setpriv", "--reuid=" + user, "--regid=" + USER_GROUPS.get(user, user), "--clear-groups", "--", SYSTEM_PYTHON, "-c",
-           CALL_AS, bus.address, path, iface, method, signature, json.dumps(list(args))]
+def call_as(bus, user, method, signature="", args=(), path=PATH, iface=MANAGER, groups=()):
+    """Calls @method as @user (setpriv) in a fresh process, with the
+    supplementary @groups (gids) and no other; returns the parsed
+    {"ok": result} or {"error": name}."""
+    grp = ["--groups=" + ",".join(str(g) for g in groups)] if groups else ["--clear-groups"]
+    cmd = ["setpriv", "--reuid=" + user, "--regid=" + USER_GROUPS.get(user, user)] + grp + [
+           "--", SYSTEM_PYTHON, "-c", CALL_AS, bus.address, path, iface, method, signature,
+           json.dumps(list(args))]
     p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120,
                        env={"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"})
     assert p.returncode == 0, p.stderr.decode()
@@ -698,3 +701,44 @@ def test_admin_errors(start_daemon, private_bus, tmp_path):
     for i, (method, sig, args) in enumerate(bad):
         assert call(method, sig, args) == INVALID_ARGS, "case %d" % i
     assert d.running()
+
+
+def test_admin_read_with_callers_groups(bus_daemon, private_bus, tmp_path):
+    """A read-only method sees what the caller's supplementary groups (as
+    the bus reports them) let it see, and no more."""
+    d = public_tree(tmp_path)
+    gid = 4242  # a group nobody is not in by its passwd entry
+    try:
+        shared = os.path.join(d, "shared")
+        src = compiled_files(bus_daemon, shared, 1)[0]
+        shutil.copy(cache_path(src), os.path.join(shared, "__pycache__", "groupname.cpython-311.pyc"))
+        for p in (shared, os.path.join(shared, "__pycache__")):
+            os.chown(p, 0, gid)
+            os.chmod(p, 0o750)
+        args = [[shared], {}, 0, 0]
+        without = call_as(private_bus, "nobody", "Verify", "aaya{sv}tu", args)
+        assert "groupname" not in json.dumps(without), without
+        with_group = call_as(private_bus, "nobody", "Verify", "aaya{sv}tu", args, groups=[gid])
+        assert [r["problem"] for r in with_group["ok"][0] if "groupname" in r["path"]] == ["orphan"], with_group
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_audit_over_the_bus(start_daemon, private_bus, tmp_path):
+    audited = tmp_path / "audited"
+    rogue = write(audited / "rogue.py", b"Y = 2\n")
+    d = start_daemon(workers=1, args=["--audit=" + str(audited)])
+    assert wait_until(lambda: owns_name(private_bus), 10)
+    p = subprocess.run([sys.executable, "-m", "py_compile", str(rogue)])
+    assert p.returncode == 0 and os.path.exists(cache_path(rogue))
+
+    def records():
+        return admin_call(private_bus, "Audit", "a{sv}tu", opts(), dbus.UInt64(0), dbus.UInt32(0))[0]
+
+    recs = wait_until(lambda: [r for r in records() if r["path"] == cache_path(rogue)], 15, 0.1)
+    assert recs, records()
+    r = recs[0]
+    assert "py_compile" in r["cmdline"] and isinstance(r["exe"], str) and r["pid"] > 0, r
+    # Another user sees the write, not who made it.
+    r = call_as(private_bus, "nobody", "Audit", "a{sv}tu", [{}, 0, 0])
+    assert "py_compile" not in json.dumps(r), r
