@@ -677,9 +677,20 @@ static int admin_start_full(Manager *m, Connection *c, const AdminCaller *caller
                         pr.cmdline = peer->self.cmdline ? strdup(peer->self.cmdline) : NULL;
                         pr.parents = peer_info_parents_text(peer);
                 } else if (caller) {
+                        /* The bus vouches for the pid; the process behind
+                         * it is read as a compile over the bus reads it. */
+                        PeerInfo peer;
+
                         pr.uid = caller->uid;
                         pr.gid = caller->gid;
                         pr.pid = caller->pid;
+                        if (caller->pid > 0) {
+                                peer_info_read(caller->pid, caller->uid, caller->gid, &peer);
+                                pr.exe = peer.self.exe ? strdup(peer.self.exe) : NULL;
+                                pr.cmdline = peer.self.cmdline ? strdup(peer.self.cmdline) : NULL;
+                                pr.parents = peer_info_parents_text(&peer);
+                                peer_info_done(&peer);
+                        }
                 }
                 /* py3clean says who it is; pycqueue's verbs are named
                  * after the verb. */

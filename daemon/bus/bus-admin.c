@@ -94,6 +94,7 @@ static void bus_admin_on_done(int error, const char *message, const uint8_t *don
                               void *userdata) {
         BusAdmin *ba = userdata;
         BusCall *call = ba->call;
+        DBusMessageIter summary;
         bool truncated = false, ok;
 
         if (error < 0) {
@@ -102,7 +103,18 @@ static void bus_admin_on_done(int error, const char *message, const uint8_t *don
                 return;
         }
         ok = !ba->failed && dbus_message_iter_close_container(&ba->it, &ba->records) &&
-             bus_append_stat_dict(&ba->it, done, size, &truncated);
+             dbus_message_iter_open_container(&ba->it, DBUS_TYPE_ARRAY, "{sv}", &summary);
+        if (ok) {
+                uint64_t omitted = ba->index - ba->returned;
+
+                ok = bus_append_stat_entries(&summary, done, size, &truncated) &&
+                     (ba->paged || !ba->full ||
+                      bus_append_dict_variant(&summary, "records_omitted", DBUS_TYPE_UINT64, &omitted));
+                if (ok)
+                        ok = dbus_message_iter_close_container(&ba->it, &summary);
+                else
+                        dbus_message_iter_abandon_container(&ba->it, &summary);
+        }
         if (ok && ba->paged) {
                 if (truncated && !ba->full && ba->returned < ba->limit) {
                         /* max_reply_rows ended the verb inside this page. */

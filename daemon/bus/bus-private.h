@@ -108,6 +108,8 @@ int bus_build_frame(DBusMessage *m, Verb verb, uint8_t **ret_frame, size_t *ret_
  * text as s. @ret_truncated (may be NULL) says whether a "truncated" field
  * was true. */
 bool bus_append_stat_dict(DBusMessageIter *it, const uint8_t *frame, size_t size, bool *ret_truncated);
+/* The same into the open a{sv} @dict. */
+bool bus_append_stat_entries(DBusMessageIter *dict, const uint8_t *frame, size_t size, bool *ret_truncated);
 
 /* bus-admin.c */
 /* Why, History, Verify, Audit (paged), Repair and Clean. */

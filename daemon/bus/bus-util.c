@@ -179,15 +179,12 @@ static bool append_stat(DBusMessageIter *dict, const char *key, char kind, const
         return bus_append_dict_string(dict, key, value);
 }
 
-bool bus_append_stat_dict(DBusMessageIter *it, const uint8_t *frame, size_t size, bool *ret_truncated) {
-        DBusMessageIter dict;
+bool bus_append_stat_entries(DBusMessageIter *dict, const uint8_t *frame, size_t size, bool *ret_truncated) {
         MsgReader r;
         MsgField f;
 
         if (ret_truncated)
                 *ret_truncated = false;
-        if (!dbus_message_iter_open_container(it, DBUS_TYPE_ARRAY, "{sv}", &dict))
-                return false;
         if (frame && msg_parse(frame, size, &r) >= 0)
                 while (msg_next(&r, &f) > 0) {
                         _cleanup_free_ char *value = NULL;
@@ -200,18 +197,27 @@ bool bus_append_stat_dict(DBusMessageIter *it, const uint8_t *frame, size_t size
                                 continue;
                         value = strndup((const char *)data, n);
                         if (!value)
-                                goto fail;
+                                return false;
                         if (!dbus_validate_utf8(key, NULL))
                                 continue; /* the daemon's own keys are ASCII */
-                        if (!append_stat(&dict, key, kind, value))
-                                goto fail;
+                        if (!append_stat(dict, key, kind, value))
+                                return false;
                         if (ret_truncated && kind == 'b' && strcmp(key, "truncated") == 0)
                                 *ret_truncated = strcmp(value, "true") == 0;
                 }
+        return true;
+}
+
+bool bus_append_stat_dict(DBusMessageIter *it, const uint8_t *frame, size_t size, bool *ret_truncated) {
+        DBusMessageIter dict;
+
+        if (!dbus_message_iter_open_container(it, DBUS_TYPE_ARRAY, "{sv}", &dict))
+                return false;
+        if (!bus_append_stat_entries(&dict, frame, size, ret_truncated)) {
+                dbus_message_iter_abandon_container(it, &dict);
+                return false;
+        }
         return dbus_message_iter_close_container(it, &dict);
-fail:
-        dbus_message_iter_abandon_container(it, &dict);
-        return false;
 }
 
 /* --- arguments into a frame ---------------------------------------------------- */

@@ -600,6 +600,17 @@ def test_admin_queries_as_root(bus_daemon, private_bus, tmp_path):
     hist = admin_call(private_bus, "History", "a{sv}tu", opts(path=dbus.ByteArray(os.fsencode(tree))),
                       dbus.UInt64(0), dbus.UInt32(1))[0]
     assert hist[0]["outcome"] == "removed" and "D-Bus :" in hist[0]["tool"] and hist[0]["uid"] == 0
+    assert hist[0]["exe"] == os.path.realpath(sys.executable)
+
+
+def test_clean_reply_is_bounded(bus_daemon, private_bus, tmp_path):
+    cache = tmp_path / "tree" / "__pycache__"
+    n = 1005
+    for i in range(n):
+        write(cache / ("m%d.cpython-311.pyc" % i), b"x")
+    recs, summary = admin_call(private_bus, "Clean", "aaya{sv}", paths_arg(tmp_path / "tree"), opts())
+    assert len(recs) == 1000 and summary["records_omitted"] == n - 1000 and summary["removed"] == n
+    assert not os.listdir(cache) if os.path.isdir(cache) else True
 
 
 def test_admin_as_nobody(bus_daemon, private_bus, polkit, tmp_path):
