@@ -188,14 +188,20 @@ def call_as(bus, user, method, signature="", args=(), path=PATH, iface=MANAGER, 
     """Calls @method as @user (setpriv) in a fresh process, with the
     supplementary @groups (gids) and no other; returns the parsed
     {"ok": result} or {"error": name}."""
+    p = call_as_start(bus, user, method, signature, args, path, iface, groups)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err.decode()
+    return json.loads(out)
+
+
+def call_as_start(bus, user, method, signature="", args=(), path=PATH, iface=MANAGER, groups=()):
+    """call_as(), started: its Popen (stdout and stderr piped)."""
     grp = ["--groups=" + ",".join(str(g) for g in groups)] if groups else ["--clear-groups"]
     cmd = ["setpriv", "--reuid=" + user, "--regid=" + USER_GROUPS.get(user, user)] + grp + [
            "--", SYSTEM_PYTHON, "-c", CALL_AS, bus.address, path, iface, method, signature,
            json.dumps(list(args))]
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120,
-                       env={"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"})
-    assert p.returncode == 0, p.stderr.decode()
-    return json.loads(p.stdout)
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"})
 
 
 def public_tree(tmp_path):
@@ -753,3 +759,37 @@ def test_audit_over_the_bus(start_daemon, private_bus, tmp_path):
     # Another user sees the write, not who made it.
     r = call_as(private_bus, "nobody", "Audit", "a{sv}tu", [{}, 0, 0])
     assert "py_compile" not in json.dumps(r), r
+
+
+def test_clean_while_stopping_is_shutting_down(bus_daemon, private_bus, polkit, tmp_path, trusted_bindir):
+    """A Clean that polkit approves only after SIGTERM finds the daemon
+    draining: ShuttingDown, nothing removed. The daemon drains because a
+    compile waits for an interpreter that starts only when told to."""
+    flag = os.path.join(trusted_bindir, "go")
+    slow = os.path.join(trusted_bindir, "slow-python")
+    write(slow, "#!/bin/sh\nwhile [ ! -e '%s' ]; do sleep 0.05; done\nexec /usr/bin/python3.11 \"$@\"\n" % flag,
+          mode=0o755)
+    d = public_tree(tmp_path)
+    try:
+        src = compiled_files(bus_daemon, d, 1)[0]
+        write(os.path.join(d, "late.py"), b"x = 1\n")
+        compile_ = bus_daemon.pycq_popen("compile", "--python=" + slow, os.path.join(d, "late.py"))
+        assert wait_until(lambda: any(bytes(w[0]).decode() == slow for w in manager(private_bus).GetStatus()
+                                      ["workers"]), 10)
+        polkit.SetAllowed(["org.pycqueue.clean"])
+        polkit.SimulateHang(True)
+        clean = call_as_start(private_bus, "nobody", "Clean", "aaya{sv}", [[d], {}])
+        assert wait_until(lambda: polkit.HaveHangingCalls(), 20)
+        bus_daemon.expected_exit = True
+        bus_daemon.proc.send_signal(signal.SIGTERM)
+        assert wait_until(lambda: not owns_name(private_bus), 10)
+        polkit.ReleaseHangingCalls()
+        out, err = clean.communicate(timeout=60)
+        assert json.loads(out)["error"] == NAME + ".Error.ShuttingDown", (out, err)
+        assert os.path.exists(cache_path(src))
+        write(flag, b"")
+        compile_.communicate(timeout=60)
+        assert bus_daemon.proc.wait(timeout=60) == 0
+    finally:
+        write(flag, b"")
+        shutil.rmtree(d, ignore_errors=True)
