@@ -715,9 +715,25 @@ def test_admin_errors(start_daemon, private_bus, tmp_path):
         ("Clean", "aaya{sv}", [paths_arg(), opts()]),
         ("Clean", "aaya{sv}tu", [paths_arg("/tmp"), opts(), t0, u0]),
     ]
+    # Every administration method, with arguments of the wrong shape.
+    for method in ("Why", "History", "Verify", "Audit", "Repair", "Clean"):
+        for sig, args in (("", []), ("s", ["/tmp"]), ("aay", [paths_arg("/tmp")]),
+                          ("a{sv}ut", [opts(), dbus.UInt32(0), dbus.UInt64(0)]),
+                          ("aya{sv}", [dbus.ByteArray(b"/tmp"), opts()])):
+            bad.append((method, sig, args))
     for i, (method, sig, args) in enumerate(bad):
         assert call(method, sig, args) == INVALID_ARGS, "case %d" % i
     assert d.running()
+    assert page(0, 1)[2] == 1
+
+
+def test_history_without_recording(start_daemon, private_bus):
+    start_daemon(workers=1, config="recording = off\n")
+    assert wait_until(lambda: owns_name(private_bus), 10)
+    for method, sig, args in (("History", "a{sv}tu", [opts(), dbus.UInt64(0), dbus.UInt32(0)]),
+                              ("Why", "aya{sv}tu", [dbus.ByteArray(b"/tmp/a.py"), opts(), dbus.UInt64(0),
+                                                    dbus.UInt32(0)])):
+        assert error_name(admin_call, private_bus, method, sig, *args) == NOT_SUPPORTED, method
 
 
 def test_admin_read_with_callers_groups(bus_daemon, private_bus, tmp_path):
