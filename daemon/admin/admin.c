@@ -13,7 +13,16 @@
  * first recompiles through ordinary compile requests (forced), so repair is
  * serialised with every other writer. The verbs themselves live in
  * admin-query.c (why, history, audit), admin-verify.c (verify, repair) and
- * admin-clean.c (clean); admin-util.c has what they share. */
+ * admin-clean.c (clean); admin-util.c has what they share.
+ *
+ * A front end without a socket connection (the system bus) starts the same
+ * request with admin_start_hooked(): who the caller is comes as an
+ * AdminCaller, with the same rules (privileged or not, the filesystem
+ * identity of read-only verbs), and the reply goes to AdminHooks, one
+ * record at a time as the loop takes them from the thread, then the end
+ * exactly once. Records are taken as fast as the thread makes them: the
+ * front end bounds what it keeps (bus-admin.c), and an unprivileged
+ * caller's request_time_limit holds as on the socket. */
 
 #include <errno.h>
 #include <stdarg.h>

@@ -21,8 +21,8 @@
  * ReleaseName when the daemon stops.
  *
  * Every method call goes the same way: the signature is checked, the
- * caller's uid and pid are asked from the bus (GetConnectionCredentials:
- * the sender cannot lie about them), a mutating call from a caller who is
+ * caller's uid, pid and supplementary groups are asked from the bus
+ * (GetConnectionCredentials: the sender cannot lie about them), a mutating call from a caller who is
  * not privileged asks polkit, and only then does the handler build its
  * request and pass it through dispatch_authorize(), the socket's door. */
 
