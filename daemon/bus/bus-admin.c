@@ -76,7 +76,10 @@ static void bus_admin_on_record(uint8_t *frame, size_t size, void *userdata) {
 
         if (i < ba->cursor || ba->failed)
                 return;
-        if (ba->full || ba->returned >= ba->limit || ba->bytes + size > BUS_ADMIN_MAX_BYTES) {
+        /* A page holds at least one record, whatever its size: a
+         * caller paging on always gets somewhere. */
+        if (ba->full || ba->returned >= ba->limit ||
+            (ba->returned > 0 && ba->bytes + size > BUS_ADMIN_MAX_BYTES)) {
                 if (!ba->full)
                         ba->next = i;
                 ba->full = true;
