@@ -25,8 +25,8 @@ import subprocess
 
 import pytest
 
-from pycqtest import (PYCQUEUE, PYCQUEUED, cache_path, clean_env, fsb, make_python_root, read, terminate,
-                      wait_for_socket, write, write_daemon_config)
+from pycqtest import (PYCQUEUE, PYCQUEUED, cache_path, clean_env, fsb, install_binary, make_python_root, read,
+                      terminate, wait_for_socket, write, write_daemon_config)
 
 INSIDE_PKG = "/usr/lib/python3/dist-packages/pkg"
 
@@ -210,11 +210,16 @@ class ChrootTarget(Target):
         self.root = os.path.join(self.base, "root")
         os.makedirs(self.root)
         copy_root(self.pristine, self.root)
-        shutil.copy2(PYCQUEUE, os.path.join(self.root, "usr/bin/pycqueue"))
+        install_binary(self.root, PYCQUEUE, "/usr/bin/pycqueue")
         run = os.path.join(self.root, "run/pycqueue")
         os.makedirs(run, exist_ok=True)
         subprocess.run(["mount", "--bind", os.path.dirname(self.d.socket), run], check=True, timeout=30)
         self.mounts.append(run)
+        # A sanitizer build of the client reads /proc/self/maps.
+        proc = os.path.join(self.root, "proc")
+        os.makedirs(proc, exist_ok=True)
+        subprocess.run(["mount", "-t", "proc", "proc", proc], check=True, timeout=30)
+        self.mounts.append(proc)
         self.mnt = os.path.join(self.root, "target")
         mount_tmpfs(self.mnt)
         self.mounts.append(self.mnt)

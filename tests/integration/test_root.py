@@ -21,29 +21,9 @@ import uuid
 import pytest
 
 from pycqtest import (CLIENT_TIMEOUT, EXIT_FAILED, EXIT_OK, EXIT_PERM, EXIT_USAGE, PYCQUEUE, cache_path,
-                      clean_env, describe, json_records, make_python_root, proc_children, write)
+                      clean_env, describe, install_binary, json_records, make_python_root, proc_children, write)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="chroot and mounts need root")
-
-
-def install_binary(root, path, dest):
-    """Copies the executable @path into @root at @dest, with the shared
-    libraries ldd names that the root does not have yet (an ASan build
-    needs its runtime)."""
-    shutil.copy2(path, os.path.join(root, dest.lstrip("/")))
-    ldd = subprocess.run(["ldd", path], capture_output=True, text=True, timeout=30).stdout
-    for line in ldd.splitlines():
-        parts = line.split()
-        lib = parts[2] if "=>" in parts and len(parts) > 3 else parts[0]
-        if not lib.startswith("/"):
-            continue
-        inside = os.path.join(root, os.path.realpath(lib).lstrip("/"))
-        if not os.path.exists(inside):
-            os.makedirs(os.path.dirname(inside), exist_ok=True)
-            shutil.copy2(os.path.realpath(lib), inside)
-        named = os.path.join(root, lib.lstrip("/"))
-        if not os.path.lexists(named):
-            os.symlink(os.path.realpath(lib), named)
 
 
 @pytest.fixture(scope="module")
