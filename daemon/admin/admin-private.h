@@ -61,6 +61,8 @@ struct Admin {
         char *root;      /* paths are inside this root (rootpath.h); NULL: ours */
         bool as_caller;       /* file access with the caller's identity (below) */
         FsId fsid;
+        bool resolve_gid;     /* fsid's gid and groups are still to be looked up */
+        bool resolve_groups;
         uint64_t reply_rows_max;
         Admin *next, *prev;
 

@@ -13,7 +13,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <nettle/sha2.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -253,12 +255,40 @@ InvalidationMode admin_pyc_mode(const char *pyc) {
         return pyc_header_mode(&h);
 }
 
+/* The kernel's overflow gid ("nogroup"): for a uid without a passwd entry,
+ * no group's rights. */
+#define ADMIN_OVERFLOW_GID ((gid_t)65534)
+
+/* Completes the caller's identity from the user database (see
+ * AdminCaller): its passwd entry's group, and the entry's supplementary
+ * groups where its front end did not know them. No entry: no group. */
+static void admin_resolve_fsid(Admin *a) {
+        struct passwd pw, *found = NULL;
+        char buf[16384];
+        int n = FSID_MAX_GROUPS;
+
+        if (getpwuid_r(a->fsid.uid, &pw, buf, sizeof(buf), &found) != 0)
+                found = NULL;
+        if (a->resolve_gid)
+                a->fsid.gid = found ? pw.pw_gid : ADMIN_OVERFLOW_GID;
+        if (a->resolve_groups) {
+                a->fsid.n_groups = 0;
+                /* With more groups than fit, none rather than some. */
+                if (found && getgrouplist(pw.pw_name, pw.pw_gid, a->fsid.groups, &n) >= 0 && n >= 0 &&
+                    n <= FSID_MAX_GROUPS)
+                        a->fsid.n_groups = (size_t)n;
+        }
+        a->resolve_gid = a->resolve_groups = false;
+}
+
 int admin_enter_caller(Admin *a) {
         int r;
 
         if (!a->as_caller)
                 return 0;
         assert(!a->entered);
+        if (a->resolve_gid || a->resolve_groups)
+                admin_resolve_fsid(a);
         r = fsid_enter(&a->fsid);
         if (r < 0)
                 return r; /* never go on with our own rights instead */

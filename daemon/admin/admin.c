@@ -598,6 +598,8 @@ static int admin_start_full(Manager *m, Connection *c, const AdminCaller *caller
                 a->pid = caller->pid;
                 a->privileged = caller->caller == CALLER_PRIVILEGED;
                 a->fsid = *caller->fsid;
+                a->resolve_gid = caller->resolve_gid;
+                a->resolve_groups = caller->resolve_groups;
                 a->as_caller = dispatch_access(s->verb, caller->caller) == ACCESS_AS_CALLER;
         } else
                 a->privileged = true;

@@ -28,6 +28,11 @@ typedef struct AdminCaller {
         pid_t pid;
         CallerClass caller;
         const FsId *fsid; /* its filesystem identity, for read-only verbs */
+        /* What @fsid lacks, to be read from the user database of its uid
+         * when the request first takes the caller's identity: a lookup
+         * that may wait on a directory service, so on the I/O thread. */
+        bool resolve_gid;
+        bool resolve_groups;
 } AdminCaller;
 
 /* Where such a caller's reply goes, instead of a socket's frames. */

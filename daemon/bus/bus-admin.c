@@ -9,7 +9,8 @@
  * verb of a caller who is not privileged runs with that caller's filesystem
  * identity: its uid, the group of its passwd entry, and the supplementary
  * groups the bus reports (GetConnectionCredentials' UnixGroupIDs), or,
- * from a bus that does not, those of the user's entry.
+ * from a bus that does not, those of the user's entry. The user database
+ * is read by the request on its I/O thread, never here on the loop.
  *
  * A bus message is bounded, so replies are pages. The read-only methods take
  * a cursor (the index of the first record, 0 at first) and a limit, and
@@ -26,8 +27,6 @@
  * the caller narrows its question instead of missing records silently. */
 
 #include <errno.h>
-#include <grp.h>
-#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,8 +41,6 @@
 /* Bytes of records in one reply at most: well below the 32 MiB a system
  * bus passes by default. */
 #define BUS_ADMIN_MAX_BYTES (8u * 1024u * 1024u)
-/* The kernel's overflow gid: for a uid without a passwd entry, no group. */
-#define BUS_OVERFLOW_GID ((gid_t)65534)
 
 typedef struct BusAdmin {
         BusCall *call;
@@ -145,28 +142,21 @@ static const AdminHooks bus_admin_hooks = {
         .on_done = bus_admin_on_done,
 };
 
-/* The filesystem identity of a caller who is not privileged: its passwd
- * entry's group (none without an entry), and its supplementary groups as
- * the bus saw them, else as the entry's user has them. A lookup in the user
- * database, on the loop: for a call of a local user, as the compile path's
- * link owners are looked up. */
-static void bus_caller_fsid(const BusCall *call, FsId *ret) {
-        struct passwd pw, *found = NULL;
-        char buf[16384];
-        int n = FSID_MAX_GROUPS;
-
-        *ret = (FsId){ .uid = call->uid, .gid = BUS_OVERFLOW_GID };
-        if (getpwuid_r(call->uid, &pw, buf, sizeof(buf), &found) == 0 && found)
-                ret->gid = pw.pw_gid;
-        if (call->have_groups) {
-                /* More groups than fit: none, never an arbitrary subset. */
-                if (call->n_groups > 0 && call->n_groups <= FSID_MAX_GROUPS && call->groups) {
-                        memcpy(ret->groups, call->groups, call->n_groups * sizeof(gid_t));
-                        ret->n_groups = call->n_groups;
-                }
-        } else if (found && getgrouplist(pw.pw_name, pw.pw_gid, ret->groups, &n) >= 0 && n >= 0 &&
-                   n <= FSID_MAX_GROUPS)
-                ret->n_groups = (size_t)n;
+/* The filesystem identity of a caller who is not privileged, as far as the
+ * bus knows it: its uid and the supplementary groups it reported. The group
+ * of its passwd entry (and the entry's groups, when the bus said none) are
+ * left to the request to look up (AdminCaller). Returns whether the groups
+ * are still to be looked up. */
+static bool bus_caller_fsid(const BusCall *call, FsId *ret) {
+        *ret = (FsId){ .uid = call->uid, .gid = (gid_t)-1 };
+        if (!call->have_groups)
+                return true;
+        /* More groups than fit: none, never an arbitrary subset. */
+        if (call->n_groups > 0 && call->n_groups <= FSID_MAX_GROUPS && call->groups) {
+                memcpy(ret->groups, call->groups, call->n_groups * sizeof(gid_t));
+                ret->n_groups = call->n_groups;
+        }
+        return false;
 }
 
 /* The cursor and limit of a paged method: its last two arguments. */
@@ -196,6 +186,7 @@ void bus_admin(BusCall *call) {
         AdminCaller caller = {};
         MsgReader reader;
         BusAdmin *ba;
+        bool resolve_groups = false;
         int k;
 
         ba = calloc(1, sizeof(*ba));
@@ -224,13 +215,14 @@ void bus_admin(BusCall *call) {
                 if (call->caller == CALLER_PRIVILEGED)
                         *fsid = (FsId){ .uid = call->uid };
                 else
-                        bus_caller_fsid(call, fsid);
+                        resolve_groups = bus_caller_fsid(call, fsid);
                 caller = (AdminCaller){
                         .uid = call->uid,
-                        .gid = fsid->gid,
                         .pid = call->pid,
                         .caller = call->caller,
                         .fsid = fsid,
+                        .resolve_gid = call->caller != CALLER_PRIVILEGED,
+                        .resolve_groups = resolve_groups,
                 };
                 ba->reply = dbus_message_new_method_return(call->message);
                 if (!ba->reply)

@@ -753,6 +753,11 @@ def test_admin_read_with_callers_groups(bus_daemon, private_bus, tmp_path):
         assert "groupname" not in json.dumps(without), without
         with_group = call_as(private_bus, "nobody", "Verify", "aaya{sv}tu", args, groups=[gid])
         assert [r["problem"] for r in with_group["ok"][0] if "groupname" in r["path"]] == ["orphan"], with_group
+        # The group of the caller's passwd entry counts too (nobody's: nogroup).
+        for p in (shared, os.path.join(shared, "__pycache__")):
+            os.chown(p, 0, 65534)
+        primary = call_as(private_bus, "nobody", "Verify", "aaya{sv}tu", args)
+        assert [r["problem"] for r in primary["ok"][0] if "groupname" in r["path"]] == ["orphan"], primary
     finally:
         shutil.rmtree(d, ignore_errors=True)
 
