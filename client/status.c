@@ -9,9 +9,14 @@
  *   ("workers.0.interpreter" → {"workers":[{"interpreter":…}]}).
  *   Exit 0 when the daemon answers, 3 when it does not run or cannot be
  *   reached (LSB); never 4, since every user may ask.
- *   --watch asks again every interval, over a new connection each time
- *   (status_fetch() is where a D-Bus source would plug in), and draws over
- *   the previous block on a terminal, until a signal ends it with exit 0.
+ *   --watch draws over the previous block on a terminal, until a signal
+ *   ends it with exit 0. It asks again, over a new connection each time,
+ *   when the daemon says on the system bus that something changed
+ *   (status-bus.c), and at the latest every interval; without a bus, or
+ *   once the bus went away, every interval. The block always comes from
+ *   the socket: the bus is only the wake-up, so a watch shows the same
+ *   fields with and without one, and GetStatus()'s dictionary needs no
+ *   second reader here.
  * - wait: MSG_WAIT, optionally for one package, answered by MSG_DONE once
  *   the queue (or that package's jobs) is drained; it prints nothing.
  *   With --failures (root's, for dpkg's trigger) the daemon then sends the
@@ -31,7 +36,9 @@
 #include "client.h"
 #include "json.h"
 #include "output.h"
+#include "status-bus.h"
 #include "status-view.h"
+#include "util.h"
 
 static void status_help(void) {
         printf("Usage: " PROGRAM_NAME
@@ -44,7 +51,9 @@ static void status_help(void) {
                "\n"
                "      --json             print one JSON object\n"
                "      --watch            refresh until interrupted (with --json: one object a line)\n"
-               "      --interval=SECONDS time between refreshes (default 1, 0.1 to 3600)\n"
+               "      --interval=SECONDS time between refreshes (default 1, 0.1 to 3600); when the\n"
+               "                         daemon is on the system bus, it refreshes on each change\n"
+               "                         and this is only the longest time between refreshes\n"
                "      --no-color         no colour, even on a terminal (as $NO_COLOR does)\n"
                "  -h, --help             show this help and exit\n"
                "\n"
@@ -143,6 +152,10 @@ static int send_query(ClientOptions *o, MsgWriter *w, bool autostart, Connection
 #define STATUS_WATCH_DEFAULT_USEC (1000u * 1000u)
 #define STATUS_WATCH_MIN_USEC (100u * 1000u)
 #define STATUS_WATCH_MAX_USEC (3600ull * 1000u * 1000u)
+/* Without a bus, how often the watch tries to connect to one again: a
+ * failed connect(2) is cheap, but a bus that accepts and then does not
+ * answer costs the bounded wait of status_bus_open(). */
+#define STATUS_WATCH_BUS_RETRY_USEC (5000u * 1000u)
 
 typedef struct StatusArgs {
         bool watch;
@@ -246,9 +259,7 @@ static int status_exit_code(int r) {
 }
 
 /* The next status, from the daemon's socket: one MSG_STATUS on a new
- * connection. This is --watch's only source today; the D-Bus Manager's
- * GetStatus() (or its PropertiesChanged signal) can become another one
- * behind this signature, and the loop does not change. With @report, a
+ * connection. With @report, a
  * failure is printed on stderr, as any verb does; without, *@ret_reason
  * says why, for the block. Returns the exit code. */
 static int status_fetch(ClientOptions *o, bool report, StatusFields *ret, char **ret_reason) {
@@ -362,6 +373,36 @@ static void watch_sleep(uint64_t usec) {
                 ;
 }
 
+/* Waits until the next refresh is due: on a change the bus announces, or
+ * after @interval. Changes closer together than STATUS_WATCH_MIN_USEC are
+ * drawn as one (a burst of signals is one refresh). Without a bus, tries
+ * to get one now and then; a bus that goes away is dropped, and that is a
+ * reason to look at once. */
+static void watch_wait(StatusBus **bus, uint64_t *bus_retry_at, uint64_t interval) {
+        uint64_t start = now_usec(CLOCK_MONOTONIC);
+        int r;
+
+        if (!*bus) {
+                watch_sleep(interval);
+                if (now_usec(CLOCK_MONOTONIC) >= *bus_retry_at) {
+                        (void)status_bus_open(bus); /* *bus stays NULL on failure */
+                        *bus_retry_at = now_usec(CLOCK_MONOTONIC) + STATUS_WATCH_BUS_RETRY_USEC;
+                }
+                return;
+        }
+        r = status_bus_wait(*bus, interval, false);
+        if (r > 0) {
+                uint64_t waited = now_usec(CLOCK_MONOTONIC) - start;
+
+                if (waited < STATUS_WATCH_MIN_USEC)
+                        r = status_bus_wait(*bus, STATUS_WATCH_MIN_USEC - waited, true);
+        }
+        if (r < 0) {
+                *bus = status_bus_free(*bus);
+                *bus_retry_at = now_usec(CLOCK_MONOTONIC) + STATUS_WATCH_BUS_RETRY_USEC;
+        }
+}
+
 /* Draws one refresh: on a terminal over the previous one, elsewhere
  * appended (a blank line between blocks; with --json one object a line,
  * {"state":"not running"} while nothing listens, {"state":"unreachable"}
@@ -407,10 +448,14 @@ static int watch_draw(ClientOptions *o, bool in_place, bool color, bool first, c
         return EXIT_OK;
 }
 
-/* Refreshes every interval until a signal ends it (exit 0, see above), or
- * an error that is not the daemon's absence. The daemon may stop and start
- * again while watched: that is shown, and the watch goes on. */
-static int status_watch(ClientOptions *o, const StatusArgs *a, StatusFields *s) {
+/* Refreshes on every change @bus announces and at the latest every
+ * interval, until a signal ends it (exit 0, see above), or an error that is
+ * not the daemon's absence. The daemon may stop and start again while
+ * watched: that is shown, and the watch goes on. @bus is consumed; NULL
+ * when there is none. */
+static int status_watch(ClientOptions *o, const StatusArgs *a, StatusFields *s, StatusBus *bus_arg) {
+        _cleanup_(status_bus_freep) StatusBus *bus = bus_arg;
+        uint64_t bus_retry_at = now_usec(CLOCK_MONOTONIC) + STATUS_WATCH_BUS_RETRY_USEC;
         const char *term = getenv("TERM");
         bool in_place = !o->json && isatty(STDOUT_FILENO) == 1 && !(term && strcmp(term, "dumb") == 0);
         bool color = !o->json && status_view_use_color(STDOUT_FILENO, a->no_color);
@@ -433,7 +478,7 @@ static int status_watch(ClientOptions *o, const StatusArgs *a, StatusFields *s) 
                 r = watch_draw(o, in_place, color, first, s, reason, not_running);
                 if (r != EXIT_OK)
                         break;
-                watch_sleep(interval);
+                watch_wait(&bus, &bus_retry_at, interval);
                 status_fields_done(s);
                 free(reason);
                 reason = NULL;
@@ -453,6 +498,7 @@ static int status_watch(ClientOptions *o, const StatusArgs *a, StatusFields *s) 
 
 int verb_status(ClientOptions *o, int argc, char **argv) {
         _cleanup_(status_fields_done) StatusFields s = {};
+        _cleanup_(status_bus_freep) StatusBus *bus = NULL;
         StatusArgs a = {};
         int r;
 
@@ -460,11 +506,15 @@ int verb_status(ClientOptions *o, int argc, char **argv) {
         if (r <= 0)
                 return -r;
 
+        /* Subscribed before the first fetch, so that no change falls
+         * between what is first drawn and the first signal. */
+        if (a.watch)
+                (void)status_bus_open(&bus); /* none: the watch polls */
         r = status_fetch(o, true, &s, NULL);
         if (r != EXIT_OK)
                 return r;
         if (a.watch)
-                return status_watch(o, &a, &s);
+                return status_watch(o, &a, &s, TAKE_PTR(bus));
         if (o->json)
                 return print_json(&s, stdout);
         status_view_print(stdout, &s, status_view_use_color(STDOUT_FILENO, a.no_color), realtime_usec());

@@ -8,6 +8,7 @@ in this process and as nobody through setpriv."""
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import subprocess
@@ -17,7 +18,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from pycqtest import SRCDIR, cache_path, terminate, wait_until, write
+from pycqtest import PYCQUEUE, SRCDIR, cache_path, clean_env, terminate, wait_until, write
 
 dbus = pytest.importorskip("dbus")
 
@@ -814,3 +815,118 @@ def test_clean_while_stopping_is_shutting_down(bus_daemon, private_bus, polkit, 
     finally:
         write(flag, b"")
         shutil.rmtree(d, ignore_errors=True)
+
+
+# --- pycqueue status --watch through the bus -------------------------------------------------
+
+class PtyWatch:
+    """`pycqueue status --watch` with a terminal as its stdin, stdout and
+    stderr; each refresh is a frame drawn after ESC[H ESC[J."""
+    CLEAR = b"\x1b[H\x1b[J"
+    ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
+
+    def __init__(self, d, interval, bus_address):
+        import pty
+        env = clean_env({"TERM": "xterm", "DBUS_SYSTEM_BUS_ADDRESS": bus_address}, drop=("NO_COLOR",))
+        args = [PYCQUEUE, "--socket=" + d.socket, "--no-autostart", "status", "--watch",
+                "--interval=" + str(interval)]
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:
+            try:
+                os.execve(PYCQUEUE, args, env)
+            finally:
+                os._exit(127)
+        self.buf = b""
+
+    def frames(self):
+        """The complete frames so far, without escapes."""
+        parts = self.buf.split(self.CLEAR)[1:]
+        if parts and not (b"since start" in parts[-1] or re.search(rb"Socket: .*\n", parts[-1])):
+            parts.pop()  # still being read
+        return [self.ANSI.sub(b"", p).replace(b"\r\n", b"\n").decode("utf-8", "replace") for p in parts]
+
+    def read_until(self, pred, timeout=20):
+        deadline = time.monotonic() + timeout
+        while not pred(self.frames()) and time.monotonic() < deadline:
+            r, _, _ = select.select([self.fd], [], [], 0.1)
+            if r:
+                try:
+                    data = os.read(self.fd, 65536)
+                except OSError:  # EIO: the child closed the terminal
+                    data = b""
+                if not data:
+                    break
+                self.buf += data
+        assert pred(self.frames()), "the condition never held; frames: %r" % self.frames()
+        return self.frames()
+
+    def alive(self):
+        return os.waitpid(self.pid, os.WNOHANG) == (0, 0)
+
+    def stop(self):
+        """SIGINT; returns the exit status."""
+        os.kill(self.pid, signal.SIGINT)
+        _, st = os.waitpid(self.pid, 0)
+        os.close(self.fd)
+        return os.waitstatus_to_exitcode(st)
+
+
+@pytest.fixture
+def pty_watch():
+    watches = []
+
+    def start(*args):
+        w = PtyWatch(*args)
+        watches.append(w)
+        return w
+    yield start
+    for w in watches:
+        try:
+            os.kill(w.pid, signal.SIGKILL)
+            os.waitpid(w.pid, 0)
+            os.close(w.fd)
+        except (ProcessLookupError, ChildProcessError, OSError):
+            pass
+
+
+def frame_field(frame, label):
+    m = re.search(r"^ *%s: (.*)$" % label, frame, re.M)
+    return m.group(1) if m else None
+
+
+def test_watch_refreshes_on_the_bus_signals(bus_daemon, private_bus, pty_watch, tmp_path):
+    # An hour between polls: each refresh below comes from a signal.
+    w = pty_watch(bus_daemon, 3600, private_bus.address)
+    frames = w.read_until(lambda f: len(f) >= 1)
+    assert frame_field(frames[0], "PID") == str(bus_daemon.pid), frames[0]
+    assert frame_field(frames[0], "Totals").startswith("0 requests"), frames[0]
+    src = write(tmp_path / "m.py", b"x = 1\n")
+    assert bus_daemon.pycq("compile", src).returncode == 0
+    w.read_until(lambda f: any((frame_field(x, "Totals") or "").startswith("1 request; 1 compiled")
+                               for x in f))
+    # The daemon stops (its name goes) and starts again (it comes back):
+    # both are drawn without a poll.
+    bus_daemon.stop()
+    w.read_until(lambda f: frame_field(f[-1], "State").startswith("not running"))
+    bus_daemon.start()
+    w.read_until(lambda f: frame_field(f[-1], "PID") == str(bus_daemon.pid))
+    assert w.stop() == 0
+
+
+def test_watch_survives_the_bus_going_away(bus_daemon, private_bus, pty_watch, tmp_path):
+    w = pty_watch(bus_daemon, 0.2, private_bus.address)
+    w.read_until(lambda f: len(f) >= 1)
+    private_bus.stop()
+    # libdbus must not end the process; the watch polls on.
+    n = len(w.read_until(lambda f: len(f) >= 1))
+    w.read_until(lambda f: len(f) >= n + 3)
+    assert w.alive()
+    assert w.stop() == 0
+
+
+def test_watch_without_a_bus_polls(daemon, sockdir, pty_watch):
+    # An address where nothing listens: status_bus_open() fails, the watch polls.
+    w = pty_watch(daemon, 0.1, "unix:path=" + os.path.join(sockdir, "no-bus"))
+    frames = w.read_until(lambda f: len(f) >= 3)
+    assert all(frame_field(f, "PID") == str(daemon.pid) for f in frames[:3]), frames
+    assert w.stop() == 0
