@@ -369,7 +369,8 @@ void bus_request_wait(BusCall *call) {
         BusRequest *br = bus_request_find(call->bus, call->object);
 
         if (!br) {
-                bus_call_return_error(call, -ENOENT, "the request is gone");
+                bus_call_reply(call, dbus_message_new_error(call->message, DBUS_ERROR_UNKNOWN_OBJECT,
+                                                            "the request is gone"));
                 bus_call_free(call);
         } else if (!br->request) {
                 bus_request_answer(br, call);

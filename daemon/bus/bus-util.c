@@ -114,7 +114,13 @@ const char *bus_error_name(int error) {
         case ENOMEM:
                 return DBUS_ERROR_NO_MEMORY;
         case ENOENT:
-                return DBUS_ERROR_UNKNOWN_OBJECT;
+        case ENOTDIR:
+        case ELOOP:
+        case EXDEV:
+                /* A --root, or an interpreter, the call names that is not
+                 * there (or leads out of the root): the argument is wrong.
+                 * Not UnknownObject, which says the called object path is. */
+                return DBUS_ERROR_INVALID_ARGS;
         default:
                 return DBUS_ERROR_FAILED;
         }

@@ -5,6 +5,7 @@ daemon is pointed at it with DBUS_SYSTEM_BUS_ADDRESS. polkit is python3-
 dbusmock's polkitd template. Callers are python3-dbus (and busctl), as root
 in this process and as nobody through setpriv."""
 
+import errno
 import json
 import os
 import re
@@ -18,7 +19,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from pycqtest import PYCQUEUE, SRCDIR, cache_path, clean_env, terminate, wait_until, write
+from pycqtest import (MSG_COMPILE, MSG_ERROR, MSG_HISTORY, MSG_WHY, PYCQUEUE, SRCDIR, TAG_PATH, TAG_PYTHON,
+                      cache_path, clean_env, field, frame, raw_request, terminate, wait_until, write)
 
 dbus = pytest.importorskip("dbus")
 
@@ -815,6 +817,78 @@ def test_clean_while_stopping_is_shutting_down(bus_daemon, private_bus, polkit, 
     finally:
         write(flag, b"")
         shutil.rmtree(d, ignore_errors=True)
+
+
+
+# --- errors: what the daemon returns on the socket, and its name on the bus -----------------
+
+INTERPRETER_FAILED = NAME + ".Error.InterpreterFailed"
+DATABASE_FAILED = NAME + ".Error.DatabaseFailed"
+
+
+def socket_errno(d, msg_type, *fields):
+    """The errno of the MSG_ERROR that ends a raw request as root."""
+    r = raw_request(d.socket, frame(msg_type, *fields), user="root", timeout=60)
+    last = r["frames"][-1] if r["frames"] else None
+    assert last is not None and last.type == MSG_ERROR, r
+    return last.errno
+
+
+def bus_compile_error(bus, src, interp):
+    """Compile() naming @interp: the error it ends with, at once or from
+    the request's Wait(), and its message."""
+    try:
+        req = manager(bus).Compile(paths_arg(src), opts(pythons=dbus.Array([dbus.ByteArray(os.fsencode(interp))],
+                                                                           signature="ay")))
+        bus.connect().get_object(NAME, req).Wait(dbus_interface=REQUEST, timeout=60)
+    except dbus.DBusException as e:
+        return e.get_dbus_name(), e.get_dbus_message()
+    return None, None
+
+
+def test_interpreter_errors(bus_daemon, private_bus, tmp_path, trusted_bindir):
+    src = write(tmp_path / "m.py", b"x = 1\n")
+    not_executable = write(os.path.join(trusted_bindir, "not-executable"), b"x\n")
+    os.chmod(not_executable, 0o644)
+    # Starts, and exits before the worker's handshake.
+    exits = write(os.path.join(trusted_bindir, "exits"), b"#!/bin/sh\nexit 1\n")
+    os.chmod(exits, 0o755)
+    missing = os.path.join(trusted_bindir, "missing")
+    cases = [  # interpreter, the socket's errno, the bus's error
+        (not_executable, errno.ENOEXEC, INTERPRETER_FAILED),  # refused when resolved: Compile fails
+        (exits, errno.ENOEXEC, INTERPRETER_FAILED),  # fails once started: the request's Wait() does
+        (missing, errno.ENOENT, INVALID_ARGS),  # the argument names nothing: not UnknownObject
+    ]
+    for interp, code, name in cases:
+        assert socket_errno(bus_daemon, MSG_COMPILE, field(TAG_PATH, src), field(TAG_PYTHON, interp)) == code, interp
+        got, message = bus_compile_error(private_bus, src, interp)
+        assert got == name, (interp, got, message)
+        assert interp in message, message
+    assert not os.path.exists(cache_path(src))
+    assert bus_daemon.running()
+
+
+@pytest.mark.parametrize("how", ["garbage", "removed"])
+def test_database_errors(bus_daemon, private_bus, tmp_path, how):
+    src = write(tmp_path / "t" / "m.py", b"x = 1\n")
+    assert bus_daemon.pycq("compile", src).returncode == 0
+    db = os.path.join(bus_daemon.state_dir, "provenance.db")
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(db + suffix):
+            os.unlink(db + suffix)
+    if how == "garbage":  # a file that is no database: every query fails
+        write(db, b"not a database\n" * 1000)
+    t0, u0 = dbus.UInt64(0), dbus.UInt32(0)
+    for method, sig, args, msg_type, fields in [
+            ("History", "a{sv}tu", [opts(), t0, u0], MSG_HISTORY, [field(TAG_PATH, str(tmp_path))]),
+            ("Why", "aya{sv}tu", [dbus.ByteArray(os.fsencode(src)), opts(), t0, u0], MSG_WHY,
+             [field(TAG_PATH, src)])]:
+        assert socket_errno(bus_daemon, msg_type, *fields) == errno.EIO, method
+        assert error_name(admin_call, private_bus, method, sig, *args) == DATABASE_FAILED, method
+    # Compiles go on without the database.
+    other = write(tmp_path / "t" / "n.py", b"y = 2\n")
+    assert bus_daemon.pycq("compile", other).returncode == 0
+    assert bus_daemon.running()
 
 
 # --- pycqueue status --watch through the bus -------------------------------------------------
