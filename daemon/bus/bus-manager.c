@@ -386,6 +386,7 @@ static void bus_get_status(BusCall *call) {
              bus_append_dict_variant(&dict, "audit", DBUS_TYPE_BOOLEAN, (yes = s.audit, &yes)) &&
              bus_append_dict_variant(&dict, "socket_activated", DBUS_TYPE_BOOLEAN,
                                      (yes = s.socket_activated, &yes)) &&
+             bus_append_dict_string(&dict, "started_by", started_by_to_string(s.started_by)) &&
              bus_append_dict_variant(&dict, "queue_length", DBUS_TYPE_UINT64, &s.queue_length) &&
              bus_append_dict_variant(&dict, "in_flight", DBUS_TYPE_UINT32, &in_flight) &&
              bus_append_dict_variant(&dict, "connections", DBUS_TYPE_UINT32, &connections) &&

@@ -19,8 +19,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from pycqtest import (MSG_COMPILE, MSG_ERROR, MSG_HISTORY, MSG_WHY, PYCQUEUE, SRCDIR, TAG_PATH, TAG_PYTHON,
-                      cache_path, clean_env, field, frame, raw_request, terminate, wait_until, write)
+from pycqtest import (MSG_COMPILE, MSG_ERROR, MSG_HISTORY, MSG_WHY, PYCQUEUE, PYCQUEUED, SRCDIR, TAG_PATH,
+                      TAG_PYTHON, cache_path, clean_env, field, frame, kill_pid, raw_request, run_client,
+                      terminate, wait_until, write, write_daemon_config)
 
 dbus = pytest.importorskip("dbus")
 
@@ -37,10 +38,11 @@ USER_GROUPS = {"nobody": "nogroup"}
 pytestmark = pytest.mark.skipif(not shutil.which("dbus-daemon"), reason="dbus-daemon missing")
 
 
-def bus_config(socket):
+def bus_config(socket, servicedir=None):
     """/usr/share/dbus-1/system.conf, adapted: our socket, no service
     helper, no user switch, and of the system.d snippets only ours, plus
-    what the polkit mock and the test's own names need."""
+    what the polkit mock and the test's own names need; with @servicedir,
+    the activation files there (dbus-daemon runs their Exec= itself)."""
     text = open("/usr/share/dbus-1/system.conf").read()
     text = re.sub(r"<!--.*?-->", "", text, flags=re.S)
     for pat in (r"<user>.*?</user>", r"<fork/>", r"<pidfile>.*?</pidfile>", r"<syslog/>",
@@ -56,18 +58,20 @@ def bus_config(socket):
     <allow send_destination="org.freedesktop.PolicyKit1"/>
     <allow own="org.pycqueue.Test"/>
   </policy>
-</busconfig>""" % os.path.join(SRCDIR, "dbus", "org.pycqueue.PyCQueue1.conf")
+%s
+</busconfig>""" % (os.path.join(SRCDIR, "dbus", "org.pycqueue.PyCQueue1.conf"),
+                   "<servicedir>%s</servicedir>" % servicedir if servicedir else "")
     return text.replace("</busconfig>", extra)
 
 
 class PrivateBus:
-    def __init__(self, directory):
+    def __init__(self, directory, servicedir=None):
         self.socket = os.path.join(directory, "bus")
         self.address = "unix:path=" + self.socket
         self.config = os.path.join(directory, "bus.conf")
         self.log = os.path.join(directory, "bus.log")
         with open(self.config, "w") as f:
-            f.write(bus_config(self.socket))
+            f.write(bus_config(self.socket, servicedir))
         self.proc = None
 
     def start(self):
@@ -511,6 +515,39 @@ def test_name_already_owned(start_daemon, private_bus):
     other.release_name(NAME)
     assert wait_until(lambda: "Owning " + NAME in d.log_text(), 10), d.log_text()
     assert manager(private_bus).GetStatus()["pid"] == d.pid
+
+
+def test_direct_bus_activation_says_bus(sockdir, tmp_path, monkeypatch):
+    """dbus-daemon activating pycqueued itself (no systemd) runs the shipped
+    Exec= line; the daemon then says it was started by the bus."""
+    services = tmp_path / "services"
+    services.mkdir()
+    conf = str(tmp_path / "activated.conf")
+    write_daemon_config(conf)
+    sock = os.path.join(sockdir, "activated.sock")
+    with open(os.path.join(SRCDIR, "dbus", NAME + ".service.in")) as f:
+        shipped = f.read()
+    exec_line = [line for line in shipped.splitlines() if line.startswith("Exec=")]
+    assert exec_line == ["Exec=/usr/bin/env PYCQUEUE_STARTED_BY=bus @sbindir@/pycqueued"], exec_line
+    # The shipped line, with the built daemon and this test's socket, state and configuration.
+    text = shipped.replace("@sbindir@/pycqueued", "%s --socket=%s --state-dir=%s --config=%s --workers=1" % (
+        PYCQUEUED, sock, tmp_path / "state", conf))
+    write(services / (NAME + ".service"), text)
+    bus = PrivateBus(sockdir, servicedir=str(services))
+    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", bus.address)
+    monkeypatch.delenv("PYCQUEUE_STARTED_BY", raising=False)
+    bus.start()
+    pid = None
+    try:
+        status = manager(bus).GetStatus(timeout=60)  # no daemon runs: the bus starts one
+        pid = int(status["pid"])
+        assert status["started_by"] == "bus", status
+        st = json.loads(run_client("status", "--json", socket_path=sock).stdout)
+        assert st["started_by"] == "bus" and st["pid"] == pid, st
+    finally:
+        if pid:
+            kill_pid(pid)
+        bus.stop()
 
 
 def test_idle_exit_releases_name(start_daemon, private_bus):
