@@ -40,6 +40,7 @@ void config_init(Config *c) {
                 .max_reply_rows = 100000,
                 .max_buffer_memory = 256ULL << 20,
                 .pool_idle_usec = 15 * 60 * 1000000ULL,
+                .bus_request_linger_usec = 60 * 1000000ULL,
                 .request_time_usec = 5 * 60 * 1000000ULL,
                 .connection_idle_usec = 60 * 1000000ULL,
                 .cache_max_size = CONFIG_DEFAULT_CACHE_MAX_SIZE,
@@ -207,6 +208,8 @@ int config_set(Config *c, const char *key, const char *value) {
                 return set_positive_seconds(&c->request_time_usec, value);
         if (strcmp(key, "pool_idle_timeout") == 0)
                 return set_seconds(&c->pool_idle_usec, value);
+        if (strcmp(key, "bus_request_linger") == 0)
+                return set_seconds(&c->bus_request_linger_usec, value);
         if (strcmp(key, "max_buffer_memory") == 0)
                 return set_u64(&c->max_buffer_memory, value, 1u << 20);
         if (strcmp(key, "cache_directory") == 0)

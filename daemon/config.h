@@ -45,6 +45,7 @@ typedef struct Config {
         uint64_t connection_idle_usec;    /* an unprivileged peer's connection between requests */
         uint64_t request_time_usec;       /* a non-privileged read-only request's time, at most */
         uint64_t pool_idle_usec;          /* an unused interpreter pool is freed after this; 0 = never */
+        uint64_t bus_request_linger_usec; /* a finished request's bus object stays this long */
         char *cache_directory;            /* the content cache; NULL = CONFIG_DEFAULT_CACHE_DIR */
         uint64_t cache_max_size;          /* bytes of cache entries; 0 = no content cache */
 } Config;

@@ -12,7 +12,7 @@
  *
  * RequestFinished is sent for every request made over the bus; JobFinished,
  * one per file, only while somebody has subscribed (it can be thousands of
- * signals for one request). An object stays BUS_REQUEST_LINGER_USEC after
+ * signals for one request). An object stays bus_request_linger (config) after
  * its request finished, for late readers, then goes; at most
  * BUS_MAX_REQUESTS exist, the oldest finished ones going first. */
 
@@ -30,7 +30,6 @@
 #include "spec.h"
 #include "util.h"
 
-#define BUS_REQUEST_LINGER_USEC (60 * 1000000ULL)
 #define BUS_MAX_REQUESTS 256u
 #define BUS_MAX_WAITS_PER_REQUEST 16u
 
@@ -189,7 +188,8 @@ static void bus_request_on_finish(Request *r, int error, const char *message, vo
         }
         br->n_waits = 0;
         if (sd_event_add_time_relative(b->manager->event, &br->expire_source, CLOCK_MONOTONIC,
-                                       BUS_REQUEST_LINGER_USEC, 1000000, bus_request_on_expire, br) < 0)
+                                       b->manager->config->bus_request_linger_usec, 100000, bus_request_on_expire,
+                                       br) < 0)
                 br->expire_source = NULL; /* goes when BUS_MAX_REQUESTS pushes it out */
 }
 

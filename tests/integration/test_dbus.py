@@ -350,6 +350,22 @@ def test_compile_as_root(bus_daemon, private_bus, tmp_path):
     assert "D-Bus" in p.stdout.decode()
 
 
+def test_request_object_goes_away_after_linger(start_daemon, private_bus, tmp_path):
+    """A finished request's object stays bus_request_linger seconds for late
+    readers, then goes: calls on it get UnknownObject."""
+    d = start_daemon(workers=1, config="bus_request_linger = 1\n")
+    assert wait_until(lambda: owns_name(private_bus), 10), d.log_text()
+    write(tmp_path / "m.py", b"x = 1\n")
+    req = manager(private_bus).Compile(paths_arg(tmp_path / "m.py"), dbus.Dictionary({}, signature="sv"))
+    obj = private_bus.connect().get_object(NAME, req)
+    assert dict(dbus.Interface(obj, REQUEST).Wait())["compiled"] == 1
+    assert obj.Get(REQUEST, "State", dbus_interface=PROPS) == "finished"  # still there, finished
+    assert wait_until(lambda: req not in manager(private_bus).ListRequests(), 10), "the object stayed"
+    with pytest.raises(dbus.exceptions.DBusException) as e:
+        obj.Get(REQUEST, "State", dbus_interface=PROPS)
+    assert e.value.get_dbus_name() == "org.freedesktop.DBus.Error.UnknownObject"
+
+
 def test_properties_changed(bus_daemon, private_bus, tmp_path):
     write(tmp_path / "a.py", b"a = 1\n")
     listener = listen(private_bus)
