@@ -102,17 +102,8 @@ static bool append_totals(DBusMessageIter *it, const Counters *t) {
                                              "coalesced", "failed",   "worker_restarts" };
         const uint64_t values[] = { t->requests,  t->compiled, t->up_to_date,
                                     t->coalesced, t->failed,   t->worker_restarts };
-        DBusMessageIter a, e;
 
-        if (!dbus_message_iter_open_container(it, DBUS_TYPE_ARRAY, "{st}", &a))
-                return false;
-        for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++)
-                if (!dbus_message_iter_open_container(&a, DBUS_TYPE_DICT_ENTRY, NULL, &e) ||
-                    !dbus_message_iter_append_basic(&e, DBUS_TYPE_STRING, &names[i]) ||
-                    !dbus_message_iter_append_basic(&e, DBUS_TYPE_UINT64, &values[i]) ||
-                    !dbus_message_iter_close_container(&a, &e))
-                        return false;
-        return dbus_message_iter_close_container(it, &a);
+        return bus_append_counters(it, names, values, sizeof(values) / sizeof(values[0]));
 }
 
 static bool append_workers(DBusMessageIter *it, const ManagerStatus *s) {

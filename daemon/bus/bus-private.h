@@ -94,6 +94,8 @@ DBusHandlerResult bus_call_method(Bus *b, DBusConnection *c, DBusMessage *m, con
  * by '?'. */
 bool bus_append_string(DBusMessageIter *it, const char *s);
 bool bus_append_bytes(DBusMessageIter *it, const void *data, size_t size);
+/* An a{st} of @n named counters. */
+bool bus_append_counters(DBusMessageIter *it, const char *const *names, const uint64_t *values, size_t n);
 bool bus_append_dict_variant(DBusMessageIter *dict, const char *key, int type, const void *value);
 bool bus_append_dict_string(DBusMessageIter *dict, const char *key, const char *value);
 bool bus_append_dict_bytes(DBusMessageIter *dict, const char *key, const char *value);

@@ -91,17 +91,8 @@ static bool append_counts(DBusMessageIter *it, const BusRequest *br) {
         };
         const uint64_t values[] = { br->total,      br->done,      br->compiled,
                                     br->up_to_date, br->coalesced, br->failed };
-        DBusMessageIter a, e;
 
-        if (!dbus_message_iter_open_container(it, DBUS_TYPE_ARRAY, "{st}", &a))
-                return false;
-        for (size_t i = 0; i < 6; i++)
-                if (!dbus_message_iter_open_container(&a, DBUS_TYPE_DICT_ENTRY, NULL, &e) ||
-                    !dbus_message_iter_append_basic(&e, DBUS_TYPE_STRING, &names[i]) ||
-                    !dbus_message_iter_append_basic(&e, DBUS_TYPE_UINT64, &values[i]) ||
-                    !dbus_message_iter_close_container(&a, &e))
-                        return false;
-        return dbus_message_iter_close_container(it, &a);
+        return bus_append_counters(it, names, values, sizeof(values) / sizeof(values[0]));
 }
 
 static void bus_request_take_counts(BusRequest *br, const Request *r) {

@@ -50,6 +50,20 @@ bool bus_append_bytes(DBusMessageIter *it, const void *data, size_t size) {
                dbus_message_iter_close_container(it, &a);
 }
 
+bool bus_append_counters(DBusMessageIter *it, const char *const *names, const uint64_t *values, size_t n) {
+        DBusMessageIter a, e;
+
+        if (!dbus_message_iter_open_container(it, DBUS_TYPE_ARRAY, "{st}", &a))
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (!dbus_message_iter_open_container(&a, DBUS_TYPE_DICT_ENTRY, NULL, &e) ||
+                    !dbus_message_iter_append_basic(&e, DBUS_TYPE_STRING, &names[i]) ||
+                    !dbus_message_iter_append_basic(&e, DBUS_TYPE_UINT64, &values[i]) ||
+                    !dbus_message_iter_close_container(&a, &e))
+                        return false;
+        return dbus_message_iter_close_container(it, &a);
+}
+
 static bool bus_open_entry(DBusMessageIter *dict, const char *key, const char *signature,
                            DBusMessageIter *entry, DBusMessageIter *variant) {
         return dbus_message_iter_open_container(dict, DBUS_TYPE_DICT_ENTRY, NULL, entry) &&
@@ -351,14 +365,14 @@ static int put_compile_option(MsgWriter *w, const char *key, DBusMessageIter *v,
         return r;
 }
 
-static int put_compile(MsgWriter *w, DBusMessageIter *it, char **ret_message) {
+static int put_admin_option(MsgWriter *w, Verb verb, const char *key, DBusMessageIter *v,
+                            char **ret_message);
+
+/* The a{sv} options at @it, each into the frame by its verb's rules. */
+static int put_options(MsgWriter *w, Verb verb, DBusMessageIter *it, char **ret_message) {
         DBusMessageIter dict, entry, variant;
         int r;
 
-        r = put_byte_arrays(w, TAG_PATH, it);
-        if (r < 0)
-                return r == -EINVAL ? bad(ret_message, "paths must be an array of byte arrays") : r;
-        dbus_message_iter_next(it);
         if (dbus_message_iter_get_arg_type(it) != DBUS_TYPE_ARRAY)
                 return bad(ret_message, "options must be a{sv}");
         for (dbus_message_iter_recurse(it, &dict);
@@ -369,11 +383,22 @@ static int put_compile(MsgWriter *w, DBusMessageIter *it, char **ret_message) {
                 dbus_message_iter_get_basic(&entry, &key);
                 dbus_message_iter_next(&entry);
                 dbus_message_iter_recurse(&entry, &variant);
-                r = put_compile_option(w, key, &variant, ret_message);
+                r = verb == VERB_COMPILE ? put_compile_option(w, key, &variant, ret_message)
+                                         : put_admin_option(w, verb, key, &variant, ret_message);
                 if (r < 0)
                         return r;
         }
         return 0;
+}
+
+static int put_compile(MsgWriter *w, DBusMessageIter *it, char **ret_message) {
+        int r;
+
+        r = put_byte_arrays(w, TAG_PATH, it);
+        if (r < 0)
+                return r == -EINVAL ? bad(ret_message, "paths must be an array of byte arrays") : r;
+        dbus_message_iter_next(it);
+        return put_options(w, VERB_COMPILE, it, ret_message);
 }
 
 /* The tool the options of a call name, or NULL. The options are its first
@@ -438,7 +463,6 @@ static int put_admin_option(MsgWriter *w, Verb verb, const char *key, DBusMessag
  * paths, a{sv}, ...), Audit(a{sv}, ...): what comes before the options is
  * the paths; the cursor and limit after them are the bus's (bus-admin.c). */
 static int put_admin(MsgWriter *w, Verb verb, DBusMessageIter *it, char **ret_message) {
-        DBusMessageIter dict, entry, variant;
         int r = 0;
 
         if (verb == VERB_WHY)
@@ -449,21 +473,7 @@ static int put_admin(MsgWriter *w, Verb verb, DBusMessageIter *it, char **ret_me
                 return r == -EINVAL ? bad(ret_message, "paths must be byte arrays") : r;
         if (verb != VERB_HISTORY && verb != VERB_AUDIT)
                 dbus_message_iter_next(it);
-        if (dbus_message_iter_get_arg_type(it) != DBUS_TYPE_ARRAY)
-                return bad(ret_message, "options must be a{sv}");
-        for (dbus_message_iter_recurse(it, &dict);
-             dbus_message_iter_get_arg_type(&dict) == DBUS_TYPE_DICT_ENTRY; dbus_message_iter_next(&dict)) {
-                const char *key;
-
-                dbus_message_iter_recurse(&dict, &entry);
-                dbus_message_iter_get_basic(&entry, &key);
-                dbus_message_iter_next(&entry);
-                dbus_message_iter_recurse(&entry, &variant);
-                r = put_admin_option(w, verb, key, &variant, ret_message);
-                if (r < 0)
-                        return r;
-        }
-        return 0;
+        return put_options(w, verb, it, ret_message);
 }
 
 int bus_build_frame(DBusMessage *m, Verb verb, uint8_t **ret_frame, size_t *ret_size, char **ret_message) {
