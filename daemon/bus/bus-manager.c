@@ -523,9 +523,5 @@ DBusHandlerResult bus_manager_message(Bus *b, DBusConnection *c, DBusMessage *m)
                         return r;
                 reply = dbus_message_new_error(m, DBUS_ERROR_UNKNOWN_METHOD, "no such method");
         }
-        if (!reply)
-                return DBUS_HANDLER_RESULT_NEED_MEMORY;
-        (void)dbus_connection_send(c, reply, NULL);
-        dbus_message_unref(reply);
-        return DBUS_HANDLER_RESULT_HANDLED;
+        return bus_send_reply(c, reply);
 }

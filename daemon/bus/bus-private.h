@@ -94,6 +94,9 @@ DBusHandlerResult bus_call_method(Bus *b, DBusConnection *c, DBusMessage *m, con
  * by '?'. */
 bool bus_append_string(DBusMessageIter *it, const char *s);
 bool bus_append_bytes(DBusMessageIter *it, const void *data, size_t size);
+/* Sends @reply (consumed) as an object handler's answer; NULL is out of
+ * memory. */
+DBusHandlerResult bus_send_reply(DBusConnection *c, DBusMessage *reply);
 /* An a{st} of @n named counters. */
 bool bus_append_counters(DBusMessageIter *it, const char *const *names, const uint64_t *values, size_t n);
 bool bus_append_dict_variant(DBusMessageIter *dict, const char *key, int type, const void *value);

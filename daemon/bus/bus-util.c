@@ -50,6 +50,14 @@ bool bus_append_bytes(DBusMessageIter *it, const void *data, size_t size) {
                dbus_message_iter_close_container(it, &a);
 }
 
+DBusHandlerResult bus_send_reply(DBusConnection *c, DBusMessage *reply) {
+        if (!reply)
+                return DBUS_HANDLER_RESULT_NEED_MEMORY;
+        (void)dbus_connection_send(c, reply, NULL);
+        dbus_message_unref(reply);
+        return DBUS_HANDLER_RESULT_HANDLED;
+}
+
 bool bus_append_counters(DBusMessageIter *it, const char *const *names, const uint64_t *values, size_t n) {
         DBusMessageIter a, e;
 
