@@ -17,9 +17,16 @@
  * watch). The client never puts a string of its own into a message: the
  * match rules and names are constants, and what comes in was validated by
  * libdbus on receipt, so nothing here can meet libdbus's abort on invalid
- * UTF-8. */
+ * UTF-8.
+ *
+ * libdbus is loaded with dlopen() when a watch first asks for the bus, not
+ * linked: linking it (and what it pulls in: libsystemd, libgcrypt, ...)
+ * cost every run of the client — every py3compile of every postinst —
+ * several milliseconds of dynamic loading for the one verb that uses it.
+ * Without the library the watch polls, as it does without a bus. */
 
 #include <dbus/dbus.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -44,6 +51,52 @@ static const char *const match_rules[] = {
         "interface='" DBUS_INTERFACE_DBUS "',member='NameOwnerChanged',arg0='" PYCQUEUE_BUS_NAME "'",
 };
 
+/* The libdbus functions used here, resolved once from the library. */
+#define STATUS_BUS_FUNCTIONS(X)                                                                             \
+        X(DBusConnection *, dbus_connection_open_private, (const char *, DBusError *))                      \
+        X(void, dbus_connection_close, (DBusConnection *))                                                  \
+        X(void, dbus_connection_unref, (DBusConnection *))                                                  \
+        X(void, dbus_connection_set_exit_on_disconnect, (DBusConnection *, dbus_bool_t))                    \
+        X(void, dbus_connection_set_change_sigpipe, (dbus_bool_t))                                          \
+        X(DBusMessage *, dbus_connection_send_with_reply_and_block,                                         \
+          (DBusConnection *, DBusMessage *, int, DBusError *))                                              \
+        X(dbus_bool_t, dbus_connection_read_write, (DBusConnection *, int))                                 \
+        X(DBusMessage *, dbus_connection_pop_message, (DBusConnection *))                                   \
+        X(void, dbus_error_init, (DBusError *))                                                             \
+        X(void, dbus_error_free, (DBusError *))                                                             \
+        X(dbus_bool_t, dbus_error_has_name, (const DBusError *, const char *))                              \
+        X(DBusMessage *, dbus_message_new_method_call,                                                      \
+          (const char *, const char *, const char *, const char *))                                         \
+        X(dbus_bool_t, dbus_message_append_args, (DBusMessage *, int, ...))                                 \
+        X(dbus_bool_t, dbus_message_get_args, (DBusMessage *, DBusError *, int, ...))                       \
+        X(void, dbus_message_unref, (DBusMessage *))                                                        \
+        X(dbus_bool_t, dbus_message_is_signal, (DBusMessage *, const char *, const char *))                 \
+        X(dbus_bool_t, dbus_message_has_path, (DBusMessage *, const char *))                                \
+        X(dbus_bool_t, dbus_message_has_sender, (DBusMessage *, const char *))
+
+#define STATUS_BUS_POINTER(ret, name, args) ret(*name) args;
+static struct { STATUS_BUS_FUNCTIONS(STATUS_BUS_POINTER) } libdbus;
+#undef STATUS_BUS_POINTER
+
+static int load_libdbus(void) {
+        static int loaded = 0; /* 1 loaded, negative errno failed */
+        void *h;
+
+        if (loaded != 0)
+                return loaded;
+        h = dlopen("libdbus-1.so.3", RTLD_NOW | RTLD_LOCAL);
+        if (!h)
+                return (loaded = -ENOPKG);
+#define STATUS_BUS_RESOLVE(ret, name, args)                                                                 \
+        if (!(*(void **)&libdbus.name = dlsym(h, #name))) {                                                 \
+                dlclose(h);                                                                                 \
+                return (loaded = -ENOPKG);                                                                  \
+        }
+        STATUS_BUS_FUNCTIONS(STATUS_BUS_RESOLVE)
+#undef STATUS_BUS_RESOLVE
+        return (loaded = 1);
+}
+
 struct StatusBus {
         DBusConnection *connection;
 };
@@ -52,8 +105,8 @@ StatusBus *status_bus_free(StatusBus *b) {
         if (!b)
                 return NULL;
         if (b->connection) {
-                dbus_connection_close(b->connection);
-                dbus_connection_unref(b->connection);
+                libdbus.dbus_connection_close(b->connection);
+                libdbus.dbus_connection_unref(b->connection);
         }
         free(b);
         return NULL;
@@ -66,20 +119,21 @@ static int call_bounded(DBusConnection *c, DBusMessage *m) {
         DBusError error;
         int r = 0;
 
-        dbus_error_init(&error);
-        reply = dbus_connection_send_with_reply_and_block(c, m, STATUS_BUS_CALL_TIMEOUT_MSEC, &error);
+        libdbus.dbus_error_init(&error);
+        reply = libdbus.dbus_connection_send_with_reply_and_block(c, m, STATUS_BUS_CALL_TIMEOUT_MSEC,
+                                                                  &error);
         if (!reply) {
-                if (dbus_error_has_name(&error, DBUS_ERROR_NO_MEMORY))
+                if (libdbus.dbus_error_has_name(&error, DBUS_ERROR_NO_MEMORY))
                         r = -ENOMEM;
-                else if (dbus_error_has_name(&error, DBUS_ERROR_NO_REPLY) ||
-                         dbus_error_has_name(&error, DBUS_ERROR_TIMEOUT))
+                else if (libdbus.dbus_error_has_name(&error, DBUS_ERROR_NO_REPLY) ||
+                         libdbus.dbus_error_has_name(&error, DBUS_ERROR_TIMEOUT))
                         r = -ETIMEDOUT;
                 else
                         r = -ECONNREFUSED;
         }
-        dbus_error_free(&error);
+        libdbus.dbus_error_free(&error);
         if (reply)
-                dbus_message_unref(reply);
+                libdbus.dbus_message_unref(reply);
         return r;
 }
 
@@ -87,15 +141,16 @@ static int call_dbus(DBusConnection *c, const char *method, const char *arg) {
         DBusMessage *m;
         int r;
 
-        m = dbus_message_new_method_call(DBUS_SERVICE_DBUS, DBUS_PATH_DBUS, DBUS_INTERFACE_DBUS, method);
+        m = libdbus.dbus_message_new_method_call(DBUS_SERVICE_DBUS, DBUS_PATH_DBUS, DBUS_INTERFACE_DBUS,
+                                                 method);
         if (!m)
                 return -ENOMEM;
-        if (arg && !dbus_message_append_args(m, DBUS_TYPE_STRING, &arg, DBUS_TYPE_INVALID)) {
-                dbus_message_unref(m);
+        if (arg && !libdbus.dbus_message_append_args(m, DBUS_TYPE_STRING, &arg, DBUS_TYPE_INVALID)) {
+                libdbus.dbus_message_unref(m);
                 return -ENOMEM;
         }
         r = call_bounded(c, m);
-        dbus_message_unref(m);
+        libdbus.dbus_message_unref(m);
         return r;
 }
 
@@ -105,21 +160,24 @@ int status_bus_open(StatusBus **ret) {
         DBusError error;
         int r;
 
+        r = load_libdbus();
+        if (r < 0)
+                return r;
         b = calloc(1, sizeof(*b));
         if (!b)
                 return -ENOMEM;
         /* Set before the first connection: libdbus would otherwise ignore
          * SIGPIPE for the whole process. */
-        dbus_connection_set_change_sigpipe(FALSE);
-        dbus_error_init(&error);
-        b->connection = dbus_connection_open_private(
+        libdbus.dbus_connection_set_change_sigpipe(FALSE);
+        libdbus.dbus_error_init(&error);
+        b->connection = libdbus.dbus_connection_open_private(
                 address && *address ? address : STATUS_BUS_DEFAULT_ADDRESS, &error);
         if (!b->connection) {
-                r = dbus_error_has_name(&error, DBUS_ERROR_NO_MEMORY) ? -ENOMEM : -ECONNREFUSED;
-                dbus_error_free(&error);
+                r = libdbus.dbus_error_has_name(&error, DBUS_ERROR_NO_MEMORY) ? -ENOMEM : -ECONNREFUSED;
+                libdbus.dbus_error_free(&error);
                 return r;
         }
-        dbus_connection_set_exit_on_disconnect(b->connection, FALSE);
+        libdbus.dbus_connection_set_exit_on_disconnect(b->connection, FALSE);
 
         r = call_dbus(b->connection, "Hello", NULL);
         for (size_t i = 0; r >= 0 && i < ELEMENTSOF(match_rules); i++)
@@ -135,14 +193,14 @@ int status_bus_open(StatusBus **ret) {
 static int classify(DBusMessage *m) {
         const char *name, *old_owner, *new_owner;
 
-        if (dbus_message_is_signal(m, DBUS_INTERFACE_LOCAL, "Disconnected"))
+        if (libdbus.dbus_message_is_signal(m, DBUS_INTERFACE_LOCAL, "Disconnected"))
                 return -ENOTCONN;
-        if (dbus_message_is_signal(m, DBUS_INTERFACE_PROPERTIES, "PropertiesChanged"))
-                return dbus_message_has_path(m, PYCQUEUE_BUS_PATH);
-        if (dbus_message_is_signal(m, DBUS_INTERFACE_DBUS, "NameOwnerChanged") &&
-            dbus_message_has_sender(m, DBUS_SERVICE_DBUS) &&
-            dbus_message_get_args(m, NULL, DBUS_TYPE_STRING, &name, DBUS_TYPE_STRING, &old_owner,
-                                  DBUS_TYPE_STRING, &new_owner, DBUS_TYPE_INVALID))
+        if (libdbus.dbus_message_is_signal(m, DBUS_INTERFACE_PROPERTIES, "PropertiesChanged"))
+                return libdbus.dbus_message_has_path(m, PYCQUEUE_BUS_PATH);
+        if (libdbus.dbus_message_is_signal(m, DBUS_INTERFACE_DBUS, "NameOwnerChanged") &&
+            libdbus.dbus_message_has_sender(m, DBUS_SERVICE_DBUS) &&
+            libdbus.dbus_message_get_args(m, NULL, DBUS_TYPE_STRING, &name, DBUS_TYPE_STRING, &old_owner,
+                                          DBUS_TYPE_STRING, &new_owner, DBUS_TYPE_INVALID))
                 return strcmp(name, PYCQUEUE_BUS_NAME) == 0;
         return 0; /* NameAcquired for our unique name, replies, ... */
 }
@@ -155,10 +213,10 @@ int status_bus_wait(StatusBus *b, uint64_t usec, bool absorb) {
                 DBusMessage *m;
                 uint64_t now;
 
-                while ((m = dbus_connection_pop_message(b->connection))) {
+                while ((m = libdbus.dbus_connection_pop_message(b->connection))) {
                         int r = classify(m);
 
-                        dbus_message_unref(m);
+                        libdbus.dbus_message_unref(m);
                         if (r < 0)
                                 return r;
                         changed = changed || r > 0;
@@ -173,7 +231,7 @@ int status_bus_wait(StatusBus *b, uint64_t usec, bool absorb) {
                 /* Blocks until the socket has something or the time is up.
                  * FALSE once disconnected: the Disconnected message is then
                  * queued and read above. */
-                gone = !dbus_connection_read_write(
+                gone = !libdbus.dbus_connection_read_write(
                         b->connection, (int)MIN((deadline - now + 999) / 1000, (uint64_t)INT_MAX));
         }
 }
